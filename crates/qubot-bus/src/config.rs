@@ -1,0 +1,117 @@
+use std::path::PathBuf;
+
+use crate::error::{BusError, ZenohError};
+
+/// What a process needs to join the bus. Defaults: peer mode, no multicast scouting, SHM on,
+/// so one host needs no router and no external service.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub robot: String,
+    pub actor: String,
+    pub instance: String,
+    /// A zenoh json5 config file passed through untouched (endpoints, TLS, ACL...).
+    pub zenoh_config: Option<PathBuf>,
+    /// `KEY=VALUE` overrides applied last, as zenoh's `insert_json5` (value is json5).
+    pub zenoh_overrides: Vec<(String, String)>,
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
+    /// Size of this process's shared-memory pool, created on the first publisher; 0 publishes
+    /// from the heap. Keep it to what the process publishes: every receiver keeps a sender's
+    /// pool mapped for as long as the receiver lives (zenoh issue #2787).
+    pub shm_pool_bytes: usize,
+}
+
+impl BusConfig {
+    pub fn new(robot: &str, actor: &str, instance: &str) -> Self {
+        BusConfig {
+            robot: robot.into(),
+            actor: actor.into(),
+            instance: instance.into(),
+            zenoh_config: None,
+            zenoh_overrides: Vec::new(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            shm_pool_bytes: 16 << 20,
+        }
+    }
+
+    /// The zenoh config: the file (or zenoh's defaults) with Qubot's defaults filled in only
+    /// where the file is silent, then the explicit endpoints and overrides.
+    pub(crate) fn to_zenoh(&self) -> Result<zenoh::Config, BusError> {
+        let mut cfg = match &self.zenoh_config {
+            Some(path) => zenoh::Config::from_file(path).map_err(|e| BusError::ConfigFile {
+                path: path.clone(),
+                source: ZenohError::from_display(e),
+            })?,
+            None => {
+                let mut c = zenoh::Config::default();
+                set(&mut c, "mode", "\"peer\"")?;
+                // Multicast scouting sprays the LAN and makes tests collide; peers find each
+                // other through configured endpoints plus gossip instead.
+                set(&mut c, "scouting/multicast/enabled", "false")?;
+                // Publishers loan SHM explicitly; zenoh's implicit copy of large heap messages
+                // into a second, 16 MiB pool of its own would only cost memory (and receivers
+                // keep every sender's pool mapped for life: zenoh issue #2787).
+                set(
+                    &mut c,
+                    "transport/shared_memory/transport_optimization/enabled",
+                    "false",
+                )?;
+                c
+            }
+        };
+        if !self.listen.is_empty() {
+            set(&mut cfg, "listen/endpoints", &json_list(&self.listen))?;
+        }
+        if !self.connect.is_empty() {
+            set(&mut cfg, "connect/endpoints", &json_list(&self.connect))?;
+        }
+        for (k, v) in &self.zenoh_overrides {
+            set(&mut cfg, k, v)?;
+        }
+        Ok(cfg)
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+fn set(cfg: &mut zenoh::Config, key: &str, value: &str) -> Result<(), BusError> {
+    cfg.insert_json5(key, value).map_err(|e| BusError::ConfigKey {
+        key: key.into(),
+        value: value.into(),
+        source: ZenohError::from_display(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_peer_without_multicast() {
+        let cfg = BusConfig::new("r", "a", "i").to_zenoh().expect("config");
+        assert_eq!(cfg.get_json("mode").expect("mode"), "\"peer\"");
+        assert_eq!(
+            cfg.get_json("scouting/multicast/enabled").expect("scouting"),
+            "false"
+        );
+    }
+
+    #[test]
+    fn bad_override_names_the_key() {
+        let mut b = BusConfig::new("r", "a", "i");
+        b.zenoh_overrides.push(("mode".into(), "\"emperor\"".into()));
+        let err = b.to_zenoh().expect_err("bad mode");
+        assert!(err.to_string().contains("mode"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let mut b = BusConfig::new("r", "a", "i");
+        b.zenoh_config = Some("/nonexistent/z.json5".into());
+        assert!(matches!(b.to_zenoh(), Err(BusError::ConfigFile { .. })));
+    }
+}

@@ -1,0 +1,22 @@
+//! Qubot bus: the one zenoh session of a process, typed publishers that write messages into
+//! shared-memory loans, received samples that are decoded in place, and the liveliness token.
+//!
+//! Owns: zenoh configuration, key expressions, topic QoS, SHM provider, metric names.
+//! Must not depend on actix or on any exporter: metrics go through the `metrics` facade.
+
+mod config;
+mod error;
+mod publisher;
+mod received;
+mod session;
+pub mod telemetry;
+mod topic;
+
+pub use config::BusConfig;
+pub use error::BusError;
+pub use publisher::{PublishError, Publisher};
+pub use received::Received;
+pub use session::Bus;
+pub use topic::{key, liveliness_key, QosClass, Topic};
+pub use zenoh::shm::cleanup_orphaned_shm_segments;
+pub use zenoh::{pubsub::Subscriber, sample::Sample};

@@ -1,0 +1,132 @@
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use metrics::Counter;
+use qubot_msg::{encode_into, encoded_len, now_ns, ActorId, Body, EncodeError, Stamp};
+use zenoh::{bytes::ZBytes, shm::GarbageCollect, Wait};
+
+use crate::{session::Provider, telemetry, topic::Topic};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("encoding the message")]
+    Encode(#[from] EncodeError),
+    #[error("zenoh put failed: {0}")]
+    Put(String),
+}
+
+/// A declared publisher for one topic. Each message is encoded straight into a buffer loaned
+/// from the process's SHM pool (heap when SHM is off or the pool is exhausted), the caller
+/// fills the bulk payload in place, and the buffer is handed to zenoh without a copy.
+pub struct Publisher {
+    inner: zenoh::pubsub::Publisher<'static>,
+    shm: Option<Arc<Provider>>,
+    source: ActorId,
+    seq: AtomicU64,
+    topic: Topic,
+    published: Counter,
+    bytes: Counter,
+    shm_fallback: Counter,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        inner: zenoh::pubsub::Publisher<'static>,
+        shm: Option<Arc<Provider>>,
+        actor: &str,
+        instance: &str,
+        topic: Topic,
+    ) -> Self {
+        let labels = [("actor", actor.to_owned()), ("topic", topic.name.to_owned())];
+        Publisher {
+            inner,
+            shm,
+            source: ActorId::from_name(actor, instance),
+            seq: AtomicU64::new(0),
+            topic,
+            published: metrics::counter!(telemetry::PUBLISHED, &labels),
+            bytes: metrics::counter!(telemetry::BYTES_PUBLISHED, &labels),
+            shm_fallback: metrics::counter!(telemetry::SHM_FALLBACK, &labels),
+        }
+    }
+
+    pub fn topic(&self) -> Topic {
+        self.topic
+    }
+
+    pub fn key_expr(&self) -> &str {
+        self.inner.key_expr().as_str()
+    }
+
+    /// Publishes `body` with a payload of `payload_len` bytes written by `fill`; `origin_ns`
+    /// is the capture time carried end to end. Returns the sequence number used.
+    pub fn publish<B: Body>(
+        &self,
+        body: &B,
+        origin_ns: u64,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u64, PublishError> {
+        let len = encoded_len(body, payload_len)?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let stamp = Stamp {
+            seq,
+            source: self.source,
+            origin_ns,
+            publish_ns: now_ns(),
+        };
+        let payload = match self.loan(len) {
+            Some(mut buf) => {
+                fill(encode_into(&stamp, body, &mut buf)?);
+                ZBytes::from(buf)
+            }
+            None => {
+                let mut buf = vec![0u8; len];
+                fill(encode_into(&stamp, body, &mut buf)?);
+                ZBytes::from(buf)
+            }
+        };
+        self.inner
+            .put(payload)
+            .wait()
+            .map_err(|e| PublishError::Put(e.to_string()))?;
+        self.published.increment(1);
+        self.bytes.increment(len as u64);
+        Ok(seq)
+    }
+
+    /// A shared-memory buffer of exactly `len` bytes, or `None` (counted) when the pool is
+    /// off or exhausted: publishing then falls back to the heap instead of blocking.
+    fn loan(&self, len: usize) -> Option<zenoh::shm::ZShmMut> {
+        let provider = self.shm.as_ref()?;
+        match provider.alloc(len).with_policy::<GarbageCollect>().wait() {
+            Ok(buf) => Some(buf),
+            Err(e) => {
+                self.shm_fallback.increment(1);
+                tracing::debug!(?e, len, "SHM loan failed; publishing from the heap");
+                None
+            }
+        }
+    }
+}
+
+impl Publisher {
+    /// Waits until at least one subscriber matches this publisher, or `timeout` passes.
+    /// Returns whether one matched. For tools and tests that must not publish into the void.
+    pub fn wait_for_subscribers(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(status) = self.inner.matching_status().wait() {
+                if status.matching() {
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}

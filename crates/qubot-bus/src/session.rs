@@ -1,0 +1,165 @@
+use std::sync::{Arc, OnceLock};
+
+use zenoh::{
+    liveliness::LivelinessToken,
+    pubsub::Subscriber,
+    sample::Sample,
+    shm::{PosixShmProviderBackend, ShmProvider, ShmProviderBuilder},
+    Session, Wait,
+};
+
+use crate::{
+    config::BusConfig,
+    error::{BusError, ZenohError},
+    publisher::Publisher,
+    topic::{key, liveliness_key, Topic},
+};
+
+pub(crate) type Provider = ShmProvider<PosixShmProviderBackend>;
+
+/// The process's one zenoh session (its connection pool), its SHM provider and its liveliness
+/// token. Open it on the plain main thread *before* the actix System starts: zenoh refuses
+/// tokio's current-thread scheduler (DESIGN §10).
+pub struct Bus {
+    session: Session,
+    /// Created on the first publisher, so a process that only subscribes maps no pool.
+    shm: OnceLock<Option<Arc<Provider>>>,
+    shm_pool_bytes: usize,
+    robot: String,
+    actor: String,
+    instance: String,
+    _token: LivelinessToken,
+}
+
+impl Bus {
+    pub fn open(cfg: &BusConfig) -> Result<Bus, BusError> {
+        let zcfg = cfg.to_zenoh()?;
+        let session = zenoh::open(zcfg)
+            .wait()
+            .map_err(|e| BusError::Open(ZenohError::from_display(e)))?;
+        let live = liveliness_key(&cfg.robot, &cfg.actor, &cfg.instance);
+        let token = session
+            .liveliness()
+            .declare_token(live.clone())
+            .wait()
+            .map_err(|e| BusError::Declare {
+                what: "liveliness token",
+                key: live,
+                source: ZenohError::from_display(e),
+            })?;
+        Ok(Bus {
+            session,
+            shm: OnceLock::new(),
+            shm_pool_bytes: cfg.shm_pool_bytes,
+            robot: cfg.robot.clone(),
+            actor: cfg.actor.clone(),
+            instance: cfg.instance.clone(),
+            _token: token,
+        })
+    }
+
+    pub fn robot(&self) -> &str {
+        &self.robot
+    }
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+    /// The SHM provider, created on first use; `None` when the pool size is 0.
+    fn provider(&self) -> Result<Option<Arc<Provider>>, BusError> {
+        if let Some(p) = self.shm.get() {
+            return Ok(p.clone());
+        }
+        let p = if self.shm_pool_bytes > 0 {
+            let provider = ShmProviderBuilder::default_backend(self.shm_pool_bytes)
+                .wait()
+                .map_err(|e| BusError::Shm {
+                    bytes: self.shm_pool_bytes,
+                    source: ZenohError::from_display(e),
+                })?;
+            Some(Arc::new(provider))
+        } else {
+            None
+        };
+        Ok(self.shm.get_or_init(|| p).clone())
+    }
+
+    /// Key of one of this process's own topics.
+    pub fn own_key(&self, topic: &str) -> String {
+        key(&self.robot, &self.actor, &self.instance, topic)
+    }
+
+    /// Declares a publisher on this actor's `topic` (declare once, reuse for every message).
+    pub fn publisher(&self, topic: Topic) -> Result<Publisher, BusError> {
+        self.publisher_on(&self.own_key(topic.name), topic, &self.instance)
+    }
+
+    /// Declares a publisher on an explicit key, e.g. a flood that impersonates a sensor.
+    /// `instance` names the source in headers: give each parallel publisher its own, so that
+    /// receivers track each one's sequence separately.
+    pub fn publisher_on(&self, key_expr: &str, topic: Topic, instance: &str) -> Result<Publisher, BusError> {
+        let q = topic.qos;
+        let inner = self
+            .session
+            .declare_publisher(key_expr.to_owned())
+            .reliability(q.reliability())
+            .congestion_control(q.congestion())
+            .priority(q.priority())
+            .express(q.express())
+            .wait()
+            .map_err(|e| BusError::Declare {
+                what: "publisher",
+                key: key_expr.into(),
+                source: ZenohError::from_display(e),
+            })?;
+        Ok(Publisher::new(
+            inner,
+            self.provider()?,
+            &self.actor,
+            instance,
+            topic,
+        ))
+    }
+
+    /// Subscribes `callback` to `key_expr`. The callback runs on zenoh's threads: it must not
+    /// block (hand the sample on with a non-blocking send).
+    pub async fn subscribe<F>(&self, key_expr: &str, callback: F) -> Result<Subscriber<()>, BusError>
+    where
+        F: Fn(Sample) + Send + Sync + 'static,
+    {
+        self.session
+            .declare_subscriber(key_expr.to_owned())
+            .callback(callback)
+            .await
+            .map_err(|e| BusError::Declare {
+                what: "subscriber",
+                key: key_expr.into(),
+                source: ZenohError::from_display(e),
+            })
+    }
+
+    /// Closes the session and releases this process's SHM segment, so nothing is left in
+    /// `/dev/shm` once every peer has dropped its buffers. Call it on the plain main thread
+    /// after the actix System has returned: closing blocks, which zenoh refuses inside
+    /// tokio's current-thread scheduler (it panics).
+    pub fn close(self) {
+        let Bus {
+            session,
+            shm,
+            _token: token,
+            ..
+        } = self;
+        if let Err(e) = token.undeclare().wait() {
+            tracing::warn!(error = %e, "undeclaring the liveliness token");
+        }
+        if let Err(e) = session.close().wait() {
+            tracing::warn!(error = %e, "closing zenoh session");
+        }
+        drop(shm.into_inner());
+    }
+}

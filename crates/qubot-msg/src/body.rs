@@ -1,0 +1,123 @@
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::header::Kind;
+
+/// A message body: a small serde struct with a fixed kind. `check_payload` says whether a bulk
+/// payload of `len` bytes belongs with this body; the codec calls it on encode and decode.
+pub trait Body: Serialize + DeserializeOwned {
+    const KIND: Kind;
+
+    fn check_payload(&self, len: usize) -> Result<(), String> {
+        if len == 0 {
+            Ok(())
+        } else {
+            Err(format!("{:?} carries no payload", Self::KIND))
+        }
+    }
+}
+
+/// A 2D LiDAR scan. Payload: `beams` ranges, little-endian f32 metres, beam `i` at
+/// `angle_min + i * angle_increment` radians in the robot frame (CCW from forward).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Scan {
+    /// Robot pose in the world frame when the scan was captured (m, m, rad).
+    pub pose_x: f64,
+    pub pose_y: f64,
+    pub pose_theta: f64,
+    pub angle_min: f32,
+    pub angle_increment: f32,
+    pub range_max: f32,
+    pub beams: u32,
+}
+
+impl Scan {
+    /// Range of beam `i` read in place from the payload (no copy of the payload).
+    pub fn range(payload: &[u8], i: usize) -> Option<f32> {
+        let b = payload.get(4 * i..4 * i + 4)?;
+        Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+impl Body for Scan {
+    const KIND: Kind = Kind::Scan;
+    fn check_payload(&self, len: usize) -> Result<(), String> {
+        let want = self.beams as usize * 4;
+        if len == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} beams need {want} payload bytes, got {len}",
+                self.beams
+            ))
+        }
+    }
+}
+
+/// A camera frame. Payload: `width * height * channels` bytes, row-major.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+}
+
+impl Body for Frame {
+    const KIND: Kind = Kind::Frame;
+    fn check_payload(&self, len: usize) -> Result<(), String> {
+        let want = self.width as u64 * self.height as u64 * self.channels as u64;
+        if len as u64 == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}x{}x{} frame needs {want} payload bytes, got {len}",
+                self.width, self.height, self.channels
+            ))
+        }
+    }
+}
+
+/// A velocity command for a differential drive (m/s, rad/s).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Command {
+    pub v: f64,
+    pub w: f64,
+    /// After this instant (ns since epoch) the command must not be applied.
+    pub deadline_ns: u64,
+    /// Sequence number of the scan this command was planned from.
+    pub scan_seq: u64,
+}
+
+impl Body for Command {
+    const KIND: Kind = Kind::Command;
+}
+
+/// Drive state published by the actuator (world frame; m, rad, m/s, rad/s).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct State {
+    pub x: f64,
+    pub y: f64,
+    pub theta: f64,
+    pub v: f64,
+    pub w: f64,
+    pub last_cmd_seq: u64,
+    pub safe_stopped: bool,
+    pub goal_reached: bool,
+}
+
+impl Body for State {
+    const KIND: Kind = Kind::State;
+}
+
+/// Benchmark and probe traffic: an opaque payload of any size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ping {
+    /// Sequence number of the ping this answers, or `u64::MAX` for a request.
+    pub reply_to: u64,
+}
+
+impl Body for Ping {
+    const KIND: Kind = Kind::Ping;
+    fn check_payload(&self, _len: usize) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! Qubot wire format: every message is a fixed 48-byte header, a small bincode body, and an
+//! optional bulk payload (scan ranges, frame pixels) that is read in place.
+//!
+//! Owns: the header layout, the message bodies, and the one codec module (`codec`) that knows
+//! about bincode, so the codec can be swapped in one file. Depends on nothing but serde,
+//! bincode and thiserror: no zenoh, no actix, no I/O.
+//!
+//! ```text
+//! | header (48 B, LE) | body (body_len B, bincode) | payload (payload_len B, raw) |
+//! ```
+
+mod body;
+mod clock;
+mod codec;
+mod error;
+mod header;
+
+pub use body::{Body, Command, Frame, Ping, Scan, State};
+pub use clock::now_ns;
+pub use codec::{decode, decode_header, encode_into, encoded_len, Decoded};
+pub use error::{DecodeError, EncodeError};
+pub use header::{
+    ActorId, Header, Kind, Stamp, HEADER_LEN, MAGIC, MAX_BODY_LEN, MAX_PAYLOAD_LEN, SCHEMA_VERSION,
+};

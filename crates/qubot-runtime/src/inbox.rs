@@ -1,0 +1,205 @@
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex, MutexGuard,
+    },
+};
+
+use metrics::{Counter, Gauge};
+use qubot_bus::telemetry;
+
+/// What a full inbox gives up (DESIGN §5). Each policy counts its drops under its own reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropPolicy {
+    /// Refuse the incoming message (`reason="mailbox_full"`): keeps the oldest, e.g. a log.
+    Newest,
+    /// Evict the oldest queued message (`reason="evicted"`): freshest N win.
+    Oldest,
+    /// Capacity one, the newest replaces the queued one (`reason="superseded"`): sensor data.
+    KeepLatest,
+}
+
+impl DropPolicy {
+    pub fn reason(self) -> &'static str {
+        match self {
+            DropPolicy::Newest => "mailbox_full",
+            DropPolicy::Oldest => "evicted",
+            DropPolicy::KeepLatest => "superseded",
+        }
+    }
+}
+
+impl std::str::FromStr for DropPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "newest" => Ok(DropPolicy::Newest),
+            "oldest" => Ok(DropPolicy::Oldest),
+            "keep-latest" => Ok(DropPolicy::KeepLatest),
+            _ => Err(format!(
+                "unknown drop policy {s:?} (expected newest, oldest or keep-latest)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxOptions {
+    pub capacity: usize,
+    pub policy: DropPolicy,
+}
+
+impl InboxOptions {
+    pub const KEEP_LATEST: InboxOptions = InboxOptions {
+        capacity: 1,
+        policy: DropPolicy::KeepLatest,
+    };
+
+    pub fn new(capacity: usize, policy: DropPolicy) -> Self {
+        let capacity = if policy == DropPolicy::KeepLatest {
+            1
+        } else {
+            capacity.max(1)
+        };
+        InboxOptions { capacity, policy }
+    }
+}
+
+/// A bounded queue between zenoh's callback threads (producers) and one actor (consumer).
+/// It never grows past its capacity, and at most one wake-up is outstanding at a time, so the
+/// actix mailbox behind it stays bounded too.
+pub struct Inbox<T> {
+    queue: Mutex<VecDeque<T>>,
+    opts: InboxOptions,
+    scheduled: AtomicBool,
+    depth: Gauge,
+    dropped: Counter,
+}
+
+impl<T> Inbox<T> {
+    pub fn new(opts: InboxOptions, actor: &str, topic: &str) -> Self {
+        let opts = InboxOptions::new(opts.capacity, opts.policy);
+        let labels = [("actor", actor.to_owned())];
+        metrics::gauge!(telemetry::MAILBOX_CAPACITY, &labels).set(opts.capacity as f64);
+        Inbox {
+            queue: Mutex::new(VecDeque::with_capacity(opts.capacity)),
+            opts,
+            scheduled: AtomicBool::new(false),
+            depth: metrics::gauge!(telemetry::MAILBOX_DEPTH, &labels),
+            dropped: metrics::counter!(
+                telemetry::DROPPED,
+                "actor" => actor.to_owned(),
+                "topic" => topic.to_owned(),
+                "reason" => opts.policy.reason()
+            ),
+        }
+    }
+
+    pub fn options(&self) -> InboxOptions {
+        self.opts
+    }
+
+    /// Queues `item`, applying the drop policy when full. Returns true when the caller must
+    /// wake the consumer (it was idle).
+    pub fn push(&self, item: T) -> bool {
+        let mut q = self.lock();
+        if q.len() >= self.opts.capacity {
+            self.dropped.increment(1);
+            match self.opts.policy {
+                DropPolicy::Newest => return false,
+                DropPolicy::Oldest | DropPolicy::KeepLatest => {
+                    q.pop_front();
+                }
+            }
+        }
+        q.push_back(item);
+        self.depth.set(q.len() as f64);
+        drop(q);
+        !self.scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn pop(&self) -> Option<T> {
+        let mut q = self.lock();
+        let item = q.pop_front();
+        self.depth.set(q.len() as f64);
+        item
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The consumer calls this after draining a batch. Returns true when it must schedule
+    /// itself again: items arrived that no producer will wake it for.
+    pub fn rearm(&self) -> bool {
+        self.scheduled.store(false, Ordering::Release);
+        !self.is_empty() && !self.scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
+        // A panic while holding this lock cannot leave the deque inconsistent (push/pop are
+        // single calls), so a poisoned lock is still safe to use.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(inbox: &Inbox<u32>) -> Vec<u32> {
+        std::iter::from_fn(|| inbox.pop()).collect()
+    }
+
+    #[test]
+    fn newest_refuses_incoming() {
+        let inbox = Inbox::new(InboxOptions::new(2, DropPolicy::Newest), "t", "x");
+        assert!(inbox.push(1));
+        assert!(!inbox.push(2));
+        assert!(!inbox.push(3));
+        assert_eq!(drain(&inbox), vec![1, 2]);
+    }
+
+    #[test]
+    fn oldest_evicts_head() {
+        let inbox = Inbox::new(InboxOptions::new(2, DropPolicy::Oldest), "t", "x");
+        for i in 1..=5 {
+            inbox.push(i);
+        }
+        assert_eq!(drain(&inbox), vec![4, 5]);
+    }
+
+    #[test]
+    fn keep_latest_holds_one() {
+        let inbox = Inbox::new(InboxOptions::new(10, DropPolicy::KeepLatest), "t", "x");
+        for i in 1..=5 {
+            inbox.push(i);
+        }
+        assert_eq!(inbox.options().capacity, 1);
+        assert_eq!(drain(&inbox), vec![5]);
+    }
+
+    #[test]
+    fn one_wake_until_rearmed() {
+        let inbox = Inbox::new(InboxOptions::new(8, DropPolicy::Newest), "t", "x");
+        assert!(inbox.push(1), "idle consumer must be woken");
+        assert!(!inbox.push(2), "already scheduled");
+        assert_eq!(drain(&inbox), vec![1, 2]);
+        assert!(!inbox.rearm(), "empty: nothing to reschedule");
+        assert!(inbox.push(3), "idle again");
+        // An item that lands while the consumer is finishing makes rearm reschedule.
+        assert!(inbox.rearm());
+    }
+
+    #[test]
+    fn policy_parses() {
+        assert_eq!("keep-latest".parse::<DropPolicy>(), Ok(DropPolicy::KeepLatest));
+        assert!("lifo".parse::<DropPolicy>().is_err());
+    }
+}

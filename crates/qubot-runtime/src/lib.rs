@@ -1,0 +1,13 @@
+//! Qubot runtime: the glue between the bus and actix actors.
+//!
+//! Owns: bounded inboxes with a drop policy per subscription, the bridge that moves zenoh
+//! samples into them without blocking zenoh's threads, and shutdown on signals.
+//! Must not install a metrics exporter (the binary does) nor know any actor's logic.
+
+mod bridge;
+mod inbox;
+mod shutdown;
+
+pub use bridge::{subscribe, Deliver, Subscription};
+pub use inbox::{DropPolicy, Inbox, InboxOptions};
+pub use shutdown::shutdown_signal;

@@ -1,0 +1,202 @@
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use qubot_runtime::DropPolicy;
+
+/// Qubot: sensor, planner and actuator actors as separate processes over zenoh.
+#[derive(Debug, Parser)]
+#[command(name = "qubot", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Subscribe to a topic through a bounded actor inbox and report each message.
+    Listen(ListenArgs),
+    /// Publish synthetic sensor traffic on the real sensor's key and wire format.
+    Flood(FloodArgs),
+    /// Publish malformed bytes on a key, as a hostile or broken foreign peer would.
+    Inject(InjectArgs),
+    /// Remove shared-memory segments in /dev/shm left by zenoh processes that are gone.
+    CleanShm,
+}
+
+/// Options every process shares: identity, bus and metrics endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Robot name: the second segment of every key expression.
+    #[arg(long, default_value = "qubot-one", env = "QUBOT_ROBOT", value_parser = parse_segment)]
+    pub robot: String,
+    /// Instance name of this actor (key expression segment).
+    #[arg(long, value_parser = parse_segment)]
+    pub instance: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9901); none when omitted.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Value of the `host` label on every series (default: the hostname).
+    #[arg(long)]
+    pub host_label: Option<String>,
+    /// A zenoh json5 config file, passed through untouched (endpoints, TLS, ACL...).
+    #[arg(long)]
+    pub zenoh_config: Option<PathBuf>,
+    /// Override one zenoh config key, e.g. `--cfg 'scouting/multicast/enabled=true'` (json5 value).
+    #[arg(long = "cfg", value_parser = parse_key_value)]
+    pub cfg: Vec<(String, String)>,
+    /// zenoh endpoint to listen on (repeatable), e.g. tcp/127.0.0.1:7447.
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// zenoh endpoint to connect to (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+    /// Shared-memory pool of this process in MiB; 0 publishes from the heap.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub shm_pool_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MsgKind {
+    Scan,
+    Frame,
+    Ping,
+    Cmd,
+    State,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Key expression to subscribe to.
+    #[arg(long, default_value = "qubot/*/sensor/*/scan")]
+    pub key: String,
+    /// Message kind expected on the key.
+    #[arg(long, value_enum, default_value_t = MsgKind::Scan)]
+    pub kind: MsgKind,
+    /// Inbox capacity (messages).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub mailbox: u64,
+    /// Drop policy of a full inbox: newest, oldest or keep-latest.
+    #[arg(long, default_value = "newest")]
+    pub policy: DropPolicy,
+    /// Exit after handling this many messages (0 = run until a signal).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Busy time per message in microseconds, to model a slow consumer.
+    #[arg(long, default_value_t = 0)]
+    pub handler_delay_us: u64,
+    /// Print one JSON line per handled message.
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FloodArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Key expression to publish on (default: the real sensor's scan key).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Message kind: scan (payload = ranges) or frame or ping (payload = bytes).
+    #[arg(long, value_enum, default_value_t = MsgKind::Scan)]
+    pub kind: MsgKind,
+    /// Payload bytes per message (a scan uses size/4 beams).
+    #[arg(long, default_value_t = 2880, value_parser = clap::value_parser!(u64).range(4..=(64 << 20)))]
+    pub size: u64,
+    /// Messages per second per publisher (0 = as fast as possible).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Messages sent back to back at each tick.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub burst: u64,
+    /// Stop after this many messages per publisher.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Stop after this many seconds, whichever comes first (every flood is bounded).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Parallel publishers (threads), all on the same key.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub publishers: u64,
+    /// Wait up to this many seconds for a subscriber before sending (0 = do not wait).
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_subscriber: f64,
+    /// Pause before the last message of each publisher. Best-effort puts that overflow
+    /// zenoh's transmit queue are dropped silently; the last message, sent once the queue has
+    /// drained, lets receivers see any trailing loss as a sequence gap and count it.
+    #[arg(long, default_value_t = 250)]
+    pub linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Malformed {
+    Garbage,
+    Empty,
+    Truncated,
+    BadMagic,
+    BadVersion,
+    BadKind,
+    Oversize,
+    BadBody,
+    Trailing,
+}
+
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Key expression to publish on.
+    #[arg(long, default_value = "qubot/qubot-one/sensor/lidar0/scan")]
+    pub key: String,
+    /// What to send (repeatable; default: every kind of damage in turn).
+    #[arg(long = "what", value_enum)]
+    pub what: Vec<Malformed>,
+    /// Messages of each kind.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub count: u64,
+    /// Wait up to this many seconds for a subscriber before sending.
+    #[arg(long, default_value_t = 10.0)]
+    pub wait_subscriber: f64,
+}
+
+/// Key expression segments must not contain separators or wildcards.
+fn parse_segment(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['/', '*', '$', '?', '#', ' ']) {
+        Err(format!(
+            "{s:?} is not a valid key segment (no '/', '*', '$', '?', '#' or spaces)"
+        ))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn segments_and_pairs_are_checked() {
+        assert!(parse_segment("lidar0").is_ok());
+        assert!(parse_segment("a/b").is_err());
+        assert!(parse_segment("").is_err());
+        assert_eq!(
+            parse_key_value("mode=\"peer\""),
+            Ok(("mode".into(), "\"peer\"".into()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! `qubot flood`: synthetic sensor traffic on the real sensor's key and wire format, through
+//! SHM loans like the sensor. Bounded in count and time; reports JSON on its last line.
+
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use qubot_bus::{Publisher, Topic};
+use qubot_msg::{now_ns, Frame, Ping, Scan};
+
+use crate::cli::{FloodArgs, MsgKind};
+
+#[derive(Default)]
+struct Sent {
+    messages: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        anyhow::bail!("--rate must be a finite number >= 0, got {}", args.rate);
+    }
+    if !(args.duration > 0.0 && args.duration.is_finite()) {
+        anyhow::bail!("--duration must be a finite number > 0, got {}", args.duration);
+    }
+    let (topic, default_topic) = match args.kind {
+        MsgKind::Scan => (Topic::SCAN, "scan"),
+        MsgKind::Frame => (Topic::FRAME, "frame"),
+        MsgKind::Ping => (Topic::PING, "ping"),
+        MsgKind::Cmd | MsgKind::State => {
+            anyhow::bail!("--kind must be scan, frame or ping: a flood is sensor traffic")
+        }
+    };
+    let bus = super::start(&args.common, "flood", "flood0")?;
+    let key = args
+        .key
+        .clone()
+        .unwrap_or_else(|| qubot_bus::key(bus.robot(), "sensor", "lidar0", default_topic));
+    let pubs = (0..args.publishers)
+        .map(|i| bus.publisher_on(&key, topic, &format!("{}-{i}", bus.instance())))
+        .collect::<Result<Vec<_>, _>>()
+        .context("declaring flood publishers")?;
+    if args.wait_subscriber > 0.0
+        && !pubs[0].wait_for_subscribers(Duration::from_secs_f64(args.wait_subscriber))
+    {
+        anyhow::bail!("no subscriber on {key} within {} s", args.wait_subscriber);
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.duration);
+    let totals = std::thread::scope(|s| {
+        let handles: Vec<_> = pubs
+            .iter()
+            .map(|p| s.spawn(|| flood_one(p, &args, deadline)))
+            .collect();
+        handles.into_iter().fold(Sent::default(), |mut acc, h| {
+            // A panicking flood thread is a bug; count its messages as lost rather than abort.
+            let one = h.join().unwrap_or_default();
+            acc.messages += one.messages;
+            acc.bytes += one.bytes;
+            acc.errors += one.errors;
+            acc
+        })
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(pubs);
+    bus.close();
+    println!(
+        "{{\"key\":\"{key}\",\"kind\":\"{}\",\"publishers\":{},\"sent\":{},\"bytes\":{},\"errors\":{},\"duration_s\":{elapsed:.3},\"achieved_rate\":{:.1}}}",
+        default_topic,
+        args.publishers,
+        totals.messages,
+        totals.bytes,
+        totals.errors,
+        totals.messages as f64 / elapsed.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant) -> Sent {
+    let mut sent = Sent::default();
+    let size = args.size as usize;
+    let tick = if args.rate > 0.0 {
+        Some(Duration::from_secs_f64(args.burst as f64 / args.rate))
+    } else {
+        None
+    };
+    let mut next = Instant::now();
+    // The last message goes out alone after the linger pause (see --linger-ms).
+    let body = args.count - 1;
+    while sent.messages + sent.errors < body && Instant::now() < deadline {
+        for _ in 0..args.burst.min(body - sent.messages - sent.errors) {
+            sent.record(publish(p, args.kind, size));
+        }
+        if let Some(tick) = tick {
+            next += tick;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(args.linger_ms));
+    sent.record(publish(p, args.kind, size));
+    sent
+}
+
+impl Sent {
+    fn record(&mut self, r: Result<usize, qubot_bus::PublishError>) {
+        match r {
+            Ok(n) => {
+                self.messages += 1;
+                self.bytes += n as u64;
+            }
+            Err(e) => {
+                self.errors += 1;
+                tracing::debug!(error = %e, "flood publish failed");
+            }
+        }
+    }
+}
+
+/// Publishes one synthetic message and returns its payload size.
+fn publish(p: &Publisher, kind: MsgKind, size: usize) -> Result<usize, qubot_bus::PublishError> {
+    let origin = now_ns();
+    match kind {
+        MsgKind::Scan => {
+            let beams = size / 4;
+            let scan = Scan {
+                angle_min: -std::f32::consts::PI,
+                angle_increment: std::f32::consts::TAU / beams as f32,
+                range_max: 8.0,
+                beams: beams as u32,
+                ..Scan::default()
+            };
+            // Far returns in every direction: a flood must not steer a planner into a wall.
+            p.publish(&scan, origin, beams * 4, |out| {
+                for c in out.chunks_exact_mut(4) {
+                    c.copy_from_slice(&8.0f32.to_le_bytes());
+                }
+            })?;
+            Ok(beams * 4)
+        }
+        MsgKind::Frame => {
+            let frame = Frame {
+                width: size as u32,
+                height: 1,
+                channels: 1,
+            };
+            p.publish(&frame, origin, size, |out| out.fill(0x5a))?;
+            Ok(size)
+        }
+        _ => {
+            p.publish(&Ping { reply_to: u64::MAX }, origin, size, |out| out.fill(0xa5))?;
+            Ok(size)
+        }
+    }
+}

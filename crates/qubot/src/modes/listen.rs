@@ -1,0 +1,94 @@
+//! `qubot listen`: a probe actor. Subscribes through the same bridge and inbox as the real
+//! actors and reports, per message, whether its payload arrived in shared memory in place.
+
+use std::{process::ExitCode, time::Duration};
+
+use actix::{Actor, Context, Handler};
+use qubot_bus::Received;
+use qubot_msg::{now_ns, Body, Command, Frame, Ping, Scan, State};
+use qubot_runtime::{shutdown_signal, subscribe, Deliver, InboxOptions};
+use tokio::sync::oneshot;
+
+use crate::cli::{ListenArgs, MsgKind};
+
+struct Listener {
+    target: u64,
+    handled: u64,
+    delay: Duration,
+    print: bool,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+}
+
+impl Listener {
+    fn on_message<B: Body>(&mut self, m: Received<B>) {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        self.handled += 1;
+        if self.print {
+            let s = m.header.stamp;
+            println!(
+                "{{\"seq\":{},\"kind\":\"{}\",\"wire_len\":{},\"payload_len\":{},\"shm\":{},\"payload_borrows_shm\":{},\"gathered\":{},\"age_us\":{}}}",
+                s.seq,
+                m.header.kind.as_str(),
+                m.wire_len(),
+                m.payload().len(),
+                m.is_shm(),
+                m.payload_borrows_shm(),
+                m.gathered,
+                now_ns().saturating_sub(s.publish_ns) / 1000
+            );
+        }
+        if self.target > 0 && self.handled >= self.target {
+            if let Some(tx) = self.done.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+impl<B: Body + Send + 'static> Handler<Deliver<B>> for Listener {
+    type Result = ();
+    fn handle(&mut self, d: Deliver<B>, ctx: &mut Context<Self>) {
+        d.drain(ctx, |m| self.on_message(m));
+    }
+}
+
+pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
+    let bus = super::start(&args.common, "listen", "probe")?;
+    let opts = InboxOptions::new(args.mailbox as usize, args.policy);
+    let sys = actix::System::new();
+    let handled = sys.block_on(async {
+        let (tx, rx) = oneshot::channel();
+        let addr = Listener {
+            target: args.count,
+            handled: 0,
+            delay: Duration::from_micros(args.handler_delay_us),
+            print: args.print,
+            done: Some(tx),
+        }
+        .start();
+        let key = args.key.as_str();
+        let sub = match args.kind {
+            MsgKind::Scan => subscribe::<Scan>(&bus, key, "scan", addr.clone().recipient(), opts).await,
+            MsgKind::Frame => subscribe::<Frame>(&bus, key, "frame", addr.clone().recipient(), opts).await,
+            MsgKind::Ping => subscribe::<Ping>(&bus, key, "ping", addr.clone().recipient(), opts).await,
+            MsgKind::Cmd => subscribe::<Command>(&bus, key, "cmd", addr.clone().recipient(), opts).await,
+            MsgKind::State => subscribe::<State>(&bus, key, "state", addr.clone().recipient(), opts).await,
+        }?;
+        tracing::info!(key, "listening");
+        tokio::select! {
+            _ = rx => {}
+            sig = shutdown_signal() => { tracing::info!(signal = sig?, "stopping"); }
+        }
+        anyhow::Ok(sub)
+    });
+    // zenoh entities are released here, on the plain main thread (DESIGN §10).
+    drop(handled?);
+    bus.close();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,42 @@
+//! One module per `qubot` subcommand; shared start-up lives here.
+
+mod flood;
+mod inject;
+mod listen;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use qubot_bus::{Bus, BusConfig};
+
+use crate::cli::{CommonArgs, Mode};
+
+pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.mode {
+        Mode::Listen(a) => listen::run(a),
+        Mode::Flood(a) => flood::run(a),
+        Mode::Inject(a) => inject::run(a),
+        Mode::CleanShm => {
+            qubot_bus::cleanup_orphaned_shm_segments();
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Process start-up shared by every mode: metrics exporter, then the zenoh session. Runs on
+/// the plain main thread, before any actix System exists (DESIGN §10).
+pub(crate) fn start(common: &CommonArgs, actor: &str, default_instance: &str) -> anyhow::Result<Bus> {
+    let host = common
+        .host_label
+        .clone()
+        .unwrap_or_else(crate::telemetry::host_name);
+    crate::telemetry::install(common.metrics_addr, &common.robot, &host)?;
+    let instance = common.instance.as_deref().unwrap_or(default_instance);
+    let mut cfg = BusConfig::new(&common.robot, actor, instance);
+    cfg.zenoh_config = common.zenoh_config.clone();
+    cfg.zenoh_overrides = common.cfg.clone();
+    cfg.listen = common.listen.clone();
+    cfg.connect = common.connect.clone();
+    cfg.shm_pool_bytes = (common.shm_pool_mib as usize) << 20;
+    Bus::open(&cfg).context("joining the zenoh bus")
+}

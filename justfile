@@ -1,0 +1,48 @@
+# Qubot tasks. `just` lists them. CI runs `just ci` (via .ci/run).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# Build the one release binary (run, tests and benches share this profile).
+build:
+    cargo build --release --workspace
+
+# fmt check, clippy with warnings denied, the full test suite: what CI runs.
+ci: lint test
+
+# Formatting and lints.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --release --workspace --all-targets -- -D warnings
+
+# Unit, property and process-level integration tests (real zenoh sessions on loopback).
+test:
+    cargo test --release --workspace
+    @just shm-check
+
+# Fail if zenoh shared-memory segments are left in /dev/shm after cleanup.
+shm-check:
+    ./target/release/qubot clean-shm
+    @left=$(ls /dev/shm | grep -c '\.zenoh$' || true); if [ "$left" != 0 ]; then echo "shm-check: $left zenoh segment(s) left in /dev/shm" >&2; ls -la /dev/shm >&2; exit 1; else echo "shm-check: /dev/shm clean"; fi
+
+# Long decode fuzz run (millions of random and mutated inputs).
+fuzz N="10000000":
+    cargo run --release -p qubot-msg --example fuzz -- {{N}}
+
+# Property tests with many more cases than the default.
+proptest CASES="100000":
+    PROPTEST_CASES={{CASES}} cargo test --release -p qubot-msg --test prop
+
+# Listen to the sensor's scans and print each message (probe).
+listen *ARGS:
+    cargo run --release -- listen --print {{ARGS}}
+
+# Bounded synthetic sensor flood on the real sensor key (loopback peers only).
+flood *ARGS:
+    cargo run --release -- flood {{ARGS}}
+
+# Build with the system allocator instead of mimalloc.
+build-system-alloc:
+    cargo build --release -p qubot --features system-alloc
