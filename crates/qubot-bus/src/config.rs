@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use crate::error::{BusError, ZenohError};
 
+/// Default size from which messages travel in shared memory.
+pub const DEFAULT_SHM_THRESHOLD: usize = 1024;
+
 /// What a process needs to join the bus. Defaults: peer mode, no multicast scouting, SHM on,
 /// so one host needs no router and no external service.
 #[derive(Debug, Clone)]
@@ -19,6 +22,10 @@ pub struct BusConfig {
     /// from the heap. Keep it to what the process publishes: every receiver keeps a sender's
     /// pool mapped for as long as the receiver lives (zenoh issue #2787).
     pub shm_pool_bytes: usize,
+    /// Messages smaller than this are published from the heap: copying a few hundred bytes
+    /// is cheaper than SHM bookkeeping, and a process that only sends small messages then
+    /// never creates (or leaves behind) a segment.
+    pub shm_threshold_bytes: usize,
 }
 
 impl BusConfig {
@@ -32,6 +39,7 @@ impl BusConfig {
             listen: Vec::new(),
             connect: Vec::new(),
             shm_pool_bytes: 16 << 20,
+            shm_threshold_bytes: DEFAULT_SHM_THRESHOLD,
         }
     }
 

@@ -9,10 +9,11 @@ mod error;
 mod publisher;
 mod received;
 mod session;
+mod shm;
 pub mod telemetry;
 mod topic;
 
-pub use config::BusConfig;
+pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD};
 pub use error::BusError;
 pub use publisher::{PublishError, Publisher};
 pub use received::Received;

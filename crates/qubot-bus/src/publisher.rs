@@ -5,9 +5,9 @@ use std::sync::{
 
 use metrics::Counter;
 use qubot_msg::{encode_into, encoded_len, now_ns, ActorId, Body, EncodeError, Stamp};
-use zenoh::{bytes::ZBytes, shm::GarbageCollect, Wait};
+use zenoh::{bytes::ZBytes, Wait};
 
-use crate::{session::Provider, telemetry, topic::Topic};
+use crate::{shm::ShmPool, telemetry, topic::Topic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -22,7 +22,7 @@ pub enum PublishError {
 /// fills the bulk payload in place, and the buffer is handed to zenoh without a copy.
 pub struct Publisher {
     inner: zenoh::pubsub::Publisher<'static>,
-    shm: Option<Arc<Provider>>,
+    shm: Arc<ShmPool>,
     source: ActorId,
     seq: AtomicU64,
     topic: Topic,
@@ -34,7 +34,7 @@ pub struct Publisher {
 impl Publisher {
     pub(crate) fn new(
         inner: zenoh::pubsub::Publisher<'static>,
-        shm: Option<Arc<Provider>>,
+        shm: Arc<ShmPool>,
         actor: &str,
         instance: &str,
         topic: Topic,
@@ -97,18 +97,17 @@ impl Publisher {
         Ok(seq)
     }
 
-    /// A shared-memory buffer of exactly `len` bytes, or `None` (counted) when the pool is
-    /// off or exhausted: publishing then falls back to the heap instead of blocking.
+    /// A shared-memory buffer for a message of `len` bytes, or `None` for small messages and
+    /// (counted) when the pool is exhausted: publishing then uses the heap instead of blocking.
     fn loan(&self, len: usize) -> Option<zenoh::shm::ZShmMut> {
-        let provider = self.shm.as_ref()?;
-        match provider.alloc(len).with_policy::<GarbageCollect>().wait() {
-            Ok(buf) => Some(buf),
-            Err(e) => {
-                self.shm_fallback.increment(1);
-                tracing::debug!(?e, len, "SHM loan failed; publishing from the heap");
-                None
-            }
+        if !self.shm.wants(len) {
+            return None;
         }
+        let buf = self.shm.loan(len);
+        if buf.is_none() {
+            self.shm_fallback.increment(1);
+        }
+        buf
     }
 }
 

@@ -1,30 +1,21 @@
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use zenoh::{
-    liveliness::LivelinessToken,
-    pubsub::Subscriber,
-    sample::Sample,
-    shm::{PosixShmProviderBackend, ShmProvider, ShmProviderBuilder},
-    Session, Wait,
-};
+use zenoh::{liveliness::LivelinessToken, pubsub::Subscriber, sample::Sample, Session, Wait};
 
 use crate::{
     config::BusConfig,
     error::{BusError, ZenohError},
     publisher::Publisher,
+    shm::ShmPool,
     topic::{key, liveliness_key, Topic},
 };
-
-pub(crate) type Provider = ShmProvider<PosixShmProviderBackend>;
 
 /// The process's one zenoh session (its connection pool), its SHM provider and its liveliness
 /// token. Open it on the plain main thread *before* the actix System starts: zenoh refuses
 /// tokio's current-thread scheduler (DESIGN §10).
 pub struct Bus {
     session: Session,
-    /// Created on the first publisher, so a process that only subscribes maps no pool.
-    shm: OnceLock<Option<Arc<Provider>>>,
-    shm_pool_bytes: usize,
+    shm: Arc<ShmPool>,
     robot: String,
     actor: String,
     instance: String,
@@ -49,8 +40,7 @@ impl Bus {
             })?;
         Ok(Bus {
             session,
-            shm: OnceLock::new(),
-            shm_pool_bytes: cfg.shm_pool_bytes,
+            shm: Arc::new(ShmPool::new(cfg.shm_pool_bytes, cfg.shm_threshold_bytes)),
             robot: cfg.robot.clone(),
             actor: cfg.actor.clone(),
             instance: cfg.instance.clone(),
@@ -70,25 +60,6 @@ impl Bus {
     pub fn session(&self) -> &Session {
         &self.session
     }
-    /// The SHM provider, created on first use; `None` when the pool size is 0.
-    fn provider(&self) -> Result<Option<Arc<Provider>>, BusError> {
-        if let Some(p) = self.shm.get() {
-            return Ok(p.clone());
-        }
-        let p = if self.shm_pool_bytes > 0 {
-            let provider = ShmProviderBuilder::default_backend(self.shm_pool_bytes)
-                .wait()
-                .map_err(|e| BusError::Shm {
-                    bytes: self.shm_pool_bytes,
-                    source: ZenohError::from_display(e),
-                })?;
-            Some(Arc::new(provider))
-        } else {
-            None
-        };
-        Ok(self.shm.get_or_init(|| p).clone())
-    }
-
     /// Key of one of this process's own topics.
     pub fn own_key(&self, topic: &str) -> String {
         key(&self.robot, &self.actor, &self.instance, topic)
@@ -119,7 +90,7 @@ impl Bus {
             })?;
         Ok(Publisher::new(
             inner,
-            self.provider()?,
+            self.shm.clone(),
             &self.actor,
             instance,
             topic,
@@ -160,6 +131,6 @@ impl Bus {
         if let Err(e) = session.close().wait() {
             tracing::warn!(error = %e, "closing zenoh session");
         }
-        drop(shm.into_inner());
+        drop(shm);
     }
 }

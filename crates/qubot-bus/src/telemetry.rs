@@ -17,6 +17,7 @@ pub const SAFE_STOPS: &str = "qubot_safe_stops_total";
 pub const BUILD_INFO: &str = "qubot_build_info";
 pub const SHM_FALLBACK: &str = "qubot_shm_fallback_total";
 pub const PLANNER_CACHE: &str = "qubot_planner_cache_total";
+pub const WATCHDOG_SILENCE: &str = "qubot_watchdog_silence_seconds";
 
 /// Registers help text and units for every metric, so `promtool check metrics` is clean and
 /// each series is described before its first sample.

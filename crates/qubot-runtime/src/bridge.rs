@@ -30,15 +30,19 @@ impl<B: Body + Send + 'static> Message for Deliver<B> {
 impl<B: Body + Send + 'static> Deliver<B> {
     /// Hands up to one batch of queued messages to `handle`, timing each and counting it as
     /// received, then reschedules itself if more are waiting.
-    pub fn drain<A>(self, ctx: &mut Context<A>, mut handle: impl FnMut(Received<B>))
-    where
+    pub fn drain<A>(
+        self,
+        actor: &mut A,
+        ctx: &mut Context<A>,
+        mut handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
+    ) where
         A: Actor<Context = Context<A>> + Handler<Deliver<B>>,
     {
         for _ in 0..BATCH {
             let Some(msg) = self.inbox.pop() else { break };
             let wire = msg.wire_len() as u64;
             let start = Instant::now();
-            handle(msg);
+            handle(actor, msg, ctx);
             self.meters.handler.record(start.elapsed().as_secs_f64());
             self.meters.received.increment(1);
             self.meters.bytes.increment(wire);

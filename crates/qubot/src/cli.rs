@@ -13,6 +13,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Mode {
+    /// Run the whole pipeline on this host: spawn, supervise and stop the actor processes.
+    Up(UpArgs),
+    /// Run the sensor actor (simulated LiDAR) in this process.
+    Sensor(ActorArgs),
+    /// Run the planner actor in this process.
+    Planner(ActorArgs),
+    /// Run the actuator actor (simulated drive with watchdog) in this process.
+    Actuator(ActorArgs),
     /// Subscribe to a topic through a bounded actor inbox and report each message.
     Listen(ListenArgs),
     /// Publish synthetic sensor traffic on the real sensor's key and wire format.
@@ -21,6 +29,53 @@ pub enum Mode {
     Inject(InjectArgs),
     /// Remove shared-memory segments in /dev/shm left by zenoh processes that are gone.
     CleanShm,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Node config (TOML); the built-in defaults run the whole pipeline on this host.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// World to simulate: a shipped name (see deploy/worlds), "default", or a file.
+    #[arg(long)]
+    pub world: Option<String>,
+    /// Directory of shipped worlds.
+    #[arg(long)]
+    pub worlds_dir: Option<PathBuf>,
+    /// Robot name (key expression segment).
+    #[arg(long, value_parser = parse_segment)]
+    pub robot: Option<String>,
+    /// zenoh endpoint the supervisor listens on and the actors connect to.
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Metrics ports: supervisor N, sensor N+1, planner N+2, actuator N+3.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65532))]
+    pub metrics_port_base: Option<u16>,
+    /// Exit 0 as soon as the robot reaches its goal.
+    #[arg(long)]
+    pub exit_on_goal: bool,
+    /// Give up after this many seconds (exit 1 unless the goal was reached).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Value of the `host` label (default: the hostname).
+    #[arg(long)]
+    pub host_label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ActorArgs {
+    /// Node config (TOML); defaults when omitted.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Serve metrics here instead of the node config's bind address and port.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Value of the `host` label (default: the hostname).
+    #[arg(long)]
+    pub host_label: Option<String>,
+    /// Set by `qubot up`: exit when the supervisor dies.
+    #[arg(long, hide = true)]
+    pub supervised: bool,
 }
 
 /// Options every process shares: identity, bus and metrics endpoint.
@@ -53,6 +108,9 @@ pub struct CommonArgs {
     /// Shared-memory pool of this process in MiB; 0 publishes from the heap.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub shm_pool_mib: u64,
+    /// Messages from this size (bytes) travel in shared memory; smaller ones are copied.
+    #[arg(long, default_value_t = qubot_bus::DEFAULT_SHM_THRESHOLD)]
+    pub shm_threshold: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

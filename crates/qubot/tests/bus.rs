@@ -78,7 +78,18 @@ fn payloads_cross_processes_in_shared_memory_and_are_read_in_place() {
         let report = flood(
             "zc",
             &l.endpoint,
-            &["--kind", "ping", "--size", size, "--count", "3", "--rate", "20"],
+            &[
+                "--kind",
+                "ping",
+                "--size",
+                size,
+                "--count",
+                "3",
+                "--rate",
+                "20",
+                "--shm-threshold",
+                "0",
+            ],
         );
         assert_eq!(report["sent"], 3);
         let (code, lines) = l.proc.finish(T);

@@ -54,7 +54,7 @@ impl Listener {
 impl<B: Body + Send + 'static> Handler<Deliver<B>> for Listener {
     type Result = ();
     fn handle(&mut self, d: Deliver<B>, ctx: &mut Context<Self>) {
-        d.drain(ctx, |m| self.on_message(m));
+        d.drain(self, ctx, |me, m, _| me.on_message(m));
     }
 }
 

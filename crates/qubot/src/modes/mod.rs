@@ -1,5 +1,6 @@
 //! One module per `qubot` subcommand; shared start-up lives here.
 
+mod actor;
 mod flood;
 mod inject;
 mod listen;
@@ -13,6 +14,10 @@ use crate::cli::{CommonArgs, Mode};
 
 pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.mode {
+        Mode::Up(a) => crate::supervisor::run(a),
+        Mode::Sensor(a) => actor::run(actor::Which::Sensor, a),
+        Mode::Planner(a) => actor::run(actor::Which::Planner, a),
+        Mode::Actuator(a) => actor::run(actor::Which::Actuator, a),
         Mode::Listen(a) => listen::run(a),
         Mode::Flood(a) => flood::run(a),
         Mode::Inject(a) => inject::run(a),
@@ -38,5 +43,21 @@ pub(crate) fn start(common: &CommonArgs, actor: &str, default_instance: &str) ->
     cfg.listen = common.listen.clone();
     cfg.connect = common.connect.clone();
     cfg.shm_pool_bytes = (common.shm_pool_mib as usize) << 20;
-    Bus::open(&cfg).context("joining the zenoh bus")
+    cfg.shm_threshold_bytes = common.shm_threshold;
+    open(&cfg, common.metrics_addr, common.host_label.as_deref())
+}
+
+/// Process start-up shared by every mode: metrics exporter (with `robot` and `host` on every
+/// series), then the zenoh session. Runs on the plain main thread, before any actix System
+/// exists (DESIGN §10).
+pub(crate) fn open(
+    cfg: &BusConfig,
+    metrics_addr: Option<std::net::SocketAddr>,
+    host_label: Option<&str>,
+) -> anyhow::Result<Bus> {
+    let host = host_label
+        .map(str::to_owned)
+        .unwrap_or_else(crate::telemetry::host_name);
+    crate::telemetry::install(metrics_addr, &cfg.robot, &host)?;
+    Bus::open(cfg).context("joining the zenoh bus")
 }

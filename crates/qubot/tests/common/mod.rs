@@ -3,9 +3,9 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    collections::BTreeSet,
+    io::{BufRead, BufReader, Read},
+    net::TcpListener,
     process::{Child, Command, Stdio},
     sync::{mpsc, Mutex, MutexGuard},
     time::{Duration, Instant},
@@ -184,118 +184,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
-/// GET http://addr/metrics; None while the endpoint is not up.
-pub fn scrape(addr: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let (head, rest) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| rest.to_owned())
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-/// Parses Prometheus text exposition format strictly enough to catch a broken endpoint.
-pub fn parse_metrics(text: &str) -> Result<Vec<Sample>, String> {
-    let mut out = Vec::new();
-    let mut typed = BTreeSet::new();
-    for (n, line) in text.lines().enumerate() {
-        let err = |m: &str| format!("line {}: {m}: {line:?}", n + 1);
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(c) = line.strip_prefix("# ") {
-            let mut parts = c.splitn(3, ' ');
-            match parts.next() {
-                Some("TYPE") => {
-                    let name = parts.next().ok_or_else(|| err("TYPE without name"))?;
-                    let ty = parts.next().ok_or_else(|| err("TYPE without type"))?;
-                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&ty) {
-                        return Err(err("unknown type"));
-                    }
-                    if !typed.insert(name.to_owned()) {
-                        return Err(err("duplicate TYPE"));
-                    }
-                }
-                Some("HELP") => {}
-                _ => return Err(err("unknown comment")),
-            }
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').ok_or_else(|| err("no value"))?;
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().map_err(|_| err("bad value"))?,
-        };
-        let (name, labels) = match series.split_once('{') {
-            None => (series.to_owned(), BTreeMap::new()),
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').ok_or_else(|| err("unclosed labels"))?;
-                (name.to_owned(), parse_labels(body).map_err(|m| err(&m))?)
-            }
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-        {
-            return Err(err("bad metric name"));
-        }
-        out.push(Sample { name, labels, value });
-    }
-    Ok(out)
-}
-
-fn parse_labels(body: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut map = BTreeMap::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let (k, after) = rest.split_once("=\"").ok_or("label without =\"")?;
-        let mut val = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((_, '\\')) => {
-                    if let Some((_, c)) = chars.next() {
-                        val.push(c);
-                    }
-                }
-                Some((i, '"')) => break i,
-                Some((_, c)) => val.push(c),
-                None => return Err("unterminated label value".into()),
-            }
-        };
-        map.insert(k.trim_start_matches(',').to_owned(), val);
-        rest = after[end + 1..].trim_start_matches(',');
-    }
-    Ok(map)
-}
-
-/// Sum of every sample named `name` whose labels include all of `filter`.
-pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && filter
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
+pub use qubot::promtext::{parse as parse_metrics, scrape, sum, Sample};
 
 /// Scrapes and parses, panicking on a malformed page.
 pub fn metrics(addr: &str) -> Option<Vec<Sample>> {

@@ -1,0 +1,403 @@
+//! The node config: one TOML file per host. Defaults are built in, so no file at all runs the
+//! whole pipeline on one host; every key is documented in `deploy/node.example.toml`.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use qubot_robot::{World, WorldError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading node config {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node config {path}")]
+    Parse {
+        path: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("node config: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("node config: world {world:?}")]
+    World {
+        world: String,
+        #[source]
+        source: WorldError,
+    },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Robot name: second segment of every key expression.
+    pub robot: String,
+    /// World the sensor simulates: "default", a name under `worlds_dir`, or a file path.
+    pub world: String,
+    pub worlds_dir: PathBuf,
+    /// Address the metrics endpoints bind to.
+    pub metrics_bind: IpAddr,
+    pub zenoh: ZenohSection,
+    pub supervisor: SupervisorSection,
+    pub sensor: SensorSection,
+    pub planner: PlannerSection,
+    pub actuator: ActuatorSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZenohSection {
+    /// Endpoint the supervisor listens on and every actor connects to; peers then find each
+    /// other through gossip and talk directly (SHM on one host).
+    pub hub: String,
+    /// Extra endpoints every actor listens on / connects to (other hosts).
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
+    /// A zenoh json5 file passed through untouched (TLS, ACL...).
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorSection {
+    pub metrics_port: u16,
+    /// Erlang-style intensity: more than `max_restarts` restarts of one actor within
+    /// `restart_window_s` and the supervisor gives up.
+    pub max_restarts: u32,
+    pub restart_window_s: f64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Grace period between SIGTERM and SIGKILL when stopping an actor.
+    pub stop_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorSection {
+    pub enabled: bool,
+    pub instance: String,
+    pub metrics_port: u16,
+    pub beams: u32,
+    pub rate_hz: f64,
+    pub range_max_m: f64,
+    /// Optional camera frames (width x height x 3 bytes) to exercise zero copy; 0 = off.
+    pub frame_width: u32,
+    pub frame_height: u32,
+    pub frame_hz: f64,
+    pub shm_pool_mib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannerSection {
+    pub enabled: bool,
+    pub instance: String,
+    pub metrics_port: u16,
+    /// A command is valid this long after it was planned; the actuator rejects it afterwards.
+    pub cmd_deadline_ms: u64,
+    pub safety_margin_m: f64,
+    pub v_max: f64,
+    pub w_max: f64,
+    pub shm_pool_mib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActuatorSection {
+    pub enabled: bool,
+    pub instance: String,
+    pub metrics_port: u16,
+    /// Drive integration and state publication rate.
+    pub tick_hz: f64,
+    /// Watchdog: no fresh command for this long means safe stop.
+    pub cmd_timeout_ms: u64,
+    pub v_max: f64,
+    pub w_max: f64,
+    pub a_max: f64,
+    pub alpha_max: f64,
+    pub shm_pool_mib: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            robot: "qubot-one".into(),
+            world: "default".into(),
+            worlds_dir: "deploy/worlds".into(),
+            metrics_bind: IpAddr::from([127, 0, 0, 1]),
+            zenoh: ZenohSection::default(),
+            supervisor: SupervisorSection::default(),
+            sensor: SensorSection::default(),
+            planner: PlannerSection::default(),
+            actuator: ActuatorSection::default(),
+        }
+    }
+}
+
+impl Default for ZenohSection {
+    fn default() -> Self {
+        ZenohSection {
+            hub: "tcp/127.0.0.1:7447".into(),
+            listen: vec![],
+            connect: vec![],
+            config: None,
+        }
+    }
+}
+
+impl Default for SupervisorSection {
+    fn default() -> Self {
+        SupervisorSection {
+            metrics_port: 9900,
+            max_restarts: 5,
+            restart_window_s: 30.0,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 5000,
+            stop_timeout_ms: 3000,
+        }
+    }
+}
+
+impl Default for SensorSection {
+    fn default() -> Self {
+        SensorSection {
+            enabled: true,
+            instance: "lidar0".into(),
+            metrics_port: 9901,
+            beams: 720,
+            rate_hz: 20.0,
+            range_max_m: 8.0,
+            frame_width: 0,
+            frame_height: 0,
+            frame_hz: 0.0,
+            shm_pool_mib: 4,
+        }
+    }
+}
+
+impl Default for PlannerSection {
+    fn default() -> Self {
+        PlannerSection {
+            enabled: true,
+            instance: "main".into(),
+            metrics_port: 9902,
+            cmd_deadline_ms: 200,
+            safety_margin_m: 0.15,
+            v_max: 0.8,
+            w_max: 2.0,
+            shm_pool_mib: 1,
+        }
+    }
+}
+
+impl Default for ActuatorSection {
+    fn default() -> Self {
+        ActuatorSection {
+            enabled: true,
+            instance: "base".into(),
+            metrics_port: 9903,
+            tick_hz: 50.0,
+            cmd_timeout_ms: 250,
+            v_max: 0.8,
+            w_max: 2.0,
+            a_max: 1.0,
+            alpha_max: 4.0,
+            shm_pool_mib: 1,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and validates a file; `None` gives the built-in defaults (validated too).
+    pub fn load(path: Option<&Path>) -> Result<NodeConfig, ConfigError> {
+        let cfg = match path {
+            None => NodeConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text, &p.display().to_string())?
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            source: Box::new(e),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        // Serializing plain structs of numbers, strings and lists cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Resolves the world (names, files, built-in).
+    pub fn world(&self) -> Result<World, ConfigError> {
+        World::resolve(&self.world, &self.worlds_dir).map_err(|source| ConfigError::World {
+            world: self.world.clone(),
+            source,
+        })
+    }
+
+    /// Every check that must pass before anything starts; errors name the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        segment("robot", &self.robot)?;
+        segment("sensor.instance", &self.sensor.instance)?;
+        segment("planner.instance", &self.planner.instance)?;
+        segment("actuator.instance", &self.actuator.instance)?;
+        if self.zenoh.hub.trim().is_empty() {
+            return Err(invalid(
+                "zenoh.hub",
+                "must be a zenoh endpoint such as tcp/127.0.0.1:7447",
+            ));
+        }
+        let ports = [
+            ("supervisor.metrics_port", self.supervisor.metrics_port),
+            ("sensor.metrics_port", self.sensor.metrics_port),
+            ("planner.metrics_port", self.planner.metrics_port),
+            ("actuator.metrics_port", self.actuator.metrics_port),
+        ];
+        for (i, (field, port)) in ports.iter().enumerate() {
+            if *port == 0 {
+                return Err(invalid(
+                    field,
+                    "must be a fixed port (Prometheus needs to find it), not 0",
+                ));
+            }
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                return Err(invalid(field, format!("port {port} is already used by {other}")));
+            }
+        }
+        let s = &self.supervisor;
+        range("supervisor.restart_window_s", s.restart_window_s, 0.1, 86_400.0)?;
+        if s.backoff_initial_ms == 0 || s.backoff_initial_ms > s.backoff_max_ms {
+            return Err(invalid(
+                "supervisor.backoff_initial_ms",
+                "must be > 0 and <= backoff_max_ms",
+            ));
+        }
+        let se = &self.sensor;
+        if !(360..=4096).contains(&se.beams) {
+            return Err(invalid(
+                "sensor.beams",
+                format!("{} is outside 360..=4096", se.beams),
+            ));
+        }
+        range("sensor.rate_hz", se.rate_hz, 1.0, 100.0)?;
+        range("sensor.range_max_m", se.range_max_m, 0.5, 100.0)?;
+        let frame = se.frame_width as u64 * se.frame_height as u64 * 3;
+        if frame > 0 {
+            range("sensor.frame_hz", se.frame_hz, 0.1, 100.0)?;
+            if frame + (1 << 20) > se.shm_pool_mib << 20 {
+                return Err(invalid(
+                    "sensor.shm_pool_mib",
+                    format!(
+                        "{frame}-byte frames need a larger pool than {} MiB",
+                        se.shm_pool_mib
+                    ),
+                ));
+            }
+        }
+        let p = &self.planner;
+        if !(10..=10_000).contains(&p.cmd_deadline_ms) {
+            return Err(invalid("planner.cmd_deadline_ms", "must be within 10..=10000"));
+        }
+        range("planner.safety_margin_m", p.safety_margin_m, 0.0, 2.0)?;
+        range("planner.v_max", p.v_max, 0.01, 10.0)?;
+        range("planner.w_max", p.w_max, 0.01, 20.0)?;
+        let a = &self.actuator;
+        range("actuator.tick_hz", a.tick_hz, 5.0, 1000.0)?;
+        if !(20..=10_000).contains(&a.cmd_timeout_ms) {
+            return Err(invalid("actuator.cmd_timeout_ms", "must be within 20..=10000"));
+        }
+        range("actuator.v_max", a.v_max, 0.01, 10.0)?;
+        range("actuator.w_max", a.w_max, 0.01, 20.0)?;
+        range("actuator.a_max", a.a_max, 0.01, 100.0)?;
+        range("actuator.alpha_max", a.alpha_max, 0.01, 200.0)?;
+        self.world()?;
+        Ok(())
+    }
+}
+
+fn segment(field: &str, v: &str) -> Result<(), ConfigError> {
+    if v.is_empty() || v.contains(['/', '*', '$', '?', '#', ' ']) {
+        Err(invalid(field, format!("{v:?} is not a valid key segment")))
+    } else {
+        Ok(())
+    }
+}
+
+fn range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} is outside {lo}..={hi}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(toml: &str) -> String {
+        match NodeConfig::from_toml(toml, "test").and_then(|c| c.validate().map(|_| c)) {
+            Ok(_) => panic!("{toml} must be rejected"),
+            Err(e) => {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(c) = src {
+                    s.push_str(&format!(": {c}"));
+                    src = c.source();
+                }
+                s
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = NodeConfig::load(None).expect("defaults");
+        assert_eq!(NodeConfig::from_toml(&c.to_toml(), "x").expect("reparse"), c);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err("[sensor]\nbeams = 10").contains("sensor.beams"));
+        assert!(err("[sensor]\nbeems = 720").contains("beems"));
+        assert!(err("[planner]\nmetrics_port = 9901").contains("planner.metrics_port"));
+        assert!(err("[actuator]\ncmd_timeout_ms = 0").contains("actuator.cmd_timeout_ms"));
+        assert!(err("robot = \"a/b\"").contains("robot"));
+        assert!(err("world = \"atlantis\"").contains("atlantis"));
+        assert!(err("[sensor]\nrate_hz = nan").contains("sensor.rate_hz"));
+        assert!(
+            err("[sensor]\nframe_width = 4000\nframe_height = 4000\nframe_hz = 1").contains("shm_pool_mib")
+        );
+    }
+
+    #[test]
+    fn example_file_parses_and_validates() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+        let text = std::fs::read_to_string(format!("{dir}/node.example.toml")).expect("example file");
+        let mut c = NodeConfig::from_toml(&text, "node.example.toml").expect("parse");
+        c.worlds_dir = format!("{dir}/worlds").into();
+        c.validate().expect("valid");
+    }
+}

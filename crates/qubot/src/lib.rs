@@ -1,0 +1,32 @@
+//! The `qubot` binary's library: command line, modes, supervisor, telemetry. `main.rs` only
+//! calls [`main`]; integration tests reuse the pieces (e.g. [`promtext`]).
+
+mod alloc;
+pub mod cli;
+mod modes;
+pub mod promtext;
+mod supervisor;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses the command line, sets up logging and runs the mode; the exit code says how it went.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match modes::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("qubot: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
