@@ -5,6 +5,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# Run the whole pipeline on this host (ARGS e.g. --world corridor --exit-on-goal).
+up *ARGS:
+    cargo run --release -- up {{ARGS}}
+
+# Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
+bench-micro:
+    cargo bench -p qubot-benches
+
 # Build the one release binary (run, tests and benches share this profile).
 build:
     cargo build --release --workspace

@@ -8,7 +8,7 @@ use metrics::{Counter, Gauge, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received, Topic};
 use qubot_msg::{now_ns, Command, State};
 use qubot_robot::{DiffDrive, DriveLimits, Point, World};
-use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
+use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, LogLimiter, Subscription};
 
 use crate::NodeConfig;
 
@@ -42,6 +42,7 @@ pub struct Actuator {
     last_tick: Instant,
     watchdog: Option<SpawnHandle>,
     meters: Meters,
+    log: LogLimiter,
 }
 
 struct Meters {
@@ -77,6 +78,7 @@ impl Actuator {
             last_cmd_at: now,
             last_tick: now,
             watchdog: None,
+            log: LogLimiter::per_second(),
             meters: Meters {
                 latency: metrics::histogram!(telemetry::PIPELINE_LATENCY),
                 safe_stops: metrics::counter!(telemetry::SAFE_STOPS, "reason" => "cmd_timeout"),
@@ -91,7 +93,9 @@ impl Actuator {
         let c = m.body;
         if !(c.v.is_finite() && c.w.is_finite() && c.v.abs() <= V_ABS_LIMIT && c.w.abs() <= W_ABS_LIMIT) {
             self.meters.invalid.increment(1);
-            tracing::warn!(v = c.v, w = c.w, "rejected invalid command");
+            if let Some(suppressed) = self.log.allow() {
+                tracing::warn!(v = c.v, w = c.w, suppressed, "rejected invalid command");
+            }
             return;
         }
         let now = now_ns();

@@ -1,9 +1,6 @@
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
@@ -12,7 +9,10 @@ use metrics::{Counter, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Received};
 use qubot_msg::{now_ns, Body, DecodeError};
 
-use crate::inbox::{Inbox, InboxOptions};
+use crate::{
+    inbox::{Inbox, InboxOptions},
+    ratelimit::LogLimiter,
+};
 
 /// Most messages handled per wake-up before the actor yields to its other mail.
 const BATCH: usize = 32;
@@ -125,8 +125,7 @@ struct Intake {
     rejected: Mutex<HashMap<&'static str, Counter>>,
     /// Last sequence number seen per publisher (by source id), to count transport losses.
     last_seq: Mutex<HashMap<u64, u64>>,
-    last_log_ns: AtomicU64,
-    suppressed: AtomicU64,
+    log: LogLimiter,
 }
 
 impl Intake {
@@ -138,8 +137,7 @@ impl Intake {
             lost: drop_counter(actor, topic, "lost"),
             rejected: Mutex::new(HashMap::new()),
             last_seq: Mutex::new(HashMap::new()),
-            last_log_ns: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
+            log: LogLimiter::per_second(),
         }
     }
 
@@ -152,18 +150,8 @@ impl Intake {
                 .or_insert_with(|| drop_counter(&self.actor, &self.topic, reason))
                 .increment(1);
         }
-        let now = now_ns();
-        let last = self.last_log_ns.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1_000_000_000
-            && self
-                .last_log_ns
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        if let Some(suppressed) = self.log.allow() {
             tracing::warn!(actor = %self.actor, topic = %self.topic, reason, error = %e, suppressed, "dropped bad message");
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -6,8 +6,10 @@
 
 mod bridge;
 mod inbox;
+mod ratelimit;
 mod shutdown;
 
 pub use bridge::{subscribe, Deliver, Subscription};
 pub use inbox::{DropPolicy, Inbox, InboxOptions};
+pub use ratelimit::LogLimiter;
 pub use shutdown::shutdown_signal;

@@ -198,6 +198,10 @@ pub enum Malformed {
     Oversize,
     BadBody,
     Trailing,
+    /// A well-formed command whose deadline has passed (the actuator must reject it).
+    StaleCommand,
+    /// A well-formed command with a NaN velocity (the actuator must reject it).
+    InvalidCommand,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,8 @@ impl Which {
 }
 
 /// Publishers are declared on the main thread, before the actix System (DESIGN §10).
+/// Built once per process, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Declared {
     Sensor(sensor::SensorBus),
     Planner(planner::PlannerBus),

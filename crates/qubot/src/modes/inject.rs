@@ -4,7 +4,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use qubot_msg::{encode_into, encoded_len, Scan, Stamp, HEADER_LEN, MAGIC};
+use qubot_msg::{encode_into, encoded_len, now_ns, Command, Scan, Stamp, HEADER_LEN, MAGIC};
 use zenoh::Wait;
 
 use crate::cli::{InjectArgs, Malformed};
@@ -81,12 +81,19 @@ fn name(w: Malformed) -> &'static str {
         Malformed::Oversize => "oversize",
         Malformed::BadBody => "bad_body",
         Malformed::Trailing => "trailing",
+        Malformed::StaleCommand => "stale_command",
+        Malformed::InvalidCommand => "invalid_command",
     }
 }
 
 /// A valid 8-beam scan, then damaged as asked. Offsets follow the header layout of qubot-msg
 /// (magic 0..4, version 4..6, kind 6..8, payload_len 44..48).
 fn damaged(w: Malformed, rng: &mut u64) -> anyhow::Result<Vec<u8>> {
+    match w {
+        Malformed::StaleCommand => return command(-1.0, 0.5),
+        Malformed::InvalidCommand => return command(1.0, f64::NAN),
+        _ => {}
+    }
     let scan = Scan {
         beams: 8,
         range_max: 8.0,
@@ -114,7 +121,28 @@ fn damaged(w: Malformed, rng: &mut u64) -> anyhow::Result<Vec<u8>> {
             v[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
         }
         Malformed::Trailing => v.push(0),
+        Malformed::StaleCommand | Malformed::InvalidCommand => {}
     }
+    Ok(v)
+}
+
+/// A valid command message; `deadline_s` is relative to now (negative: already expired).
+fn command(deadline_s: f64, w: f64) -> anyhow::Result<Vec<u8>> {
+    let now = now_ns();
+    let deadline = (now as f64 + deadline_s * 1e9).max(0.0) as u64;
+    let cmd = Command {
+        v: 0.5,
+        w,
+        deadline_ns: deadline,
+        scan_seq: 0,
+    };
+    let stamp = Stamp {
+        origin_ns: now,
+        publish_ns: now,
+        ..Stamp::default()
+    };
+    let mut v = vec![0u8; encoded_len(&cmd, 0)?];
+    encode_into(&stamp, &cmd, &mut v)?;
     Ok(v)
 }
 

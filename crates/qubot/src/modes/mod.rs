@@ -31,11 +31,6 @@ pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
 /// Process start-up shared by every mode: metrics exporter, then the zenoh session. Runs on
 /// the plain main thread, before any actix System exists (DESIGN §10).
 pub(crate) fn start(common: &CommonArgs, actor: &str, default_instance: &str) -> anyhow::Result<Bus> {
-    let host = common
-        .host_label
-        .clone()
-        .unwrap_or_else(crate::telemetry::host_name);
-    crate::telemetry::install(common.metrics_addr, &common.robot, &host)?;
     let instance = common.instance.as_deref().unwrap_or(default_instance);
     let mut cfg = BusConfig::new(&common.robot, actor, instance);
     cfg.zenoh_config = common.zenoh_config.clone();

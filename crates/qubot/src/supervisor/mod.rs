@@ -247,7 +247,7 @@ async fn supervise(
             .map_or("null".to_owned(), |v| format!("{v:.3}"))
     };
     let json = format!(
-        "{{\"world\":{world_name:?},\"finish\":\"{}\",\"goal_reached\":{},\"duration_s\":{:.3},\"min_clearance_m\":{},\"robot_radius_m\":{},\"collisions\":{},\"safe_stops\":{},\"pipeline_latency_p99_ms\":{},\"states\":{},\"restarts\":{restarts}}}",
+        "{{\"world\":{world_name:?},\"finish\":\"{}\",\"goal_reached\":{},\"duration_s\":{:.3},\"min_clearance_m\":{},\"robot_radius_m\":{},\"collisions\":{},\"safe_stops\":{},\"pipeline_latency_p99_ms\":{},\"states\":{},\"final_pose\":{},\"restarts\":{restarts}}}",
         finish.as_str(),
         r.goal_reached,
         started.elapsed().as_secs_f64(),
@@ -257,6 +257,7 @@ async fn supervise(
         safe_stops.map_or("null".to_owned(), |v| format!("{v}")),
         num(p99_ms),
         r.states,
+        r.last.map_or("null".to_owned(), |s| format!("[{:.3},{:.3},{:.3}]", s.x, s.y, s.theta)),
     );
     Ok(Report { finish, json })
 }
