@@ -29,6 +29,8 @@ pub enum Mode {
     Inject(InjectArgs),
     /// Remove shared-memory segments in /dev/shm left by zenoh processes that are gone.
     CleanShm,
+    /// Live per-actor view (rates, latency, drops, mailboxes, restarts) from the /metrics endpoints.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +62,22 @@ pub struct UpArgs {
     /// Value of the `host` label (default: the hostname).
     #[arg(long)]
     pub host_label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Node config whose metrics ports to read (defaults when omitted).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Read these endpoints instead (host:port, repeatable).
+    #[arg(long = "endpoint")]
+    pub endpoints: Vec<SocketAddr>,
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between the two scrapes that give a rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
 }
 
 #[derive(Debug, Args)]

@@ -277,3 +277,38 @@ fn stale_invalid_and_malformed_commands_are_rejected_and_never_move_the_robot() 
         "robot moved to ({x}, {y})"
     );
 }
+
+#[test]
+fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
+    let _g = serial();
+    // The planner's metrics port is taken, so every planner start fails at once.
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = blocker.local_addr().expect("addr").port();
+    let cfg = std::env::temp_dir().join(format!("qubot-crashloop-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[supervisor]\nmax_restarts = 2\nrestart_window_s = 60.0\nbackoff_initial_ms = 50\n\
+             metrics_port = {}\n[sensor]\nmetrics_port = {}\n[planner]\nmetrics_port = {taken}\n\
+             [actuator]\nmetrics_port = {}\n",
+            free_port(),
+            free_port(),
+            free_port()
+        ),
+    )
+    .expect("config");
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let hub = format!("tcp/127.0.0.1:{}", free_port());
+    let up = Proc::spawn("qubot up", &["up", "--config", &cfg_s, "--robot", "crashloop", "--hub", &hub]);
+    let (code, lines) = up.finish(T);
+    let _ = std::fs::remove_file(&cfg);
+    assert_eq!(code, 1, "giving up is a failure: {lines:?}");
+    let events: Vec<_> = lines.iter().map(|l| json(l)).collect();
+    let planner_spawns = events.iter().filter(|e| e["event"] == "spawned" && e["actor"] == "planner").count();
+    assert_eq!(planner_spawns, 3, "first start + max_restarts restarts: {lines:?}");
+    assert!(events.iter().any(|e| e["event"] == "gave_up" && e["actor"] == "planner"), "{lines:?}");
+    let report = events.last().expect("report");
+    assert_eq!(report["finish"], "gave_up");
+    assert_eq!(report["restarts"]["planner"], 2, "{report}");
+    drop(blocker);
+}

@@ -4,6 +4,7 @@ mod actor;
 mod flood;
 mod inject;
 mod listen;
+mod top;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
         Mode::Listen(a) => listen::run(a),
         Mode::Flood(a) => flood::run(a),
         Mode::Inject(a) => inject::run(a),
+        Mode::Top(a) => top::run(a),
         Mode::CleanShm => {
             qubot_bus::cleanup_orphaned_shm_segments();
             Ok(ExitCode::SUCCESS)
