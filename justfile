@@ -9,6 +9,21 @@ default:
 up *ARGS:
     cargo run --release -- up {{ARGS}}
 
+# A local Prometheus with the shipped config (deploy/prometheus.yml, alerts) scraping a
+# running `qubot up` on this host; prints where to point Grafana.
+dashboards:
+    @command -v prometheus >/dev/null || { echo "Prometheus is not installed: apt-get install prometheus" >&2; exit 1; }
+    mkdir -p target/prometheus/targets
+    cp deploy/prometheus.yml deploy/alerts.yml target/prometheus/
+    @echo "Prometheus: http://127.0.0.1:9090 (scraping 127.0.0.1:9900-9903; start the pipeline with 'just up')"
+    @echo "Grafana: add a Prometheus datasource at http://127.0.0.1:9090 and import dashboards/qubot.json,"
+    @echo "         or provision it with dashboards/provisioning (see dashboards/README.md)"
+    prometheus --config.file=target/prometheus/prometheus.yml --storage.tsdb.path=target/prometheus/data --web.listen-address=127.0.0.1:9090
+
+# Live per-actor view of a running pipeline.
+top *ARGS:
+    cargo run --release -- top {{ARGS}}
+
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
     cargo bench -p qubot-benches

@@ -155,6 +155,8 @@ impl Actuator {
         self.drive.step(v, w, dt);
         if !self.goal_reached && self.drive.pose.point().dist(self.goal) <= self.goal_tolerance {
             self.goal_reached = true;
+            // Stopping at the goal is the plan, not a safe stop: the watchdog has nothing to do.
+            self.driving = false;
             tracing::info!(x = self.drive.pose.x, y = self.drive.pose.y, "goal reached");
         }
         let p = self.drive.pose;

@@ -73,4 +73,9 @@ pub fn describe_all() {
         PLANNER_CACHE,
         "Planner lookup-table cache lookups, by result (hit or miss)."
     );
+    describe_gauge!(
+        WATCHDOG_SILENCE,
+        Unit::Seconds,
+        "Time without a fresh command when the actuator watchdog last tripped."
+    );
 }

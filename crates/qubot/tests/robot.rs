@@ -299,14 +299,28 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
     .expect("config");
     let cfg_s = cfg.to_string_lossy().into_owned();
     let hub = format!("tcp/127.0.0.1:{}", free_port());
-    let up = Proc::spawn("qubot up", &["up", "--config", &cfg_s, "--robot", "crashloop", "--hub", &hub]);
+    let up = Proc::spawn(
+        "qubot up",
+        &["up", "--config", &cfg_s, "--robot", "crashloop", "--hub", &hub],
+    );
     let (code, lines) = up.finish(T);
     let _ = std::fs::remove_file(&cfg);
     assert_eq!(code, 1, "giving up is a failure: {lines:?}");
     let events: Vec<_> = lines.iter().map(|l| json(l)).collect();
-    let planner_spawns = events.iter().filter(|e| e["event"] == "spawned" && e["actor"] == "planner").count();
-    assert_eq!(planner_spawns, 3, "first start + max_restarts restarts: {lines:?}");
-    assert!(events.iter().any(|e| e["event"] == "gave_up" && e["actor"] == "planner"), "{lines:?}");
+    let planner_spawns = events
+        .iter()
+        .filter(|e| e["event"] == "spawned" && e["actor"] == "planner")
+        .count();
+    assert_eq!(
+        planner_spawns, 3,
+        "first start + max_restarts restarts: {lines:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "gave_up" && e["actor"] == "planner"),
+        "{lines:?}"
+    );
     let report = events.last().expect("report");
     assert_eq!(report["finish"], "gave_up");
     assert_eq!(report["restarts"]["planner"], 2, "{report}");

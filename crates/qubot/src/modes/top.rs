@@ -20,14 +20,22 @@ use crate::{
 
 pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
-        anyhow::bail!("--interval must be a positive number of seconds, got {}", args.interval);
+        anyhow::bail!(
+            "--interval must be a positive number of seconds, got {}",
+            args.interval
+        );
     }
     let endpoints = if args.endpoints.is_empty() {
         let cfg = NodeConfig::load(args.config.as_deref())?;
-        [cfg.supervisor.metrics_port, cfg.sensor.metrics_port, cfg.planner.metrics_port, cfg.actuator.metrics_port]
-            .into_iter()
-            .map(|p| SocketAddr::new(cfg.metrics_bind, p))
-            .collect()
+        [
+            cfg.supervisor.metrics_port,
+            cfg.sensor.metrics_port,
+            cfg.planner.metrics_port,
+            cfg.actuator.metrics_port,
+        ]
+        .into_iter()
+        .map(|p| SocketAddr::new(cfg.metrics_bind, p))
+        .collect()
     } else {
         args.endpoints.clone()
     };
@@ -56,7 +64,12 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
 fn scrape_all(endpoints: &[SocketAddr]) -> Vec<(SocketAddr, Option<Vec<Sample>>)> {
     endpoints
         .iter()
-        .map(|e| (*e, promtext::scrape(&e.to_string()).and_then(|t| promtext::parse(&t).ok())))
+        .map(|e| {
+            (
+                *e,
+                promtext::scrape(&e.to_string()).and_then(|t| promtext::parse(&t).ok()),
+            )
+        })
         .collect()
 }
 
@@ -94,14 +107,18 @@ fn render(
             names::ACTOR_RESTARTS => row.restarts += s.value,
             names::DROPPED => {
                 if s.value > 0.0 {
-                    *row.drops.entry(s.label("reason").unwrap_or("?").to_owned()).or_default() += s.value;
+                    *row.drops
+                        .entry(s.label("reason").unwrap_or("?").to_owned())
+                        .or_default() += s.value;
                 }
             }
             _ => {}
         }
     }
     for s in &all_prev {
-        let Some(row) = s.label("actor").and_then(|a| rows.get_mut(a)) else { continue };
+        let Some(row) = s.label("actor").and_then(|a| rows.get_mut(a)) else {
+            continue;
+        };
         match s.name.as_str() {
             names::RECEIVED => row.in_prev += s.value,
             names::PUBLISHED => row.out_prev += s.value,
@@ -132,14 +149,22 @@ fn render(
             ms(r.p99),
             format!("{}/{}", r.depth, r.capacity),
             r.restarts,
-            if drops.is_empty() { "-".to_owned() } else { drops.join(" ") },
+            if drops.is_empty() {
+                "-".to_owned()
+            } else {
+                drops.join(" ")
+            },
         );
     }
     let p99 = promtext::quantile(&all_now, names::PIPELINE_LATENCY, &[], 0.99);
     let stops = promtext::sum(&all_now, names::SAFE_STOPS, &[]);
     let _ = writeln!(out, "pipeline latency p99 {}   safe stops {stops}", ms(p99));
-    let down: Vec<String> =
-        endpoints.iter().zip(now).filter(|(_, (_, s))| s.is_none()).map(|(e, _)| e.to_string()).collect();
+    let down: Vec<String> = endpoints
+        .iter()
+        .zip(now)
+        .filter(|(_, (_, s))| s.is_none())
+        .map(|(e, _)| e.to_string())
+        .collect();
     if !down.is_empty() {
         let _ = writeln!(out, "unreachable: {}", down.join(", "));
     }
