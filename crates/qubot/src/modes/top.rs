@@ -105,12 +105,10 @@ fn render(
             names::MAILBOX_DEPTH => row.depth += s.value,
             names::MAILBOX_CAPACITY => row.capacity += s.value,
             names::ACTOR_RESTARTS => row.restarts += s.value,
-            names::DROPPED => {
-                if s.value > 0.0 {
-                    *row.drops
-                        .entry(s.label("reason").unwrap_or("?").to_owned())
-                        .or_default() += s.value;
-                }
+            names::DROPPED if s.value > 0.0 => {
+                *row.drops
+                    .entry(s.label("reason").unwrap_or("?").to_owned())
+                    .or_default() += s.value;
             }
             _ => {}
         }
