@@ -40,10 +40,16 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
 
-# Unit, property and process-level integration tests (real zenoh sessions on loopback).
+# Unit, property and process-level integration tests (real zenoh sessions on loopback, a real
+# Prometheus), then the /dev/shm check; ends with one "tests: N passed, N failed" line.
 test:
-    cargo test --release --workspace
-    @just shm-check
+    #!/usr/bin/env bash
+    set -euo pipefail
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    cargo test --release --workspace 2>&1 | tee "$log"
+    just shm-check
+    grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
 
 # Fail if zenoh shared-memory segments are left in /dev/shm after cleanup.
 shm-check:

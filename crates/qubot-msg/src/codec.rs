@@ -91,21 +91,23 @@ pub fn encode_into<'o, B: Body>(
     Ok(&mut rest[body_len..])
 }
 
-fn check_lengths<B: Body>(body: &B, body_len: usize, payload_len: usize) -> Result<(), EncodeError> {
+/// The size limits both directions enforce: `Err((what, len, max))` names the part too big.
+fn within_limits(body_len: usize, payload_len: usize) -> Result<(), (&'static str, usize, usize)> {
     if body_len > MAX_BODY_LEN {
-        return Err(EncodeError::Oversize {
-            what: "body",
-            len: body_len,
-            max: MAX_BODY_LEN,
-        });
+        return Err(("body", body_len, MAX_BODY_LEN));
     }
     if payload_len > MAX_PAYLOAD_LEN {
-        return Err(EncodeError::Oversize {
-            what: "payload",
-            len: payload_len,
-            max: MAX_PAYLOAD_LEN,
-        });
+        return Err(("payload", payload_len, MAX_PAYLOAD_LEN));
     }
+    Ok(())
+}
+
+fn check_lengths<B: Body>(body: &B, body_len: usize, payload_len: usize) -> Result<(), EncodeError> {
+    within_limits(body_len, payload_len).map_err(|(what, len, max)| EncodeError::Oversize {
+        what,
+        len,
+        max,
+    })?;
     body.check_payload(payload_len)
         .map_err(|reason| EncodeError::PayloadMismatch {
             kind: B::KIND,
@@ -147,20 +149,11 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
     }
     let kind = Kind::from_wire(w.kind).ok_or(DecodeError::UnknownKind { got: w.kind })?;
     let (body_len, payload_len) = (w.body_len as usize, w.payload_len as usize);
-    if body_len > MAX_BODY_LEN {
-        return Err(DecodeError::Oversize {
-            what: "body",
-            len: body_len,
-            max: MAX_BODY_LEN,
-        });
-    }
-    if payload_len > MAX_PAYLOAD_LEN {
-        return Err(DecodeError::Oversize {
-            what: "payload",
-            len: payload_len,
-            max: MAX_PAYLOAD_LEN,
-        });
-    }
+    within_limits(body_len, payload_len).map_err(|(what, len, max)| DecodeError::Oversize {
+        what,
+        len,
+        max,
+    })?;
     let need = HEADER_LEN + body_len + payload_len;
     if buf.len() < need {
         return Err(DecodeError::Truncated {

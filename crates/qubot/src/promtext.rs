@@ -24,18 +24,39 @@ impl Sample {
 
 /// GET `http://addr/metrics`; `None` while the endpoint is not up or answers non-200.
 pub fn scrape(addr: &str) -> Option<String> {
+    http_get(addr, "/metrics")
+}
+
+/// A minimal HTTP/1.1 GET on loopback (no client crate for two local uses): the body of a 200
+/// answer, de-chunked if needed; `None` otherwise.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
     let sock: std::net::SocketAddr = addr.parse().ok()?;
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     let (head, rest) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| rest.to_owned())
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Some(rest.to_owned());
+    }
+    let (mut out, mut rest) = (String::new(), rest);
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            break;
+        }
+        out.push_str(tail.get(..n)?);
+        rest = tail.get(n + 2..)?;
+    }
+    Some(out)
 }
 
 /// Parses the text format; an error names the line.
