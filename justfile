@@ -9,8 +9,7 @@ default:
 up *ARGS:
     cargo run --release -- up {{ARGS}}
 
-# A local Prometheus with the shipped config (deploy/prometheus.yml, alerts) scraping a
-# running `qubot up` on this host; prints where to point Grafana.
+# A local Prometheus with the shipped config scraping a running `qubot up`; prints where to point Grafana.
 dashboards:
     @command -v prometheus >/dev/null || { echo "Prometheus is not installed: apt-get install prometheus" >&2; exit 1; }
     mkdir -p target/prometheus/targets
@@ -40,8 +39,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --release --workspace --all-targets -- -D warnings
 
-# Unit, property and process-level integration tests (real zenoh sessions on loopback, a real
-# Prometheus), then the /dev/shm check; ends with one "tests: N passed, N failed" line.
+# Unit, property and process-level tests (real zenoh, a real Prometheus), then the /dev/shm check.
 test:
     #!/usr/bin/env bash
     set -euo pipefail
