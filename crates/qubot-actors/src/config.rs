@@ -338,11 +338,7 @@ impl NodeConfig {
 }
 
 fn segment(field: &str, v: &str) -> Result<(), ConfigError> {
-    if v.is_empty() || v.contains(['/', '*', '$', '?', '#', ' ']) {
-        Err(invalid(field, format!("{v:?} is not a valid key segment")))
-    } else {
-        Ok(())
-    }
+    qubot_bus::check_segment(v).map_err(|reason| invalid(field, reason))
 }
 
 fn range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {

@@ -17,12 +17,6 @@ pub enum BusError {
     },
     #[error("opening the zenoh session")]
     Open(#[source] ZenohError),
-    #[error("creating the shared-memory provider ({bytes} bytes)")]
-    Shm {
-        bytes: usize,
-        #[source]
-        source: ZenohError,
-    },
     #[error("declaring {what} on {key}")]
     Declare {
         what: &'static str,

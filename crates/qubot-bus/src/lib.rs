@@ -18,6 +18,6 @@ pub use error::BusError;
 pub use publisher::{PublishError, Publisher};
 pub use received::Received;
 pub use session::Bus;
-pub use topic::{key, liveliness_key, QosClass, Topic};
+pub use topic::{check_segment, key, liveliness_key, QosClass, Topic};
 pub use zenoh::shm::cleanup_orphaned_shm_segments;
 pub use zenoh::{pubsub::Subscriber, sample::Sample};

@@ -71,6 +71,18 @@ impl Topic {
     };
 }
 
+/// Checks one key-expression segment (robot, actor or instance name): not empty, and no
+/// separator, wildcard or space that would change what a key matches.
+pub fn check_segment(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.contains(['/', '*', '$', '?', '#', ' ']) {
+        Err(format!(
+            "{s:?} is not a valid key segment (no '/', '*', '$', '?', '#' or spaces)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// `qubot/<robot>/<actor>/<instance>/<topic>`; any segment may be `*` in a subscription.
 pub fn key(robot: &str, actor: &str, instance: &str, topic: &str) -> String {
     format!("qubot/{robot}/{actor}/{instance}/{topic}")

@@ -242,13 +242,7 @@ pub struct InjectArgs {
 
 /// Key expression segments must not contain separators or wildcards.
 fn parse_segment(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.contains(['/', '*', '$', '?', '#', ' ']) {
-        Err(format!(
-            "{s:?} is not a valid key segment (no '/', '*', '$', '?', '#' or spaces)"
-        ))
-    } else {
-        Ok(s.to_owned())
-    }
+    qubot_bus::check_segment(s).map(|()| s.to_owned())
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

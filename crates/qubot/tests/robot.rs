@@ -83,14 +83,6 @@ fn wait_driving(up: &Up, n: f64) {
     });
 }
 
-fn kill(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success(), "kill -s {sig} {pid}");
-}
-
 fn assert_clean_run(report: &serde_json::Value) {
     assert_eq!(report["goal_reached"], true, "{report}");
     assert_eq!(report["collisions"], 0, "{report}");
@@ -143,7 +135,7 @@ fn killed_planner_safe_stops_restarts_and_the_robot_still_arrives() {
     );
     let planner = up.spawned("planner");
     wait_driving(&up, 20.0);
-    kill(planner, "KILL");
+    signal_pid(planner, "KILL");
     wait_for("a safe stop", T, || {
         let n = actuator_metric(&up, "qubot_safe_stops_total", &[("reason", "cmd_timeout")])?;
         (n >= 1.0).then_some(())
@@ -172,7 +164,7 @@ fn stopped_planner_safe_stops_then_the_loop_recovers() {
     let up = Up::start("sigstop", "slalom", &["--exit-on-goal", "--timeout", "120"]);
     let planner = up.spawned("planner");
     wait_driving(&up, 20.0);
-    kill(planner, "STOP");
+    signal_pid(planner, "STOP");
     let stopped_at = std::time::Instant::now();
     wait_for("a safe stop while the planner is frozen", T, || {
         let n = actuator_metric(&up, "qubot_safe_stops_total", &[("reason", "cmd_timeout")])?;
@@ -183,7 +175,7 @@ fn stopped_planner_safe_stops_then_the_loop_recovers() {
         std::thread::sleep(left);
     }
     let applied = actuator_metric(&up, "qubot_messages_received_total", &[("topic", "cmd")]).expect("cmds");
-    kill(planner, "CONT");
+    signal_pid(planner, "CONT");
     wait_for("commands flowing again", T, || {
         let n = actuator_metric(&up, "qubot_messages_received_total", &[("topic", "cmd")])?;
         (n > applied + 10.0).then_some(())

@@ -86,12 +86,7 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -s {sig} {}", self.name);
+        signal_pid(self.child.id(), sig);
     }
 
     /// Resident set size from /proc, in bytes (read instantly, unlike the 1 s process metrics).
@@ -207,4 +202,14 @@ pub fn shm_files() -> BTreeSet<String> {
 /// Parses one line of the CLI's JSON output.
 pub fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// `kill -s SIG pid`, asserting that the signal was delivered.
+pub fn signal_pid(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -s {sig} {pid}");
 }
