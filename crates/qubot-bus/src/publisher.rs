@@ -7,7 +7,7 @@ use metrics::Counter;
 use qubot_msg::{encode_into, encoded_len, now_ns, ActorId, Body, EncodeError, Stamp};
 use zenoh::{bytes::ZBytes, Wait};
 
-use crate::{shm::ShmPool, telemetry, topic::Topic};
+use crate::{received::Received, shm::ShmPool, telemetry, topic::Topic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -95,6 +95,21 @@ impl Publisher {
         self.published.increment(1);
         self.bytes.increment(len as u64);
         Ok(seq)
+    }
+
+    /// Relays a received message as it is (header, body and payload unchanged) without
+    /// copying it: an SHM buffer goes on as the same shared memory. For bridges, recorders
+    /// and the bench's echo; the original source and sequence stay in the header.
+    pub fn forward<B: qubot_msg::Body>(&self, msg: &Received<B>) -> Result<(), PublishError> {
+        let bytes = msg.bytes().clone();
+        let len = bytes.len() as u64;
+        self.inner
+            .put(bytes)
+            .wait()
+            .map_err(|e| PublishError::Put(e.to_string()))?;
+        self.published.increment(1);
+        self.bytes.increment(len);
+        Ok(())
     }
 
     /// A shared-memory buffer for a message of `len` bytes, or `None` for small messages and

@@ -40,6 +40,11 @@ impl<B: Body> Received<B> {
         first_slice(&self.bytes).get(self.payload_at..).unwrap_or(&[])
     }
 
+    /// The whole message as received (header, body, payload), e.g. to relay it unchanged.
+    pub fn bytes(&self) -> &ZBytes {
+        &self.bytes
+    }
+
     pub fn wire_len(&self) -> usize {
         self.bytes.len()
     }

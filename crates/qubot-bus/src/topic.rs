@@ -13,26 +13,26 @@ pub enum QosClass {
 }
 
 impl QosClass {
-    pub(crate) fn reliability(self) -> Reliability {
+    pub fn reliability(self) -> Reliability {
         match self {
             QosClass::Sensor => Reliability::BestEffort,
             QosClass::Command | QosClass::State => Reliability::Reliable,
         }
     }
-    pub(crate) fn congestion(self) -> CongestionControl {
+    pub fn congestion(self) -> CongestionControl {
         match self {
             QosClass::Command => CongestionControl::Block,
             QosClass::Sensor | QosClass::State => CongestionControl::Drop,
         }
     }
-    pub(crate) fn priority(self) -> Priority {
+    pub fn priority(self) -> Priority {
         match self {
             QosClass::Command => Priority::RealTime,
             QosClass::State => Priority::InteractiveHigh,
             QosClass::Sensor => Priority::DataHigh,
         }
     }
-    pub(crate) fn express(self) -> bool {
+    pub fn express(self) -> bool {
         matches!(self, QosClass::Command)
     }
 }

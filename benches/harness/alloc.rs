@@ -1,0 +1,123 @@
+//! The harness's global allocator: mimalloc or the system allocator, chosen once per process
+//! from `QUBOT_BENCH_ALLOC` (so one build measures both, interleaved in one run), wrapped in
+//! counters so a role can report allocations per message on its hot path.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    ffi::CStr,
+    sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
+};
+
+use mimalloc::MiMalloc;
+
+/// Environment variable the orchestrator sets for each child: `mimalloc` (default) or `system`.
+pub const ENV: &str = "QUBOT_BENCH_ALLOC";
+
+const UNDECIDED: u8 = 0;
+const MIMALLOC: u8 = 1;
+const SYSTEM: u8 = 2;
+
+static CHOICE: AtomicU8 = AtomicU8::new(UNDECIDED);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+pub struct Counting;
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The allocator this process uses. Decided on the first allocation, before any thread
+/// starts; `getenv` allocates nothing, so deciding cannot recurse.
+fn choice() -> u8 {
+    match CHOICE.load(Relaxed) {
+        UNDECIDED => {
+            // SAFETY: the name is a valid C string; nothing in this process calls setenv.
+            let v = unsafe { libc::getenv(c"QUBOT_BENCH_ALLOC".as_ptr()) };
+            let c = if !v.is_null() && unsafe { CStr::from_ptr(v) } == c"system" {
+                SYSTEM
+            } else {
+                MIMALLOC
+            };
+            CHOICE.store(c, Relaxed);
+            c
+        }
+        c => c,
+    }
+}
+
+pub fn name() -> &'static str {
+    if choice() == SYSTEM {
+        "system"
+    } else {
+        "mimalloc"
+    }
+}
+
+/// Allocation calls (alloc, alloc_zeroed, realloc) so far, all threads.
+pub fn allocs() -> u64 {
+    ALLOCS.load(Relaxed)
+}
+
+fn count() {
+    ALLOCS.fetch_add(1, Relaxed);
+}
+
+// SAFETY: every call forwards to one allocator, the same for the whole life of the process,
+// so blocks are always freed by the allocator that made them.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        if choice() == SYSTEM {
+            System.alloc(layout)
+        } else {
+            MiMalloc.alloc(layout)
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        if choice() == SYSTEM {
+            System.alloc_zeroed(layout)
+        } else {
+            MiMalloc.alloc_zeroed(layout)
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if choice() == SYSTEM {
+            System.dealloc(ptr, layout)
+        } else {
+            MiMalloc.dealloc(ptr, layout)
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        if choice() == SYSTEM {
+            System.realloc(ptr, layout, new_size)
+        } else {
+            MiMalloc.realloc(ptr, layout, new_size)
+        }
+    }
+}
+
+/// A snapshot of the counters at one message, to difference against a later one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mark {
+    pub msgs: u64,
+    pub allocs: u64,
+}
+
+impl Mark {
+    pub fn now(msgs: u64) -> Mark {
+        Mark {
+            msgs,
+            allocs: allocs(),
+        }
+    }
+
+    /// Allocations per message between `self` and a later mark.
+    pub fn per_msg_until(self, later: Mark) -> Option<f64> {
+        let msgs = later.msgs.checked_sub(self.msgs).filter(|&m| m > 0)?;
+        Some(later.allocs.saturating_sub(self.allocs) as f64 / msgs as f64)
+    }
+}

@@ -1,0 +1,166 @@
+//! SVG plots of a report, drawn with plotters: latency against payload (raw vs Qubot, SHM vs
+//! TCP) and the allocator A/B.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+
+use crate::{
+    report::{Measured, Report},
+    roles::Transport,
+};
+
+struct Series {
+    label: String,
+    color: RGBColor,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+fn p50(r: &Report, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
+    r.cases
+        .iter()
+        .filter(|c| c.transport == t && c.allocator == allocator)
+        .filter_map(|c| match c.measured {
+            Measured::Latency {
+                raw_p50_us,
+                qubot_p50_us,
+                ..
+            } => Some((
+                c.payload_bytes as f64,
+                if qubot { qubot_p50_us } else { raw_p50_us },
+            )),
+            _ => None,
+        })
+        .filter(|(_, y)| y.is_finite() && *y > 0.0)
+        .collect()
+}
+
+pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(255, 127, 14);
+    let green = RGBColor(44, 160, 44);
+    let red = RGBColor(214, 39, 40);
+    let s = |label: &str, color, dashed, points| Series {
+        label: label.into(),
+        color,
+        dashed,
+        points,
+    };
+    let vs_raw = vec![
+        s(
+            "raw zenoh, SHM",
+            blue,
+            true,
+            p50(r, Transport::Shm, "mimalloc", false),
+        ),
+        s(
+            "Qubot, SHM",
+            blue,
+            false,
+            p50(r, Transport::Shm, "mimalloc", true),
+        ),
+        s(
+            "raw zenoh, TCP",
+            orange,
+            true,
+            p50(r, Transport::Tcp, "mimalloc", false),
+        ),
+        s(
+            "Qubot, TCP",
+            orange,
+            false,
+            p50(r, Transport::Tcp, "mimalloc", true),
+        ),
+    ];
+    chart(
+        &dir.join("latency.svg"),
+        "One-hop latency p50 vs payload (mimalloc)",
+        &vs_raw,
+    )?;
+    let ab = vec![
+        s(
+            "Qubot SHM, mimalloc",
+            green,
+            false,
+            p50(r, Transport::Shm, "mimalloc", true),
+        ),
+        s(
+            "Qubot SHM, system",
+            green,
+            true,
+            p50(r, Transport::Shm, "system", true),
+        ),
+        s(
+            "Qubot TCP, mimalloc",
+            red,
+            false,
+            p50(r, Transport::Tcp, "mimalloc", true),
+        ),
+        s(
+            "Qubot TCP, system",
+            red,
+            true,
+            p50(r, Transport::Tcp, "system", true),
+        ),
+    ];
+    chart(
+        &dir.join("allocators.svg"),
+        "Qubot one-hop latency p50: mimalloc vs system allocator",
+        &ab,
+    )
+}
+
+fn chart(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
+    let pts = || series.iter().flat_map(|s| s.points.iter());
+    if pts().next().is_none() {
+        return Ok(()); // nothing measured for this plot (e.g. --only throughput)
+    }
+    let (xmin, xmax) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (ymin, ymax) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let err = |e: &dyn std::fmt::Display| anyhow!("plotting {}: {e}", path.display());
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (xmin / 1.5..xmax * 1.5).log_scale(),
+            (ymin / 1.5..ymax * 1.5).log_scale(),
+        )
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("payload (bytes, log)")
+        .y_desc("p50 one hop (µs, log)")
+        .x_label_formatter(&|x| crate::report::size(*x as usize))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        let color = s.color;
+        if s.dashed {
+            c.draw_series(DashedLineSeries::new(s.points.clone(), 6, 4, style))
+                .map_err(|e| err(&e))?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
+        } else {
+            c.draw_series(LineSeries::new(s.points.clone(), style))
+                .map_err(|e| err(&e))?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+        }
+        c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

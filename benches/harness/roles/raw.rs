@@ -1,0 +1,310 @@
+//! Raw zenoh: what an application gets from zenoh alone. The echo re-publishes each sample
+//! from inside zenoh's callback (the received buffer, no copy); the ping blocks on a FIFO
+//! subscriber. Same session config, QoS and SHM pool as the Qubot side.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, Context};
+use zenoh::{
+    bytes::ZBytes,
+    pubsub::Publisher,
+    shm::{GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder},
+    Session, Wait,
+};
+
+use super::{
+    announce_ready, print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, RoleArgs, RoleReport,
+    Transport, PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
+};
+use crate::alloc::{self, Mark};
+
+pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
+    let session = open(args)?;
+    let result = match args.kind {
+        Kind::Echo => echo(&session),
+        Kind::Ping => ping(&session, args),
+        Kind::Sink => sink(&session, args),
+        Kind::Source => source(&session, args),
+    };
+    session
+        .close()
+        .wait()
+        .map_err(|e| anyhow!("closing zenoh: {e}"))?;
+    result
+}
+
+/// The same session settings `qubot_bus::BusConfig` makes: peer, no multicast scouting, no
+/// implicit SHM copies, SHM on or off by transport.
+fn open(args: &RoleArgs) -> anyhow::Result<Session> {
+    let mut c = zenoh::Config::default();
+    let endpoint = format!("[{:?}]", args.endpoint);
+    let mut set = |k: &str, v: &str| c.insert_json5(k, v).map_err(|e| anyhow!("zenoh config {k}: {e}"));
+    set("mode", "\"peer\"")?;
+    set("scouting/multicast/enabled", "false")?;
+    set("transport/shared_memory/transport_optimization/enabled", "false")?;
+    let shm = if args.transport == Transport::Shm {
+        "true"
+    } else {
+        "false"
+    };
+    set("transport/shared_memory/enabled", shm)?;
+    if args.is_server() {
+        set("listen/endpoints", &endpoint)?;
+    } else {
+        set("connect/endpoints", &endpoint)?;
+    }
+    zenoh::open(c).wait().map_err(|e| anyhow!("opening zenoh: {e}"))
+}
+
+fn publisher(
+    session: &Session,
+    key: &'static str,
+    topic: qubot_bus::Topic,
+) -> anyhow::Result<Publisher<'static>> {
+    let q = topic.qos;
+    session
+        .declare_publisher(key)
+        .reliability(q.reliability())
+        .congestion_control(q.congestion())
+        .priority(q.priority())
+        .express(q.express())
+        .wait()
+        .map_err(|e| anyhow!("declaring publisher on {key}: {e}"))
+}
+
+/// Buffers for outgoing messages: loaned from SHM like Qubot's publisher, heap otherwise
+/// (or when the pool is exhausted, as Qubot does).
+struct Buffers {
+    provider: Option<ShmProvider<PosixShmProviderBackend>>,
+}
+
+impl Buffers {
+    fn new(args: &RoleArgs) -> anyhow::Result<Buffers> {
+        let provider = match args.transport {
+            Transport::Shm => Some(
+                ShmProviderBuilder::default_backend(args.shm_pool_bytes())
+                    .wait()
+                    .map_err(|e| anyhow!("creating the SHM pool: {e}"))?,
+            ),
+            Transport::Tcp => None,
+        };
+        Ok(Buffers { provider })
+    }
+
+    /// A message of `len` bytes carrying index `i`.
+    fn message(&self, len: usize, i: u64) -> ZBytes {
+        if let Some(p) = &self.provider {
+            if let Ok(mut buf) = p.alloc(len).with_policy::<GarbageCollect>().wait() {
+                stamp(&mut buf, i);
+                return ZBytes::from(buf);
+            }
+        }
+        let mut buf = vec![0u8; len];
+        stamp(&mut buf, i);
+        ZBytes::from(buf)
+    }
+}
+
+fn wait_matched(p: &Publisher<'_>, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if p.matching_status().wait().map(|s| s.matching()).unwrap_or(false) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(anyhow!("no subscriber matched within {within:?}"))
+}
+
+fn echo(session: &Session) -> anyhow::Result<()> {
+    let pong = publisher(session, PONG_KEY, PONG_TOPIC)?;
+    let sub = session
+        .declare_subscriber(PING_KEY)
+        .callback(move |s| {
+            let _ = pong.put(s.payload().clone()).wait();
+        })
+        .wait()
+        .map_err(|e| anyhow!("subscribing: {e}"))?;
+    announce_ready();
+    wait_for_stdin_eof();
+    drop(sub);
+    Ok(())
+}
+
+fn ping(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
+    let buffers = Buffers::new(args)?;
+    let sub = session
+        .declare_subscriber(PONG_KEY)
+        .wait()
+        .map_err(|e| anyhow!("subscribing: {e}"))?;
+    let p = publisher(session, PING_KEY, PING_TOPIC)?;
+    wait_matched(&p, Duration::from_secs(10))?;
+    let deadline = args.deadline();
+    let total = args.warmup + args.count;
+    let mut half_rtt_us = Vec::with_capacity(args.count as usize);
+    let mut timeouts = 0;
+    let mut i = 0;
+    while i < total && Instant::now() < deadline {
+        let t0 = Instant::now();
+        p.put(buffers.message(args.payload, i))
+            .wait()
+            .map_err(|e| anyhow!("put: {e}"))?;
+        // Wait for this ping's echo; an answer to an earlier, timed-out ping is skipped.
+        let answered = loop {
+            match sub.recv_timeout(Duration::from_secs(1)) {
+                Ok(Some(s)) if read_stamp(&s.payload().to_bytes()) == i => break true,
+                Ok(Some(_)) => continue,
+                _ => break false,
+            }
+        };
+        if !answered {
+            timeouts += 1;
+            continue;
+        }
+        if i >= args.warmup {
+            half_rtt_us.push(t0.elapsed().as_secs_f64() * 1e6 / 2.0);
+        }
+        i += 1;
+    }
+    print_report(&RoleReport {
+        half_rtt_us,
+        timeouts,
+        allocator: alloc::name().into(),
+        ..Default::default()
+    })
+}
+
+/// Counts in zenoh's callback: the cheapest possible consumer.
+fn sink(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
+    let meter = Arc::new(SinkMeter::default());
+    let m = meter.clone();
+    let warmup = args.warmup;
+    let sub = session
+        .declare_subscriber(PING_KEY)
+        .callback(move |s| {
+            std::hint::black_box(s.payload().len());
+            m.on_message(warmup);
+        })
+        .wait()
+        .map_err(|e| anyhow!("subscribing: {e}"))?;
+    announce_ready();
+    let report = meter.wait_done(args);
+    drop(sub);
+    print_report(&report)
+}
+
+fn source(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
+    let buffers = Buffers::new(args)?;
+    let p = publisher(session, PING_KEY, PING_TOPIC)?;
+    wait_matched(&p, Duration::from_secs(10))?;
+    let report = publish_loop(args, |i| {
+        p.put(buffers.message(args.payload, i))
+            .wait()
+            .map_err(|e| anyhow!("put: {e}"))
+    })?;
+    // Let the transport flush the tail before the session closes.
+    std::thread::sleep(Duration::from_millis(300));
+    print_report(&report)
+}
+
+/// Publishes warm-up plus `count` messages, paced at `rate` when it is set, within the
+/// deadline; counts allocations over the measured part.
+pub fn publish_loop(
+    args: &RoleArgs,
+    mut publish: impl FnMut(u64) -> anyhow::Result<()>,
+) -> anyhow::Result<RoleReport> {
+    let deadline = args.deadline();
+    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let start = Instant::now();
+    let mut first = None;
+    let total = args.warmup + args.count;
+    let mut i = 0;
+    while i < total && Instant::now() < deadline {
+        if let Some(period) = period {
+            let due = start + period * i as u32;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        if i == args.warmup {
+            first = Some((Instant::now(), Mark::now(i)));
+        }
+        publish(i).with_context(|| format!("publishing message {i}"))?;
+        i += 1;
+    }
+    let (t0, m0) = first.unwrap_or((Instant::now(), Mark::now(i)));
+    let end = Mark::now(i);
+    Ok(RoleReport {
+        messages: i.saturating_sub(args.warmup),
+        seconds: t0.elapsed().as_secs_f64(),
+        allocs_per_msg: m0.per_msg_until(end),
+        allocator: alloc::name().into(),
+        ..Default::default()
+    })
+}
+
+/// Receive-side counting shared by both implementations' sinks: message count, the time and
+/// allocation count at the first measured message and at the latest one.
+#[derive(Default)]
+pub struct SinkMeter {
+    count: AtomicU64,
+    marks: Mutex<Option<(Instant, Mark, Instant, Mark)>>,
+}
+
+impl SinkMeter {
+    pub fn on_message(&self, warmup: u64) {
+        let n = self.count.fetch_add(1, Relaxed) + 1;
+        if n <= warmup {
+            return;
+        }
+        let now = Instant::now();
+        let mark = Mark::now(n);
+        let mut g = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            None => *g = Some((now, mark, now, mark)),
+            Some(m) => {
+                m.2 = now;
+                m.3 = mark;
+            }
+        }
+    }
+
+    /// Blocks until `warmup + count` messages arrived, the stream went quiet for a second
+    /// after it started, or the deadline passed.
+    pub fn wait_done(&self, args: &RoleArgs) -> RoleReport {
+        let deadline = args.deadline() + Duration::from_secs(10);
+        let want = args.warmup + args.count;
+        let mut last = (0, Instant::now());
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let n = self.count.load(Relaxed);
+            let now = Instant::now();
+            if n != last.0 {
+                last = (n, now);
+            }
+            let quiet = n > 0 && now - last.1 > Duration::from_secs(1);
+            if n >= want || quiet || now > deadline {
+                break;
+            }
+        }
+        let g = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        let (seconds, messages, allocs_per_msg) = match *g {
+            Some((t0, m0, t1, m1)) => ((t1 - t0).as_secs_f64(), m1.msgs - m0.msgs, m0.per_msg_until(m1)),
+            None => (0.0, 0, None),
+        };
+        RoleReport {
+            messages,
+            seconds,
+            allocs_per_msg,
+            allocator: alloc::name().into(),
+            ..Default::default()
+        }
+    }
+}

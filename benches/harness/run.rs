@@ -1,0 +1,205 @@
+//! The orchestrator: every case measured for raw zenoh and for Qubot, alternating in rounds
+//! so that both see the same machine weather, for each allocator.
+
+use std::{path::Path, time::Instant};
+
+use anyhow::Context;
+
+use crate::{
+    plot,
+    report::{self, Case, Machine, Measured, Report},
+    roles::{Impl, Kind, RoleArgs, Transport},
+    spawn::{free_endpoint, pair},
+    stats::{quantile, sorted},
+};
+
+pub const LATENCY_PAYLOADS: [usize; 5] = [64, 1 << 10, 64 << 10, 1 << 20, 4 << 20];
+pub const THROUGHPUT_PAYLOADS: [usize; 2] = [64, 64 << 10];
+pub const ALLOCATORS: [&str; 2] = ["mimalloc", "system"];
+const TRANSPORTS: [Transport; 2] = [Transport::Shm, Transport::Tcp];
+
+/// How much of everything: `quick` for a look in under two minutes, full for the record.
+pub struct Plan {
+    pub rounds: u32,
+    pub latency_count: u64,
+    pub latency_seconds: f64,
+    pub throughput_count: u64,
+    pub throughput_seconds: f64,
+    pub allocs_count: u64,
+    pub allocs_rate: f64,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                rounds: 1,
+                latency_count: 200,
+                latency_seconds: 1.0,
+                throughput_count: 400_000,
+                throughput_seconds: 1.0,
+                allocs_count: 1_000,
+                allocs_rate: 2_000.0,
+            }
+        } else {
+            Plan {
+                rounds: 3,
+                latency_count: 1_000,
+                latency_seconds: 3.0,
+                throughput_count: 2_000_000,
+                throughput_seconds: 3.0,
+                allocs_count: 5_000,
+                allocs_rate: 2_000.0,
+            }
+        }
+    }
+}
+
+fn args(imp: Impl, kind: Kind, transport: Transport, payload: usize) -> anyhow::Result<RoleArgs> {
+    Ok(RoleArgs {
+        imp,
+        kind,
+        transport,
+        payload,
+        endpoint: free_endpoint()?,
+        count: 0,
+        warmup: 0,
+        rate: 0.0,
+        max_seconds: 0.0,
+    })
+}
+
+fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
+    let (mut raw, mut qubot, mut timeouts) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..plan.rounds {
+        for imp in [Impl::Raw, Impl::Qubot] {
+            let mut a = args(imp, Kind::Ping, t, payload)?;
+            a.count = plan.latency_count;
+            a.warmup = 50;
+            a.max_seconds = plan.latency_seconds;
+            let (_, r) = pair(&a, allocator)?;
+            timeouts += r.timeouts;
+            match imp {
+                Impl::Raw => raw.extend(r.half_rtt_us),
+                Impl::Qubot => qubot.extend(r.half_rtt_us),
+            }
+        }
+    }
+    let (raw, qubot) = (sorted(raw), sorted(qubot));
+    let (raw_p50_us, qubot_p50_us) = (quantile(&raw, 0.5), quantile(&qubot, 0.5));
+    Ok(Case {
+        kind: "latency",
+        transport: t,
+        payload_bytes: payload,
+        allocator: allocator.into(),
+        measured: Measured::Latency {
+            raw_p50_us,
+            raw_p99_us: quantile(&raw, 0.99),
+            qubot_p50_us,
+            qubot_p99_us: quantile(&qubot, 0.99),
+            ratio_p50: qubot_p50_us / raw_p50_us,
+            samples: raw.len().min(qubot.len()),
+            timeouts,
+        },
+    })
+}
+
+/// Messages per second the subscriber received, pooled over rounds.
+fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
+    let mut rate = [(0u64, 0f64); 2];
+    for _ in 0..plan.rounds {
+        for (slot, imp) in [Impl::Raw, Impl::Qubot].into_iter().enumerate() {
+            let mut a = args(imp, Kind::Source, t, payload)?;
+            a.count = plan.throughput_count;
+            a.warmup = 1_000;
+            a.max_seconds = plan.throughput_seconds;
+            let (sink, _) = pair(&a, allocator)?;
+            let sink = sink.context("sink report")?;
+            rate[slot].0 += sink.messages;
+            rate[slot].1 += sink.seconds;
+        }
+    }
+    let per_s = |(n, s): (u64, f64)| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let (raw, qubot) = (per_s(rate[0]), per_s(rate[1]));
+    Ok(Case {
+        kind: "throughput",
+        transport: t,
+        payload_bytes: payload,
+        allocator: allocator.into(),
+        measured: Measured::Throughput {
+            raw_msgs_per_s: raw,
+            qubot_msgs_per_s: qubot,
+            ratio: qubot / raw,
+            raw_bytes_per_s: raw * payload as f64,
+            qubot_bytes_per_s: qubot * payload as f64,
+        },
+    })
+}
+
+/// Allocations per message in steady state at a paced rate (no queues building up), both
+/// ends, both implementations.
+fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
+    let mut out = [(None, None); 2];
+    for (slot, imp) in [Impl::Raw, Impl::Qubot].into_iter().enumerate() {
+        let mut a = args(imp, Kind::Source, t, payload)?;
+        a.count = plan.allocs_count;
+        a.warmup = 500;
+        a.rate = plan.allocs_rate;
+        a.max_seconds = (a.count + a.warmup) as f64 / a.rate + 5.0;
+        let (sink, source) = pair(&a, allocator)?;
+        out[slot] = (source.allocs_per_msg, sink.and_then(|s| s.allocs_per_msg));
+    }
+    Ok(Case {
+        kind: "allocs",
+        transport: t,
+        payload_bytes: payload,
+        allocator: allocator.into(),
+        measured: Measured::Allocs {
+            allocs_per_msg_pub: out[1].0,
+            allocs_per_msg_sub: out[1].1,
+            raw_allocs_per_msg_pub: out[0].0,
+            raw_allocs_per_msg_sub: out[0].1,
+        },
+    })
+}
+
+pub fn run(quick: bool, out_dir: &Path, only: Option<&str>) -> anyhow::Result<Report> {
+    let plan = Plan::new(quick);
+    let started = Instant::now();
+    let mut cases = Vec::new();
+    let wants = |k: &str| only.is_none_or(|o| o == k);
+    for allocator in ALLOCATORS {
+        for t in TRANSPORTS {
+            if wants("latency") {
+                for p in LATENCY_PAYLOADS {
+                    eprintln!("bench: latency {t:?} {} {allocator}", report::size(p));
+                    cases.push(latency(&plan, t, p, allocator)?);
+                }
+            }
+            for p in THROUGHPUT_PAYLOADS {
+                if wants("throughput") {
+                    eprintln!("bench: throughput {t:?} {} {allocator}", report::size(p));
+                    cases.push(throughput(&plan, t, p, allocator)?);
+                }
+                if wants("allocs") {
+                    eprintln!("bench: allocs {t:?} {} {allocator}", report::size(p));
+                    cases.push(allocs(&plan, t, p, allocator)?);
+                }
+            }
+        }
+    }
+    let report = Report {
+        machine: Machine::read(),
+        git_rev: report::git_rev(),
+        allocator: "mimalloc",
+        quick,
+        seconds: started.elapsed().as_secs_f64(),
+        cases,
+    };
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let json = out_dir.join("report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    plot::all(&report, out_dir)?;
+    Ok(report)
+}

@@ -1,0 +1,166 @@
+//! Starting a measurement's two processes and collecting what they report.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::{
+    alloc,
+    roles::{Impl, Kind, RoleArgs, RoleReport},
+};
+
+/// A child process that is killed if the harness gives up on it.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(args: &RoleArgs, allocator: &str) -> anyhow::Result<Proc> {
+        let exe = std::env::current_exe().context("locating the harness binary")?;
+        let mut child = Command::new(exe)
+            .arg("role")
+            .args(role_argv(args))
+            .env(alloc::ENV, allocator)
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning a role process")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let what = format!(
+            "{:?} {:?} ({:?}, {} B)",
+            args.imp, args.kind, args.transport, args.payload
+        );
+        Ok(Proc {
+            child,
+            stdin,
+            lines,
+            what,
+        })
+    }
+
+    /// The next line the process prints, within `timeout`.
+    fn line(&self, timeout: Duration) -> anyhow::Result<String> {
+        self.lines
+            .recv_timeout(timeout)
+            .map_err(|_| anyhow!("{}: no output within {timeout:?}", self.what))
+    }
+
+    /// The JSON report on the process's last line; waits for it to exit.
+    fn report(mut self, timeout: Duration) -> anyhow::Result<RoleReport> {
+        let mut last = None;
+        loop {
+            match self.lines.recv_timeout(timeout) {
+                Ok(l) => last = Some(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => bail!("{}: no report within {timeout:?}", self.what),
+            }
+        }
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("{} exited with {status}", self.what);
+        }
+        let last = last.ok_or_else(|| anyhow!("{} printed nothing", self.what))?;
+        serde_json::from_str(&last).with_context(|| format!("{}: bad report {last:?}", self.what))
+    }
+
+    /// Closes stdin: a server's signal to finish.
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn role_argv(a: &RoleArgs) -> Vec<String> {
+    let imp = match a.imp {
+        Impl::Raw => "raw",
+        Impl::Qubot => "qubot",
+    };
+    let kind = match a.kind {
+        Kind::Echo => "echo",
+        Kind::Ping => "ping",
+        Kind::Sink => "sink",
+        Kind::Source => "source",
+    };
+    let transport = match a.transport {
+        crate::roles::Transport::Shm => "shm",
+        crate::roles::Transport::Tcp => "tcp",
+    };
+    [
+        ("--impl", imp.to_owned()),
+        ("--kind", kind.to_owned()),
+        ("--transport", transport.to_owned()),
+        ("--payload", a.payload.to_string()),
+        ("--endpoint", a.endpoint.clone()),
+        ("--count", a.count.to_string()),
+        ("--warmup", a.warmup.to_string()),
+        ("--rate", a.rate.to_string()),
+        ("--max-seconds", a.max_seconds.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_owned(), v])
+    .collect()
+}
+
+/// A loopback endpoint on a port that was free a moment ago.
+pub fn free_endpoint() -> anyhow::Result<String> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(format!("tcp/127.0.0.1:{port}"))
+}
+
+/// Runs one pair: the server (`client.kind`'s counterpart) first, then the client. Returns
+/// (server report, client report); an echo's report is empty.
+pub fn pair(client: &RoleArgs, allocator: &str) -> anyhow::Result<(Option<RoleReport>, RoleReport)> {
+    let mut server_args = client.clone();
+    server_args.kind = match client.kind {
+        Kind::Ping => Kind::Echo,
+        Kind::Source => Kind::Sink,
+        k => bail!("{k:?} is not a client role"),
+    };
+    let mut server = Proc::spawn(&server_args, allocator)?;
+    let ready = server.line(Duration::from_secs(15))?;
+    if ready != "ready" {
+        bail!("{}: expected \"ready\", got {ready:?}", server.what);
+    }
+    let budget = Duration::from_secs_f64(client.max_seconds + 30.0);
+    let client_report = Proc::spawn(client, allocator)?.report(budget)?;
+    server.close_stdin();
+    let server_report = match client.kind {
+        Kind::Source => Some(server.report(budget)?),
+        _ => {
+            let status = server.child.wait()?;
+            if !status.success() {
+                bail!("{} exited with {status}", server.what);
+            }
+            None
+        }
+    };
+    Ok((server_report, client_report))
+}
