@@ -10,6 +10,7 @@
 #   QUBOT_HEALTH_TIMEOUT  seconds a new release has to become healthy (default 30)
 #   QUBOT_CERTS           fleet CA and host certificates from `just certs` (default target/certs)
 #   QUBOT_TARGETS         Prometheus file-SD directory (default target/prometheus/targets)
+#   QUBOT_STAGE           where bundles are assembled (default target/deploy)
 #
 # Hosts are deployed one after the other; the first failure stops the rollout so that at most
 # one host is ever on a bad release, and the summary says which hosts run what.
@@ -45,7 +46,7 @@ mapfile -t hosts < <("$bin" inventory hosts "$inv" "$sel")
 local_arch=$(uname -m)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then rev="$rev-dirty"; fi
-stage_root=target/deploy
+stage_root=${QUBOT_STAGE:-target/deploy}
 
 # Builds host $1's bundle in $stage_root/$1/bundle; prints its version.
 bundle() {
