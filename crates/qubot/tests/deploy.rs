@@ -498,3 +498,176 @@ fn query(prom: &str, expr: &str) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
 }
+
+/// A zenoh config for a process outside the fleet's deploy: `tls` is the json5 body of
+/// `transport/link/tls`.
+fn peer_config(dir: &Path, name: &str, tls: &str) -> String {
+    let p = dir.join(format!("{name}.json5"));
+    let text = format!(
+        "{{ mode: \"peer\", scouting: {{ multicast: {{ enabled: false }} }}, listen: {{ endpoints: [] }},\n  transport: {{ link: {{ tls: {{ {tls} }} }} }} }}\n"
+    );
+    std::fs::write(&p, text).expect("write zenoh config");
+    p.display().to_string()
+}
+
+fn member_tls(certs: &Path, host: &str) -> String {
+    let c = certs.display();
+    format!(
+        "root_ca_certificate: \"{c}/ca.crt\", enable_mtls: true, \
+         connect_certificate: \"{c}/{host}.crt\", connect_private_key: \"{c}/{host}.key\", \
+         listen_certificate: \"{c}/{host}.crt\", listen_private_key: \"{c}/{host}.key\""
+    )
+}
+
+/// Runs `qubot args...` for at most `secs` seconds (it may legitimately never finish):
+/// its stdout and stderr.
+fn bounded(secs: u32, args: &[&str]) -> (String, String) {
+    let out = Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(QUBOT)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("timeout qubot");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn only_fleet_certificates_connect_and_only_the_planner_commands() {
+    let _g = serial();
+    let lab = lab_or_skip!(2);
+    // dev2 logs zenoh's access-control decisions, so that a denial is visible.
+    let inv = lab.inventory(
+        "inventory.toml",
+        "[fleet]\ntls = true",
+        &SPLIT,
+        "log = \"info,zenoh=warn,zenoh::net::routing::interceptor::access_control=trace\"\n",
+    );
+    let (code, out) = lab.script("certs.sh", &[&inv.display().to_string()], &[]);
+    assert_eq!(code, 0, "certs: {out}");
+    let (code, _) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "deploy over mutual TLS failed");
+    let cmds = || lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    wait_for("the robot driving over mutual TLS", T, || {
+        (cmds()? > 20.0).then_some(())
+    });
+
+    let certs = lab.dir.join("certs");
+    let ca = format!("root_ca_certificate: \"{}/ca.crt\"", certs.display());
+    // A stranger that trusts the fleet CA but has no certificate of its own.
+    let stranger = peer_config(&lab.dir, "stranger", &ca);
+    // A stranger with a self-signed certificate that claims to be the planner's host.
+    let fake = lab.dir.join("fake");
+    std::fs::create_dir_all(&fake).expect("dir");
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=dev2", "-keyout"])
+        .arg(fake.join("dev2.key"))
+        .arg("-out")
+        .arg(fake.join("dev2.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl self-signed certificate");
+    std::fs::copy(certs.join("ca.crt"), fake.join("ca.crt")).expect("ca");
+    let impostor = peer_config(&lab.dir, "impostor", &member_tls(&fake, "dev2"));
+    let member1 = peer_config(&lab.dir, "member1", &member_tls(&certs, "dev1"));
+    let member2 = peer_config(&lab.dir, "member2", &member_tls(&certs, "dev2"));
+    let hub1 = format!("tls/{}:7447", lab.addr(1));
+    let hub2 = format!("tls/{}:7447", lab.addr(2));
+
+    // Scans: strangers read nothing; a fleet member does.
+    let listen = |cfg: &str| {
+        bounded(
+            10,
+            &[
+                "listen",
+                "--print",
+                "--count",
+                "1",
+                "--zenoh-config",
+                cfg,
+                "--connect",
+                &hub1,
+            ],
+        )
+        .0
+    };
+    for (who, cfg) in [("stranger", &stranger), ("impostor", &impostor)] {
+        let out = listen(cfg);
+        assert!(!out.contains("\"seq\""), "{who} read a scan: {out}");
+    }
+    assert!(
+        listen(&member1).contains("\"seq\""),
+        "a fleet member cannot read scans"
+    );
+
+    // Commands: only the planner's host gets one through. The injected commands are stale,
+    // so any that reached the actuator would be counted as dropped with reason "stale".
+    let stale = || {
+        lab.metric(
+            2,
+            9903,
+            "qubot_messages_dropped_total",
+            &[("topic", "cmd"), ("reason", "stale")],
+        )
+    };
+    let key = "qubot/qubot-one/planner/main/cmd";
+    let inject = |cfg: &str| {
+        bounded(
+            20,
+            &[
+                "inject",
+                "--what",
+                "stale-command",
+                "--count",
+                "5",
+                "--key",
+                key,
+                "--wait-subscriber",
+                "5",
+                "--zenoh-config",
+                cfg,
+                "--connect",
+                &hub2,
+            ],
+        )
+    };
+    for (who, cfg) in [("stranger", &stranger), ("impostor", &impostor)] {
+        let (out, err) = inject(cfg);
+        assert!(!out.contains("\"sent\""), "{who} could publish: {out} {err}");
+    }
+    let (out, err) = inject(&member1);
+    assert!(out.contains("\"total\":5"), "dev1 did not even try: {out} {err}");
+    let root2 = lab.root(2).display().to_string();
+    wait_for("the denial in dev2's log", T, || {
+        let (_, n) = lab.ssh(
+            2,
+            &format!("grep -a 'is unauthorized to' {root2}/qubot.log | grep -c '/cmd' || true"),
+        );
+        (n.trim() != "0").then_some(())
+    });
+    assert_eq!(
+        stale(),
+        Some(0.0),
+        "a command from a non-planner host reached the actuator"
+    );
+    // The control: the same commands with the planner host's certificate do arrive.
+    let (out, _) = inject(&member2);
+    assert!(out.contains("\"total\":5"), "{out}");
+    wait_for("the planner host's commands to arrive", T, || {
+        (stale()? >= 5.0).then_some(())
+    });
+}
