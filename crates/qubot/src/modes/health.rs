@@ -95,7 +95,7 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
             seen.insert(
                 actor,
                 Seen {
-                    live: live.iter().any(|k| *k == key),
+                    live: live.contains(&key),
                     metrics: metrics(*port),
                 },
             );
