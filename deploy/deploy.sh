@@ -162,7 +162,7 @@ for line in "${hosts[@]}"; do
 done
 if [ -n "$failed" ]; then
   if [ ${#switched[@]} -gt 0 ]; then
-    say "WARNING: the fleet is mixed: ${switched[*]} run the new release, $failed and any skipped host do not"
+    say "WARNING: the fleet is mixed: the new release runs on ${switched[*]} only; $failed and any skipped host keep their previous release"
   fi
   exit 1
 fi

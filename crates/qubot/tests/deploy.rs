@@ -297,40 +297,45 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
 #[test]
 fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     let _g = serial();
-    let lab = lab_or_skip!(1);
-    let all = ["\"sensor\", \"planner\", \"actuator\""];
-    let good = lab.inventory("good.toml", "", &all, "");
-    let (code, out) = lab.deploy(&good, "dev1", 30);
+    let lab = lab_or_skip!(2);
+    let good = lab.inventory("good.toml", "", &SPLIT, "");
+    let (code, out) = lab.deploy(&good, "all", 30);
     assert_eq!(code, 0, "first deploy failed");
-    let v1 = switched_to(&out, "dev1");
+    let v2 = switched_to(&out, "dev2");
 
-    // Valid on paper, fatal at run time: the actuator's metrics port is sshd's.
+    // dev1 gets a harmless change; dev2 a config that is valid on paper but fatal at run
+    // time: the actuator's metrics port is the one sshd holds.
     let bad = lab.inventory(
         "bad.toml",
         "",
-        &all,
-        "[hosts.dev1.node.actuator]\nmetrics_port = 22\n",
+        &SPLIT,
+        "[hosts.dev1.node.sensor]\nbeams = 721\n[hosts.dev2.node.actuator]\nmetrics_port = 22\n",
     );
-    let (code, out) = lab.deploy(&bad, "dev1", 10);
+    let (code, out) = lab.deploy(&bad, "dev1,dev2", 10);
     assert_eq!(code, 1, "an unhealthy deploy must fail");
+    switched_to(&out, "dev1");
     assert!(
-        out.contains(&format!("dev1: rolled back to {v1}")),
+        out.contains(&format!("dev2: rolled back to {v2}")),
         "no rollback in:\n{out}"
     );
-    assert_eq!(lab.current(1), format!("releases/{v1}"));
-    let root = lab.root(1).display().to_string();
+    assert!(out.contains("WARNING: the fleet is mixed"), "{out}");
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    let root = lab.root(2).display().to_string();
     let (code, health) = lab.ssh(
-        1,
+        2,
         &format!("{root}/current/qubot health --config {root}/current/node.toml --timeout 20"),
     );
     assert_eq!(code, 0, "the previous release is not healthy: {health}");
-    let before = lab
-        .metric(1, 9903, "qubot_messages_received_total", &[("topic", "cmd")])
-        .expect("actuator of the previous release");
+    let cmds = || lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let before = cmds().expect("actuator of the previous release");
     wait_for("commands flowing again after the rollback", T, || {
-        let now = lab.metric(1, 9903, "qubot_messages_received_total", &[("topic", "cmd")])?;
-        (now > before).then_some(())
+        (cmds()? > before).then_some(())
     });
+
+    // A failed host stops the rollout: the hosts after it are not touched.
+    let (code, out) = lab.deploy(&bad, "dev2,dev1", 10);
+    assert_eq!(code, 1);
+    assert!(out.contains("dev1: skipped"), "{out}");
 }
 
 #[test]
