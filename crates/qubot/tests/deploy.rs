@@ -272,6 +272,29 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
         .metric(2, 9902, "qubot_messages_received_total", &[("topic", "scan")])
         .expect("planner metrics");
     assert!(scans > 0.0, "the planner on dev2 received no scan from dev1");
+    // Shared memory on the sensor's own device, the network to the other one.
+    let probe = |i: usize| {
+        let root = lab.root(i).display().to_string();
+        let (_, out) = lab.ssh(
+            i,
+            &format!(
+                "timeout 20 {root}/current/qubot listen --print --count 3 --connect tcp/{a}:7447 --listen tcp/{a}:0",
+                a = lab.addr(i)
+            ),
+        );
+        let last = out.lines().rfind(|l| l.contains("\"seq\"")).map(json);
+        last.unwrap_or_else(|| panic!("no scan on dev{i}: {out}"))["shm"].clone()
+    };
+    assert_eq!(
+        probe(1),
+        serde_json::json!(true),
+        "scans on the sensor's device are not in SHM"
+    );
+    assert_eq!(
+        probe(2),
+        serde_json::json!(false),
+        "scans crossed devices through SHM"
+    );
 
     // The shipped Prometheus config finds every process through the file the deploy wrote.
     let prom = Prometheus::start(&lab.dir.join("prom"));

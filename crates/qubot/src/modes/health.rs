@@ -86,7 +86,7 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         seen.insert(
             "supervisor",
             Seen {
-                live: true,
+                live: live.contains(&qubot_bus::liveliness_key(&cfg.robot, "supervisor", "main")),
                 metrics: metrics(cfg.supervisor.metrics_port),
             },
         );
