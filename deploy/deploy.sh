@@ -25,9 +25,8 @@ health_timeout=${QUBOT_HEALTH_TIMEOUT:-30}
 certs=${QUBOT_CERTS:-target/certs}
 targets=${QUBOT_TARGETS:-target/prometheus/targets}
 ssh_config=${QUBOT_SSH_CONFIG:-}
-if [ -z "$ssh_config" ] && [ -f /var/lib/qubot-lab/ssh/config ]; then ssh_config=/var/lib/qubot-lab/ssh/config; fi
+lab_ssh_config=/var/lib/qubot-lab/ssh/config
 ssh_opts=(-o BatchMode=yes -o ConnectTimeout=5)
-[ -n "$ssh_config" ] && ssh_opts=(-F "$ssh_config" "${ssh_opts[@]}")
 
 say() { echo "deploy: $*"; }
 die() { echo "deploy: error: $*" >&2; exit 2; }
@@ -70,8 +69,16 @@ bundle() {
   (cd "$out" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
 }
 
-# Runs a shell snippet on a host.
-on() { local target=$1; shift; ssh "${ssh_opts[@]}" "$target" "$@"; }
+# Runs a shell snippet on a host. Without QUBOT_SSH_CONFIG, hosts of `just lab`'s subnet use
+# the lab's key and config; every other host the user's own ssh configuration.
+on() {
+  local target=$1; shift
+  local cfg=$ssh_config addr=${target##*@}
+  if [ -z "$cfg" ] && [ -f "$lab_ssh_config" ] && grep -qxF "Host ${addr%.*}.*" "$lab_ssh_config"; then
+    cfg=$lab_ssh_config
+  fi
+  if [ -n "$cfg" ]; then ssh -F "$cfg" "${ssh_opts[@]}" "$target" "$@"; else ssh "${ssh_opts[@]}" "$target" "$@"; fi
+}
 
 # The service on the device: systemd when it is PID 1 there, else the pidfile wrapper.
 service() {
