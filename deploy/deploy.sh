@@ -136,6 +136,8 @@ for line in "${hosts[@]}"; do
   if report=$(healthy "$target" "$root"); then
     result[$host]="switched ${previous:-(none)} -> $version"
     switched+=("$host")
+    # Keep the five newest releases (always the current and the previous one).
+    on "$target" "cd '$root/releases' && ls -1t | tail -n +6 | grep -vxF -e '$version' -e '${previous:-none}' | xargs -r rm -rf --" || true
     say "$host: healthy: $report"
     continue
   fi
