@@ -67,10 +67,10 @@ UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
 CFG
-    # Its own /dev/shm too, as a separate board has: zenoh then uses shared memory only
-    # between processes of one device, and the network between devices.
-    ip netns exec "$ns" unshare --mount --propagation private \
-      sh -c "mount -t tmpfs -o size=256m,mode=1777 qubot-lab-shm /dev/shm && exec $sshd -f '$dir/ssh/sshd-dev$i.conf'"
+    # Its own /dev/shm and hostname too, as a separate board has: zenoh then uses shared
+    # memory only between processes of one device, and metrics carry host="devI".
+    ip netns exec "$ns" unshare --mount --uts --propagation private \
+      sh -c "mount -t tmpfs -o size=256m,mode=1777 qubot-lab-shm /dev/shm && echo dev$i >/proc/sys/kernel/hostname && exec $sshd -f '$dir/ssh/sshd-dev$i.conf'"
   done
   # Ready when every device answers over SSH (deadline, not a fixed sleep).
   for i in $(seq 1 "$n"); do

@@ -301,6 +301,9 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     wait_for("Prometheus to scrape all 5 fleet processes", T, || {
         (query(&prom.addr, "up{job=\"qubot-fleet\"} == 1") == Some(5)).then_some(())
     });
+    // Each device has its own hostname, so the series of the two boards stay apart.
+    let hosts = "count by (host) (qubot_build_info{job=\"qubot-fleet\"})";
+    assert_eq!(query(&prom.addr, hosts), Some(2), "{hosts}");
     for process in ["supervisor", "sensor", "planner", "actuator"] {
         let q = format!("qubot_build_info{{job=\"qubot-fleet\",process=\"{process}\"}}");
         assert!(query(&prom.addr, &q).unwrap_or(0) > 0, "no series for {q}");
