@@ -8,6 +8,7 @@
 #   QUBOT_BIN             ship this binary instead of building (tests use the one under test)
 #   QUBOT_SSH_CONFIG      ssh client config (default: the lab's, when `just lab` is up)
 #   QUBOT_HEALTH_TIMEOUT  seconds a new release has to become healthy (default 30)
+#   QUBOT_ROLLBACK_TIMEOUT  seconds the previous release has after a rollback (default 60)
 #   QUBOT_CERTS           fleet CA and host certificates from `just certs` (default target/certs)
 #   QUBOT_TARGETS         Prometheus file-SD directory (default target/prometheus/targets)
 #   QUBOT_STAGE           where bundles are assembled (default target/deploy)
@@ -22,6 +23,7 @@ inv=deploy/inventory.toml
 if [ "${1:-}" = "--inventory" ]; then inv=$2; shift 2; fi
 sel=${1:?usage: deploy/deploy.sh [--inventory FILE] HOSTS}
 health_timeout=${QUBOT_HEALTH_TIMEOUT:-30}
+rollback_timeout=${QUBOT_ROLLBACK_TIMEOUT:-60}
 certs=${QUBOT_CERTS:-target/certs}
 targets=${QUBOT_TARGETS:-target/prometheus/targets}
 ssh_config=${QUBOT_SSH_CONFIG:-}
@@ -43,6 +45,11 @@ fi
 robot=$("$bin" inventory check "$inv" | sed -n 's/.*robot \(.*\))$/\1/p')
 mapfile -t hosts < <("$bin" inventory hosts "$inv" "$sel")
 local_arch=$(uname -m)
+# The bundled binary: debug info dropped (symbols kept for backtraces), 5x smaller to hash and
+# to copy to every board.
+mkdir -p "${QUBOT_STAGE:-target/deploy}"
+shipped="${QUBOT_STAGE:-target/deploy}/qubot"
+if command -v strip >/dev/null; then strip --strip-debug -o "$shipped" "$bin"; else cp "$bin" "$shipped"; fi
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then rev="$rev-dirty"; fi
 stage_root=${QUBOT_STAGE:-target/deploy}
@@ -53,7 +60,7 @@ bundle() {
   [ "$arch" = "$local_arch" ] || { echo "host arch $arch but the binary is $local_arch (cross-build first)" >&2; return 1; }
   rm -rf "$out"
   mkdir -p "$out/tls"
-  cp "$bin" "$out/qubot"
+  cp "$shipped" "$out/qubot"
   cp deploy/qubot-service deploy/systemd/qubot.service "$out/"
   cp -r deploy/worlds "$out/worlds"
   "$bin" inventory render "$inv" --host "$host" --out "$out"
@@ -96,8 +103,8 @@ service() {
 }
 
 healthy() {
-  local target=$1 root=$2
-  on "$target" "'$root/current/qubot' health --config '$root/current/node.toml' --timeout $health_timeout"
+  local target=$1 root=$2 timeout=${3:-$health_timeout}
+  on "$target" "'$root/current/qubot' health --config '$root/current/node.toml' --timeout $timeout"
 }
 
 # Points <root>/current at releases/$3 atomically (rename over the old link).
@@ -148,7 +155,7 @@ for line in "${hosts[@]}"; do
     say "$host: rolling back to $previous"
     switch "$target" "$root" "$previous"
     service "$target" "$root" restart >/dev/null
-    if report=$(healthy "$target" "$root"); then
+    if report=$(healthy "$target" "$root" "$rollback_timeout"); then
       result[$host]="rolled back to $previous ($version was unhealthy)"
     else
       result[$host]="FAILED: $version unhealthy, and the rollback to $previous is unhealthy too"
