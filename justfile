@@ -73,3 +73,19 @@ flood *ARGS:
 # Build with the system allocator instead of mimalloc.
 build-system-alloc:
     cargo build --release -p qubot --features system-alloc
+
+# N network-namespace edge devices (dev1..devN at 10.77.0.I, an sshd each); needs root.
+lab N="2":
+    bash deploy/lab.sh up {{N}}
+
+# Stop everything running in the lab devices and remove them.
+lab-down:
+    bash deploy/lab.sh down
+
+# Build once, copy to HOSTS (inventory group, "all" or host names) over SSH, switch, wait for health, roll back if unhealthy.
+deploy HOSTS:
+    bash deploy/deploy.sh {{HOSTS}}
+
+# Fleet CA and per-host certificates for zenoh mutual TLS (target/certs).
+certs:
+    bash deploy/certs.sh

@@ -31,6 +31,10 @@ pub enum Mode {
     CleanShm,
     /// Live per-actor view (rates, latency, drops, mailboxes, restarts) from the /metrics endpoints.
     Top(TopArgs),
+    /// Check the fleet inventory and generate each host's configs (used by `just deploy`).
+    Inventory(crate::inventory::InventoryArgs),
+    /// Exit 0 once every enabled actor of a node config is live on the bus and serves /metrics.
+    Health(crate::modes::HealthArgs),
 }
 
 #[derive(Debug, Args)]

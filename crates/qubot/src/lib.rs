@@ -3,6 +3,7 @@
 
 mod alloc;
 pub mod cli;
+pub mod inventory;
 mod modes;
 pub mod promtext;
 mod supervisor;

@@ -2,9 +2,12 @@
 
 mod actor;
 mod flood;
+mod health;
 mod inject;
 mod listen;
 mod top;
+
+pub use health::HealthArgs;
 
 use std::process::ExitCode;
 
@@ -23,6 +26,8 @@ pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
         Mode::Flood(a) => flood::run(a),
         Mode::Inject(a) => inject::run(a),
         Mode::Top(a) => top::run(a),
+        Mode::Inventory(a) => crate::inventory::run(a),
+        Mode::Health(a) => health::run(a),
         Mode::CleanShm => {
             qubot_bus::cleanup_orphaned_shm_segments();
             Ok(ExitCode::SUCCESS)

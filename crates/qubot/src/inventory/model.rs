@@ -1,0 +1,386 @@
+//! The fleet inventory (`deploy/inventory.toml`): hosts, the actors each runs, groups, and the
+//! checks that must pass before anything is built or copied. Errors name the field.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+pub const ACTORS: [&str; 3] = ["sensor", "planner", "actuator"];
+const ARCHES: [&str; 3] = ["x86_64", "aarch64", "armv7"];
+
+/// A field of the inventory and what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inventory: {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> InventoryError {
+    InventoryError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Robot name: every host of this inventory is one board of this robot.
+    pub robot: String,
+    #[serde(default = "default_world")]
+    pub world: String,
+    #[serde(default)]
+    pub fleet: Fleet,
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub hosts: BTreeMap<String, Host>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fleet {
+    /// Port of each host's zenoh hub (its supervisor listens there; other hosts connect).
+    pub zenoh_port: u16,
+    /// Mutual TLS between every process of the fleet, plus the access-control rules.
+    pub tls: bool,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet {
+            zenoh_port: 7447,
+            tls: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub address: String,
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default = "default_arch")]
+    pub arch: String,
+    /// Deploy root on the device: `releases/<version>/` and the `current` symlink live here.
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    pub actors: Vec<String>,
+    #[serde(default)]
+    pub ports: Ports,
+    /// Node-config keys for this host only (tuning), merged over the generated config.
+    #[serde(default)]
+    pub node: toml::Table,
+    /// `RUST_LOG` of the host's processes (e.g. to see zenoh's access-control decisions).
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+/// Metrics ports per process; the defaults are those of the node config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ports {
+    pub supervisor: u16,
+    pub sensor: u16,
+    pub planner: u16,
+    pub actuator: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            supervisor: 9900,
+            sensor: 9901,
+            planner: 9902,
+            actuator: 9903,
+        }
+    }
+}
+
+impl Ports {
+    pub fn of(&self, process: &str) -> u16 {
+        match process {
+            "sensor" => self.sensor,
+            "planner" => self.planner,
+            "actuator" => self.actuator,
+            _ => self.supervisor,
+        }
+    }
+}
+
+fn default_world() -> String {
+    "default".into()
+}
+fn default_user() -> String {
+    "root".into()
+}
+fn default_arch() -> String {
+    "x86_64".into()
+}
+fn default_root() -> PathBuf {
+    "/opt/qubot".into()
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(path.display().to_string(), e.to_string()))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and checks.
+    pub fn parse(text: &str) -> Result<Inventory, InventoryError> {
+        let inv: Inventory = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_owned();
+            err("(syntax)", msg)
+        })?;
+        inv.check()?;
+        Ok(inv)
+    }
+
+    /// Every check that must pass before a build or a copy.
+    pub fn check(&self) -> Result<(), InventoryError> {
+        qubot_bus::check_segment(&self.robot).map_err(|r| err("robot", r))?;
+        if self.hosts.is_empty() {
+            return Err(err("hosts", "no host defined"));
+        }
+        if self.fleet.zenoh_port == 0 {
+            return Err(err("fleet.zenoh_port", "must be a fixed port, not 0"));
+        }
+        let mut runs: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut addresses: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        for (name, h) in &self.hosts {
+            let f = |k: &str| format!("hosts.{name}.{k}");
+            qubot_bus::check_segment(name).map_err(|r| err(format!("hosts.{name}"), r))?;
+            let addr: IpAddr = h
+                .address
+                .parse()
+                .map_err(|_| err(f("address"), format!("{:?} is not an IP address", h.address)))?;
+            if let Some(other) = addresses.insert(addr, name) {
+                return Err(err(
+                    f("address"),
+                    format!("{addr} is also the address of {other}"),
+                ));
+            }
+            if h.user.trim().is_empty() {
+                return Err(err(f("user"), "must name the SSH user"));
+            }
+            if !ARCHES.contains(&h.arch.as_str()) {
+                return Err(err(
+                    f("arch"),
+                    format!("unknown arch {:?} (known: {})", h.arch, ARCHES.join(", ")),
+                ));
+            }
+            if !h.root.is_absolute() {
+                return Err(err(f("root"), format!("{:?} must be an absolute path", h.root)));
+            }
+            if h.actors.is_empty() {
+                return Err(err(f("actors"), "lists no actor"));
+            }
+            for a in &h.actors {
+                if !ACTORS.contains(&a.as_str()) {
+                    return Err(err(
+                        f("actors"),
+                        format!("unknown actor {a:?} (known: {})", ACTORS.join(", ")),
+                    ));
+                }
+                if let Some(other) = runs.insert(a, name) {
+                    return Err(err(f("actors"), format!("{a} already runs on {other}")));
+                }
+            }
+            // Every listening port of the host's processes, in a fixed order for the message.
+            let mut ports = vec![
+                ("fleet.zenoh_port".to_owned(), self.fleet.zenoh_port),
+                (f("ports.supervisor"), h.ports.supervisor),
+            ];
+            for a in ACTORS.iter().filter(|a| h.actors.iter().any(|x| x == *a)) {
+                ports.push((f(&format!("ports.{a}")), h.ports.of(a)));
+            }
+            for (i, (field, port)) in ports.iter().enumerate() {
+                if *port == 0 {
+                    return Err(err(field, "must be a fixed port, not 0"));
+                }
+                if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                    return Err(err(
+                        field,
+                        format!("duplicate port {port}: already used by {other}"),
+                    ));
+                }
+            }
+        }
+        for a in ACTORS {
+            if !runs.contains_key(a) {
+                return Err(err("hosts.*.actors", format!("no host runs the {a}")));
+            }
+        }
+        for (g, members) in &self.groups {
+            if self.hosts.contains_key(g) || g == "all" {
+                return Err(err(
+                    format!("groups.{g}"),
+                    "a group must not share a host's name or be \"all\"",
+                ));
+            }
+            if members.is_empty() {
+                return Err(err(format!("groups.{g}"), "is empty"));
+            }
+            for m in members {
+                if !self.hosts.contains_key(m) {
+                    return Err(err(
+                        format!("groups.{g}"),
+                        format!("host {m:?} is not defined under [hosts]"),
+                    ));
+                }
+            }
+        }
+        // Node-config overrides must give a valid node config on their own host.
+        for name in self.hosts.keys() {
+            super::render::node_config(self, name)?;
+        }
+        Ok(())
+    }
+
+    /// Hosts named by `selector`: "all", a group, or host names separated by commas/spaces.
+    pub fn select(&self, selector: &str) -> Result<Vec<String>, InventoryError> {
+        let sel = selector.trim();
+        if sel == "all" {
+            return Ok(self.hosts.keys().cloned().collect());
+        }
+        if let Some(g) = self.groups.get(sel) {
+            return Ok(g.clone());
+        }
+        let mut out = Vec::new();
+        for h in sel.split([',', ' ']).filter(|s| !s.is_empty()) {
+            if !self.hosts.contains_key(h) {
+                return Err(err(
+                    "HOSTS",
+                    format!(
+                        "{h:?} is neither a host nor a group of the inventory (\"all\" selects every host)"
+                    ),
+                ));
+            }
+            if !out.iter().any(|x| x == h) {
+                out.push(h.to_owned());
+            }
+        }
+        if out.is_empty() {
+            return Err(err("HOSTS", "selects no host"));
+        }
+        Ok(out)
+    }
+
+    pub fn host(&self, name: &str) -> Result<&Host, InventoryError> {
+        self.hosts
+            .get(name)
+            .ok_or_else(|| err("--host", format!("{name:?} is not defined under [hosts]")))
+    }
+
+    /// The host that runs `actor` (the check guarantees there is exactly one).
+    pub fn host_of(&self, actor: &str) -> Option<&str> {
+        self.hosts
+            .iter()
+            .find(|(_, h)| h.actors.iter().any(|a| a == actor))
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+impl Host {
+    pub fn runs(&self, actor: &str) -> bool {
+        self.actors.iter().any(|a| a == actor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+robot = "r1"
+[groups]
+lab = ["a", "b"]
+[hosts.a]
+address = "10.0.0.1"
+actors = ["sensor"]
+[hosts.b]
+address = "10.0.0.2"
+actors = ["planner", "actuator"]
+"#;
+
+    fn fails(text: &str) -> InventoryError {
+        match Inventory::parse(text) {
+            Ok(_) => panic!("must be rejected:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn good_inventory_selects_groups_and_hosts() {
+        let inv = Inventory::parse(GOOD).expect("valid");
+        assert_eq!(inv.select("lab").expect("group"), ["a", "b"]);
+        assert_eq!(inv.select("b, a").expect("hosts"), ["b", "a"]);
+        assert_eq!(inv.select("all").expect("all"), ["a", "b"]);
+        assert_eq!(inv.select("c").expect_err("unknown").field, "HOSTS");
+        assert_eq!(inv.host_of("planner"), Some("b"));
+    }
+
+    #[test]
+    fn unknown_actor_names_the_field() {
+        let e = fails(&GOOD.replace("[\"sensor\"]", "[\"sensor\", \"lidar\"]"));
+        assert_eq!(e.field, "hosts.a.actors");
+        assert!(e.reason.contains("unknown actor \"lidar\""), "{e}");
+    }
+
+    #[test]
+    fn duplicate_port_names_both_users() {
+        let e = fails(&format!("{GOOD}[hosts.b.ports]\nactuator = 9902\n"));
+        assert_eq!(e.field, "hosts.b.ports.actuator");
+        assert!(e.reason.contains("hosts.b.ports.planner"), "{e}");
+        let e = fails(&format!("{GOOD}[hosts.a.ports]\nsensor = 7447\n"));
+        assert!(e.reason.contains("fleet.zenoh_port"), "{e}");
+    }
+
+    #[test]
+    fn missing_host_in_group_or_actor_without_host() {
+        let e = fails(&GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"c\"]"));
+        assert_eq!(e.field, "groups.lab");
+        assert!(e.reason.contains("\"c\" is not defined"), "{e}");
+        let e = fails(&GOOD.replace("[\"planner\", \"actuator\"]", "[\"actuator\"]"));
+        assert!(e.reason.contains("no host runs the planner"), "{e}");
+        let e = fails("robot = \"r\"\nhosts = {}\n");
+        assert_eq!(e.field, "hosts");
+    }
+
+    #[test]
+    fn bad_address_and_other_fields() {
+        let e = fails(&GOOD.replace("10.0.0.1", "10.0.0.300"));
+        assert_eq!(e.field, "hosts.a.address");
+        let e = fails(&GOOD.replace("10.0.0.2", "10.0.0.1"));
+        assert!(e.reason.contains("also the address of a"), "{e}");
+        let e = fails(&GOOD.replace(
+            "[\"planner\", \"actuator\"]",
+            "[\"planner\", \"actuator\", \"sensor\"]",
+        ));
+        assert!(e.reason.contains("sensor already runs on a"), "{e}");
+        let e = fails(&format!("{GOOD}arch = \"sparc\"\n"));
+        assert_eq!(e.field, "hosts.b.arch");
+        let e = fails(&format!("{GOOD}root = \"opt/qubot\"\n"));
+        assert_eq!(e.field, "hosts.b.root");
+        let e = fails(&format!("{GOOD}[hosts.b.node.sensor]\nbeams = 10\n"));
+        assert_eq!(e.field, "hosts.b.node");
+        assert!(e.reason.contains("sensor.beams"), "{e}");
+        let e = fails(&GOOD.replace("address = \"10.0.0.2\"", "adress = \"10.0.0.2\""));
+        assert!(e.reason.contains("adress"), "{e}");
+    }
+}

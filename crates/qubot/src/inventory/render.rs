@@ -1,0 +1,166 @@
+//! Per-host files generated from the inventory: the node config (which actors, endpoints to
+//! the other hosts, metrics on the host's address) and the Prometheus file-SD targets. Nobody
+//! edits a host's config by hand.
+
+use std::path::{Path, PathBuf};
+
+use qubot_actors::NodeConfig;
+
+use super::model::{Inventory, InventoryError, ACTORS};
+
+/// Where the release that runs lives on a device (`<root>/current`).
+pub fn current_dir(root: &Path) -> PathBuf {
+    root.join("current")
+}
+
+fn proto(inv: &Inventory) -> &'static str {
+    if inv.fleet.tls {
+        "tls"
+    } else {
+        "tcp"
+    }
+}
+
+/// The zenoh hub of a host: its supervisor listens there, its actors and other hosts connect.
+pub fn hub(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
+    let h = inv.host(host)?;
+    Ok(format!("{}/{}:{}", proto(inv), h.address, inv.fleet.zenoh_port))
+}
+
+/// The node config of `host`, validated; the host's `node` table is merged over it.
+pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryError> {
+    let h = inv.host(host)?;
+    let current = current_dir(&h.root);
+    let mut cfg = NodeConfig {
+        robot: inv.robot.clone(),
+        world: inv.world.clone(),
+        worlds_dir: current.join("worlds"),
+        ..NodeConfig::default()
+    };
+    let field = |k: &str| format!("hosts.{host}.{k}");
+    cfg.metrics_bind = h.address.parse().map_err(|_| InventoryError {
+        field: field("address"),
+        reason: format!("{:?} is not an IP address", h.address),
+    })?;
+    cfg.zenoh.hub = hub(inv, host)?;
+    // An ephemeral port on the host's address: peers on other hosts learn it by gossip and
+    // connect to each actor directly (zenoh peers do not route for each other).
+    cfg.zenoh.listen = vec![format!("{}/{}:0", proto(inv), h.address)];
+    cfg.zenoh.connect = inv
+        .hosts
+        .keys()
+        .filter(|n| n.as_str() != host)
+        .map(|n| hub(inv, n))
+        .collect::<Result<_, _>>()?;
+    if inv.fleet.tls {
+        cfg.zenoh.config = Some(current.join("zenoh.json5"));
+    }
+    cfg.supervisor.metrics_port = h.ports.supervisor;
+    cfg.sensor.enabled = h.runs("sensor");
+    cfg.sensor.metrics_port = h.ports.sensor;
+    cfg.planner.enabled = h.runs("planner");
+    cfg.planner.metrics_port = h.ports.planner;
+    cfg.actuator.enabled = h.runs("actuator");
+    cfg.actuator.metrics_port = h.ports.actuator;
+
+    let invalid = |reason: String| InventoryError {
+        field: field("node"),
+        reason,
+    };
+    if !h.node.is_empty() {
+        let mut table = toml::Table::try_from(&cfg).map_err(|e| invalid(e.to_string()))?;
+        merge(&mut table, &h.node);
+        cfg = table
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
+    }
+    // The world file ships in the bundle and is checked there; the rest is checked now.
+    let mut check = cfg.clone();
+    check.world = "default".into();
+    check.validate().map_err(|e| invalid(e.to_string()))?;
+    Ok(cfg)
+}
+
+fn merge(into: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (into.get_mut(k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Prometheus file-SD target groups (`deploy/targets/README.md`) for `hosts`: one group per
+/// process, labelled only with `process`.
+pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, InventoryError> {
+    let mut groups = Vec::new();
+    for name in hosts {
+        let h = inv.host(name)?;
+        let procs = std::iter::once("supervisor").chain(ACTORS.into_iter().filter(|a| h.runs(a)));
+        for p in procs {
+            groups.push(format!(
+                "{{\"targets\": [\"{}:{}\"], \"labels\": {{\"process\": \"{p}\"}}}}",
+                h.address,
+                h.ports.of(p)
+            ));
+        }
+    }
+    Ok(format!("[\n  {}\n]\n", groups.join(",\n  ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INV: &str = r#"
+robot = "r1"
+[hosts.a]
+address = "10.0.0.1"
+root = "/srv/a"
+actors = ["sensor"]
+[hosts.b]
+address = "10.0.0.2"
+actors = ["planner", "actuator"]
+[hosts.b.node.actuator]
+cmd_timeout_ms = 300
+"#;
+
+    #[test]
+    fn node_config_wires_hosts_together() {
+        let inv = Inventory::parse(INV).expect("valid");
+        let a = node_config(&inv, "a").expect("a");
+        assert!(a.sensor.enabled && !a.planner.enabled && !a.actuator.enabled);
+        assert_eq!(a.zenoh.hub, "tcp/10.0.0.1:7447");
+        assert_eq!(a.zenoh.connect, ["tcp/10.0.0.2:7447"]);
+        assert_eq!(a.zenoh.listen, ["tcp/10.0.0.1:0"]);
+        assert_eq!(a.worlds_dir, PathBuf::from("/srv/a/current/worlds"));
+        assert_eq!(a.metrics_bind.to_string(), "10.0.0.1");
+        let b = node_config(&inv, "b").expect("b");
+        assert_eq!(b.actuator.cmd_timeout_ms, 300);
+        assert_eq!(b.actuator.v_max, NodeConfig::default().actuator.v_max);
+        assert!(!b.sensor.enabled && b.planner.enabled);
+    }
+
+    #[test]
+    fn tls_switches_every_endpoint_and_points_at_the_zenoh_file() {
+        let inv =
+            Inventory::parse(&INV.replace("[hosts.a]", "[fleet]\ntls = true\n[hosts.a]")).expect("valid");
+        let b = node_config(&inv, "b").expect("b");
+        assert_eq!(b.zenoh.hub, "tls/10.0.0.2:7447");
+        assert_eq!(b.zenoh.connect, ["tls/10.0.0.1:7447"]);
+        assert_eq!(b.zenoh.config, Some("/opt/qubot/current/zenoh.json5".into()));
+    }
+
+    #[test]
+    fn targets_list_each_process_of_each_host() {
+        let inv = Inventory::parse(INV).expect("valid");
+        let j = targets_json(&inv, &["a".into(), "b".into()]).expect("json");
+        assert_eq!(j.matches("\"targets\"").count(), 5);
+        assert!(
+            j.contains("\"10.0.0.2:9903\"], \"labels\": {\"process\": \"actuator\"}"),
+            "{j}"
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! `qubot health`: is every enabled actor of a node config up? Each must hold its liveliness
+//! token on the bus and serve a parseable `/metrics`. The deploy script runs it on the device
+//! after a restart and rolls back when it fails within its deadline.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Args;
+use qubot_actors::NodeConfig;
+use qubot_bus::{Bus, BusConfig};
+use zenoh::Wait;
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Node config of the host (the one `qubot up` runs with).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Give up after this many seconds (exit 1).
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+/// What one check found per process: liveliness token seen, metrics page served.
+#[derive(Default)]
+struct Seen {
+    live: bool,
+    metrics: bool,
+}
+
+pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
+    let cfg = NodeConfig::load(Some(&args.config))?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
+    let actors: Vec<(&str, &str, u16)> = [
+        (
+            "sensor",
+            &cfg.sensor.instance,
+            cfg.sensor.metrics_port,
+            cfg.sensor.enabled,
+        ),
+        (
+            "planner",
+            &cfg.planner.instance,
+            cfg.planner.metrics_port,
+            cfg.planner.enabled,
+        ),
+        (
+            "actuator",
+            &cfg.actuator.instance,
+            cfg.actuator.metrics_port,
+            cfg.actuator.enabled,
+        ),
+    ]
+    .into_iter()
+    .filter(|a| a.3)
+    .map(|(a, i, p, _)| (a, i.as_str(), p))
+    .collect();
+
+    let mut bc = BusConfig::new(&cfg.robot, "health", &format!("probe{}", std::process::id()));
+    bc.zenoh_config = cfg.zenoh.config.clone();
+    bc.connect = vec![cfg.zenoh.hub.clone()];
+    bc.listen = cfg.zenoh.listen.clone();
+    bc.shm_pool_bytes = 0;
+    bc.zenoh_overrides
+        .push(("transport/shared_memory/enabled".into(), "false".into()));
+    let bus = Bus::open(&bc).context("joining the zenoh bus")?;
+
+    let metrics = |port: u16| {
+        let addr = SocketAddr::new(cfg.metrics_bind, port).to_string();
+        crate::promtext::scrape(&addr)
+            .and_then(|t| crate::promtext::parse(&t).ok())
+            .is_some_and(|m| m.iter().any(|s| s.name == qubot_bus::telemetry::BUILD_INFO))
+    };
+    let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
+    loop {
+        let live = live_tokens(&bus, &cfg.robot);
+        seen.clear();
+        seen.insert(
+            "supervisor",
+            Seen {
+                live: live.contains(&qubot_bus::liveliness_key(&cfg.robot, "supervisor", "main")),
+                metrics: metrics(cfg.supervisor.metrics_port),
+            },
+        );
+        for (actor, instance, port) in &actors {
+            let key = qubot_bus::liveliness_key(&cfg.robot, actor, instance);
+            seen.insert(
+                actor,
+                Seen {
+                    live: live.contains(&key),
+                    metrics: metrics(*port),
+                },
+            );
+        }
+        let healthy = seen.values().all(|s| s.live && s.metrics);
+        if healthy || Instant::now() >= deadline {
+            let parts: Vec<String> = seen
+                .iter()
+                .map(|(a, s)| format!("\"{a}\":{{\"live\":{},\"metrics\":{}}}", s.live, s.metrics))
+                .collect();
+            println!("{{\"healthy\":{healthy},\"processes\":{{{}}}}}", parts.join(","));
+            bus.close();
+            return Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Liveliness tokens of the robot's processes currently visible on the bus.
+fn live_tokens(bus: &Bus, robot: &str) -> Vec<String> {
+    let sel = format!("qubot/{robot}/@live/**");
+    let Ok(replies) = bus
+        .session()
+        .liveliness()
+        .get(sel)
+        .timeout(Duration::from_secs(1))
+        .wait()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(r) = replies.recv() {
+        if let Ok(s) = r.result() {
+            out.push(s.key_expr().as_str().to_owned());
+        }
+    }
+    out
+}

@@ -1,0 +1,711 @@
+//! Deploying to edge devices, for real: `deploy/lab.sh` makes network-namespace devices with
+//! an sshd each, `deploy/deploy.sh` bundles, copies over SSH, switches, restarts, waits for
+//! health and rolls back. Needs root and `ip netns`; skipped (with a message) elsewhere. Each
+//! test has its own lab (names and a /24 unique to the run) and removes it even on failure.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use qubot::promtext::http_get;
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const T: Duration = Duration::from_secs(90);
+
+/// Why the namespace tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    let ok = |cmd: &str| {
+        Command::new("sh")
+            .args(["-c", cmd])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok("ip netns list") {
+        return Some("`ip netns` is unavailable (apt-get install iproute2)".into());
+    }
+    if !ok("test -x /usr/sbin/sshd && command -v ssh") {
+        return Some("sshd/ssh are missing (apt-get install openssh-server; .ci/run does)".into());
+    }
+    None
+}
+
+macro_rules! lab_or_skip {
+    ($n:expr) => {
+        match unavailable() {
+            Some(why) => {
+                skipped(&why);
+                return;
+            }
+            None => Lab::up($n),
+        }
+    };
+}
+
+/// Says why a test did nothing, on the real stderr: libtest hides a passing test's `eprintln!`.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: network-namespace deploy test: {why}");
+}
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// N namespace devices `devI` at `<net>.I`, removed on drop.
+struct Lab {
+    name: String,
+    net: String,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn up(n: usize) -> Lab {
+        let k = LABS.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("qbt{:04}{k}", pid % 10_000);
+        let net = format!("10.77.{}", 100 + (pid * 7 + k) % 150);
+        let dir = std::env::temp_dir().join(format!("qubot-lab-{name}"));
+        let lab = Lab { name, net, dir };
+        let (code, out) = lab.script("lab.sh", &["up", &n.to_string()], &[]);
+        assert_eq!(code, 0, "lab up failed:\n{out}");
+        lab
+    }
+
+    fn addr(&self, i: usize) -> String {
+        format!("{}.{i}", self.net)
+    }
+
+    fn root(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("dev{i}/opt/qubot"))
+    }
+
+    fn netns(&self, i: usize) -> String {
+        format!("{}-dev{i}", self.name)
+    }
+
+    /// Runs a deploy/ script with this lab's environment; exit code and stdout+stderr.
+    fn script(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        let out = Command::new("bash")
+            .arg(Path::new(REPO).join("deploy").join(script))
+            .args(args)
+            .env("LAB_NAME", &self.name)
+            .env("LAB_NET", &self.net)
+            .env("LAB_DIR", &self.dir)
+            .env("QUBOT_BIN", QUBOT)
+            .env("QUBOT_SSH_CONFIG", self.dir.join("ssh/config"))
+            .env("QUBOT_TARGETS", self.dir.join("prom/targets"))
+            .env("QUBOT_STAGE", self.dir.join("stage"))
+            .env("QUBOT_CERTS", self.dir.join("certs"))
+            .envs(env.iter().copied())
+            .output()
+            .expect("bash");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Writes an inventory: host `devI` runs `actors[I-1]`; `extra` is appended verbatim.
+    fn inventory(&self, file: &str, head: &str, actors: &[&str], extra: &str) -> PathBuf {
+        let mut s = format!("robot = \"qubot-one\"\n{head}\n");
+        for (i, a) in actors.iter().enumerate() {
+            let i = i + 1;
+            s.push_str(&format!(
+                "[hosts.dev{i}]\naddress = \"{}\"\nroot = \"{}\"\nactors = [{a}]\n",
+                self.addr(i),
+                self.root(i).display()
+            ));
+        }
+        s.push_str(extra);
+        let p = self.dir.join(file);
+        std::fs::write(&p, s).expect("write inventory");
+        p
+    }
+
+    fn deploy(&self, inv: &Path, hosts: &str, health_s: u32) -> (i32, String) {
+        let t = health_s.to_string();
+        let (code, out) = self.script(
+            "deploy.sh",
+            &["--inventory", &inv.display().to_string(), hosts],
+            &[("QUBOT_HEALTH_TIMEOUT", &t)],
+        );
+        println!("{out}");
+        (code, out)
+    }
+
+    /// A command on device I over SSH: exit code and stdout.
+    fn ssh(&self, i: usize, cmd: &str) -> (i32, String) {
+        let out = Command::new("ssh")
+            .arg("-F")
+            .arg(self.dir.join("ssh/config"))
+            .arg(format!("root@{}", self.addr(i)))
+            .arg(cmd)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("ssh");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// `ip netns exec <devI> args...`: did it succeed?
+    fn exec(&self, i: usize, args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns(i)])
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("ip netns exec")
+            .success()
+    }
+
+    /// Drops every packet device I sends and receives, both ends of its link: `netem loss
+    /// 100%` where the kernel has netem, else a token bucket that passes nothing. Returns
+    /// which one.
+    fn cut(&self, i: usize) -> &'static str {
+        let veth = format!("{}v{i}", self.name);
+        let root_tc = |args: &[&str]| {
+            Command::new("tc")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let netem = ["netem", "loss", "100%"];
+        let tbf = ["tbf", "rate", "8bit", "burst", "1", "latency", "1ms"];
+        for (name, q) in [
+            ("netem loss 100%", &netem[..]),
+            ("tbf (no netem in this kernel)", &tbf[..]),
+        ] {
+            let dev: Vec<&str> = ["tc", "qdisc", "add", "dev", "eth0", "root"]
+                .into_iter()
+                .chain(q.iter().copied())
+                .collect();
+            if self.exec(i, &dev) {
+                let host: Vec<&str> = ["qdisc", "add", "dev", &veth, "root"]
+                    .into_iter()
+                    .chain(q.iter().copied())
+                    .collect();
+                assert!(root_tc(&host), "tc {host:?}");
+                return name;
+            }
+        }
+        panic!("neither netem nor tbf qdiscs are available");
+    }
+
+    fn heal(&self, i: usize) {
+        assert!(self.exec(i, &["tc", "qdisc", "del", "dev", "eth0", "root"]));
+        let veth = format!("{}v{i}", self.name);
+        let ok = Command::new("tc")
+            .args(["qdisc", "del", "dev", &veth, "root"])
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "tc qdisc del dev {veth}");
+    }
+
+    fn metric(&self, i: usize, port: u16, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
+        metrics(&format!("{}:{port}", self.addr(i))).map(|m| sum(&m, name, filter))
+    }
+
+    fn current(&self, i: usize) -> String {
+        std::fs::read_link(self.root(i).join("current"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    fn supervisor_pid(&self, i: usize) -> String {
+        std::fs::read_to_string(self.root(i).join("qubot.pid")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let (code, out) = self.script("lab.sh", &["down"], &[]);
+        if code != 0 {
+            eprintln!("lab down failed:\n{out}");
+        }
+    }
+}
+
+/// The release a deploy switched `host` to, from its summary line.
+fn switched_to(out: &str, host: &str) -> String {
+    let prefix = format!("deploy:   {host}: switched ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|l| l.split(" -> ").nth(1))
+        .unwrap_or_else(|| panic!("{host} was not switched:\n{out}"))
+        .trim()
+        .to_owned()
+}
+
+const SPLIT: [&str; 2] = ["\"sensor\"", "\"planner\", \"actuator\""];
+
+#[test]
+fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
+    let _g = serial();
+    let lab = lab_or_skip!(2);
+    let inv = lab.inventory(
+        "inventory.toml",
+        "[groups]\nlab = [\"dev1\", \"dev2\"]",
+        &SPLIT,
+        "",
+    );
+    let (code, out) = lab.deploy(&inv, "lab", 30);
+    assert_eq!(code, 0, "deploy failed");
+    let v2 = switched_to(&out, "dev2");
+    switched_to(&out, "dev1");
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+
+    // Scans cross the link (dev1 -> dev2), commands stay on dev2, the robot arrives.
+    let root2 = lab.root(2).display().to_string();
+    wait_for("the robot to reach its goal across the link", T, || {
+        let (_, n) = lab.ssh(2, &format!("grep -c 'goal reached' {root2}/qubot.log || true"));
+        (n.trim() != "0").then_some(())
+    });
+    let scans = lab
+        .metric(2, 9902, "qubot_messages_received_total", &[("topic", "scan")])
+        .expect("planner metrics");
+    assert!(scans > 0.0, "the planner on dev2 received no scan from dev1");
+    // Shared memory on the sensor's own device, the network to the other one.
+    let probe = |i: usize| {
+        let root = lab.root(i).display().to_string();
+        let (_, out) = lab.ssh(
+            i,
+            &format!(
+                "timeout 20 {root}/current/qubot listen --print --count 3 --connect tcp/{a}:7447 --listen tcp/{a}:0",
+                a = lab.addr(i)
+            ),
+        );
+        let last = out.lines().rfind(|l| l.contains("\"seq\"")).map(json);
+        last.unwrap_or_else(|| panic!("no scan on dev{i}: {out}"))["shm"].clone()
+    };
+    assert_eq!(
+        probe(1),
+        serde_json::json!(true),
+        "scans on the sensor's device are not in SHM"
+    );
+    assert_eq!(
+        probe(2),
+        serde_json::json!(false),
+        "scans crossed devices through SHM"
+    );
+
+    // The shipped Prometheus config finds every process through the file the deploy wrote.
+    let prom = Prometheus::start(&lab.dir.join("prom"));
+    wait_for("Prometheus to scrape all 5 fleet processes", T, || {
+        (query(&prom.addr, "up{job=\"qubot-fleet\"} == 1") == Some(5)).then_some(())
+    });
+    // Each device has its own hostname, so the series of the two boards stay apart.
+    let hosts = "count by (host) (qubot_build_info{job=\"qubot-fleet\"})";
+    assert_eq!(query(&prom.addr, hosts), Some(2), "{hosts}");
+    for process in ["supervisor", "sensor", "planner", "actuator"] {
+        let q = format!("qubot_build_info{{job=\"qubot-fleet\",process=\"{process}\"}}");
+        assert!(query(&prom.addr, &q).unwrap_or(0) > 0, "no series for {q}");
+    }
+
+    // The same bundle again: nothing is copied or restarted.
+    let pid = lab.supervisor_pid(2);
+    let (code, out) = lab.deploy(&inv, "lab", 30);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("dev1: unchanged") && out.contains("dev2: unchanged"),
+        "{out}"
+    );
+    assert_eq!(lab.supervisor_pid(2), pid, "a no-op deploy restarted the service");
+}
+
+#[test]
+fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
+    let _g = serial();
+    let lab = lab_or_skip!(2);
+    let good = lab.inventory("good.toml", "", &SPLIT, "");
+    let (code, out) = lab.deploy(&good, "all", 30);
+    assert_eq!(code, 0, "first deploy failed");
+    let v2 = switched_to(&out, "dev2");
+
+    // dev1 gets a harmless change; dev2 a config that is valid on paper but fatal at run
+    // time: the actuator's metrics port is the one sshd holds.
+    let bad = lab.inventory(
+        "bad.toml",
+        "",
+        &SPLIT,
+        "[hosts.dev1.node.sensor]\nbeams = 721\n[hosts.dev2.node.actuator]\nmetrics_port = 22\n",
+    );
+    let (code, out) = lab.deploy(&bad, "dev1,dev2", 10);
+    assert_eq!(code, 1, "an unhealthy deploy must fail");
+    switched_to(&out, "dev1");
+    assert!(
+        out.contains(&format!("dev2: rolled back to {v2}")),
+        "no rollback in:\n{out}"
+    );
+    assert!(out.contains("WARNING: the fleet is mixed"), "{out}");
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    let root = lab.root(2).display().to_string();
+    let (code, health) = lab.ssh(
+        2,
+        &format!("{root}/current/qubot health --config {root}/current/node.toml --timeout 20"),
+    );
+    assert_eq!(code, 0, "the previous release is not healthy: {health}");
+    let cmds = || lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let before = cmds().expect("actuator of the previous release");
+    wait_for("commands flowing again after the rollback", T, || {
+        (cmds()? > before).then_some(())
+    });
+
+    // A failed host stops the rollout: the hosts after it are not touched.
+    let (code, out) = lab.deploy(&bad, "dev2,dev1", 10);
+    assert_eq!(code, 1);
+    assert!(out.contains("dev1: skipped"), "{out}");
+}
+
+#[test]
+fn partitioned_link_safe_stops_then_the_flow_resumes() {
+    let _g = serial();
+    let lab = lab_or_skip!(2);
+    // Slow driving, so that the goal is still far when the link goes down.
+    let inv = lab.inventory(
+        "inventory.toml",
+        "",
+        &SPLIT,
+        "[hosts.dev2.node.planner]\nv_max = 0.15\n",
+    );
+    let (code, _) = lab.deploy(&inv, "dev1,dev2", 30);
+    assert_eq!(code, 0, "deploy failed");
+    let cmds = |lab: &Lab| lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let scans = |lab: &Lab| lab.metric(2, 9902, "qubot_messages_received_total", &[("topic", "scan")]);
+    let stops = |lab: &Lab| lab.metric(2, 9903, "qubot_safe_stops_total", &[("reason", "cmd_timeout")]);
+    wait_for("the robot driving", T, || (cmds(&lab)? > 20.0).then_some(()));
+    let rss = |lab: &Lab| -> f64 {
+        [(1, 9901), (2, 9902), (2, 9903)]
+            .iter()
+            .map(|&(i, p)| {
+                lab.metric(i, p, "process_resident_memory_bytes", &[])
+                    .unwrap_or(0.0)
+            })
+            .sum()
+    };
+    let rss_before = rss(&lab);
+    let stops_before = stops(&lab).expect("actuator metrics");
+
+    // dev1 (the sensor) drops every packet for 10 s.
+    let cut = Instant::now();
+    let how = lab.cut(1);
+    let stopped = wait_for("the actuator to safe-stop", Duration::from_secs(10), || {
+        (stops(&lab)? > stops_before).then(|| cut.elapsed())
+    });
+    let mut rss_max = rss_before;
+    while cut.elapsed() < Duration::from_secs(10) {
+        rss_max = rss_max.max(rss(&lab));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let scans_cut = scans(&lab).expect("planner metrics");
+    lab.heal(1);
+    let healed = Instant::now();
+    let (c0, s0) = (cmds(&lab).expect("actuator"), scans_cut);
+    wait_for("scans and commands flowing again after the heal", T, || {
+        (scans(&lab)? > s0 + 10.0 && cmds(&lab)? > c0 + 10.0).then_some(())
+    });
+    let resumed = healed.elapsed();
+    rss_max = rss_max.max(rss(&lab));
+    println!(
+        "partition ({how}): safe stop {stopped:?} after the cut, flow resumed {resumed:?} after the heal, \
+         RSS of the three actors {:.1} MiB before, {:.1} MiB max",
+        rss_before / 1048576.0,
+        rss_max / 1048576.0
+    );
+    assert!(
+        rss_max < rss_before + 64.0 * 1048576.0,
+        "memory grew during the partition: {rss_before} -> {rss_max} bytes"
+    );
+}
+
+#[test]
+fn inventory_errors_name_the_field_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("qubot-inv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("bad.toml");
+    std::fs::write(
+        &f,
+        "robot = \"r\"\n[hosts.a]\naddress = \"10.0.0.1\"\nactors = [\"sensor\", \"planner\", \"lidar\"]\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("hosts.a.actors") && err.contains("\"lidar\""),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &["inventory", "check", &format!("{REPO}/deploy/inventory.toml")],
+        T,
+    );
+    assert_eq!(code, 0, "shipped inventory: {err}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn systemd_unit_verifies_clean() {
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: systemd-analyze is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    // verify checks that ExecStart exists: point the unit at a release holding this binary.
+    let dir = std::env::temp_dir().join(format!("qubot-unit-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("current")).expect("dir");
+    std::fs::copy(QUBOT, dir.join("current/qubot")).expect("copy binary");
+    let unit = std::fs::read_to_string(format!("{REPO}/deploy/systemd/qubot.service")).expect("unit");
+    let f = dir.join("qubot.service");
+    std::fs::write(&f, unit.replace("/opt/qubot", &dir.display().to_string())).expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&f)
+        .output()
+        .expect("systemd-analyze");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+}
+
+/// A real Prometheus with the shipped config (1 s scrapes) in `dir`, whose `targets/` the
+/// deploy script has written.
+struct Prometheus {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Prometheus {
+    fn start(dir: &Path) -> Prometheus {
+        let deploy = Path::new(REPO).join("deploy");
+        let cfg = std::fs::read_to_string(deploy.join("prometheus.yml"))
+            .expect("prometheus.yml")
+            .replace("scrape_interval: 5s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 5s", "evaluation_interval: 1s");
+        std::fs::write(dir.join("prometheus.yml"), cfg).expect("write config");
+        std::fs::copy(deploy.join("alerts.yml"), dir.join("alerts.yml")).expect("copy alerts");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is not installed (apt-get install prometheus)");
+        Prometheus { child, addr }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Instant query: `Some(number of series)` when Prometheus answered.
+fn query(prom: &str, expr: &str) -> Option<usize> {
+    let body = http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
+}
+
+/// A zenoh config for a process outside the fleet's deploy: `tls` is the json5 body of
+/// `transport/link/tls`.
+fn peer_config(dir: &Path, name: &str, tls: &str) -> String {
+    let p = dir.join(format!("{name}.json5"));
+    let text = format!(
+        "{{ mode: \"peer\", scouting: {{ multicast: {{ enabled: false }} }}, listen: {{ endpoints: [] }},\n  transport: {{ link: {{ tls: {{ {tls} }} }} }} }}\n"
+    );
+    std::fs::write(&p, text).expect("write zenoh config");
+    p.display().to_string()
+}
+
+fn member_tls(certs: &Path, host: &str) -> String {
+    let c = certs.display();
+    format!(
+        "root_ca_certificate: \"{c}/ca.crt\", enable_mtls: true, \
+         connect_certificate: \"{c}/{host}.crt\", connect_private_key: \"{c}/{host}.key\", \
+         listen_certificate: \"{c}/{host}.crt\", listen_private_key: \"{c}/{host}.key\""
+    )
+}
+
+/// Runs `qubot args...` for at most `secs` seconds (it may legitimately never finish):
+/// its stdout and stderr.
+fn bounded(secs: u32, args: &[&str]) -> (String, String) {
+    let out = Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(QUBOT)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("timeout qubot");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn only_fleet_certificates_connect_and_only_the_planner_commands() {
+    let _g = serial();
+    let lab = lab_or_skip!(2);
+    // dev2 logs zenoh's access-control decisions, so that a denial is visible.
+    let inv = lab.inventory(
+        "inventory.toml",
+        "[fleet]\ntls = true",
+        &SPLIT,
+        "log = \"info,zenoh=warn,zenoh::net::routing::interceptor::access_control=trace\"\n",
+    );
+    let (code, out) = lab.script("certs.sh", &[&inv.display().to_string()], &[]);
+    assert_eq!(code, 0, "certs: {out}");
+    let (code, _) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "deploy over mutual TLS failed");
+    let cmds = || lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    wait_for("the robot driving over mutual TLS", T, || {
+        (cmds()? > 20.0).then_some(())
+    });
+
+    let certs = lab.dir.join("certs");
+    let ca = format!("root_ca_certificate: \"{}/ca.crt\"", certs.display());
+    // A stranger that trusts the fleet CA but has no certificate of its own.
+    let stranger = peer_config(&lab.dir, "stranger", &ca);
+    // A stranger with a self-signed certificate that claims to be the planner's host.
+    let fake = lab.dir.join("fake");
+    std::fs::create_dir_all(&fake).expect("dir");
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=dev2", "-keyout"])
+        .arg(fake.join("dev2.key"))
+        .arg("-out")
+        .arg(fake.join("dev2.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl self-signed certificate");
+    std::fs::copy(certs.join("ca.crt"), fake.join("ca.crt")).expect("ca");
+    let impostor = peer_config(&lab.dir, "impostor", &member_tls(&fake, "dev2"));
+    let member1 = peer_config(&lab.dir, "member1", &member_tls(&certs, "dev1"));
+    let member2 = peer_config(&lab.dir, "member2", &member_tls(&certs, "dev2"));
+    let hub1 = format!("tls/{}:7447", lab.addr(1));
+    let hub2 = format!("tls/{}:7447", lab.addr(2));
+
+    // Scans: strangers read nothing; a fleet member does.
+    let listen = |cfg: &str| {
+        bounded(
+            10,
+            &[
+                "listen",
+                "--print",
+                "--count",
+                "1",
+                "--zenoh-config",
+                cfg,
+                "--connect",
+                &hub1,
+            ],
+        )
+        .0
+    };
+    for (who, cfg) in [("stranger", &stranger), ("impostor", &impostor)] {
+        let out = listen(cfg);
+        assert!(!out.contains("\"seq\""), "{who} read a scan: {out}");
+    }
+    assert!(
+        listen(&member1).contains("\"seq\""),
+        "a fleet member cannot read scans"
+    );
+
+    // Commands: only the planner's host gets one through. The injected commands are stale,
+    // so any that reached the actuator would be counted as dropped with reason "stale".
+    let stale = || {
+        lab.metric(
+            2,
+            9903,
+            "qubot_messages_dropped_total",
+            &[("topic", "cmd"), ("reason", "stale")],
+        )
+    };
+    let key = "qubot/qubot-one/planner/main/cmd";
+    let inject = |cfg: &str| {
+        bounded(
+            20,
+            &[
+                "inject",
+                "--what",
+                "stale-command",
+                "--count",
+                "5",
+                "--key",
+                key,
+                "--wait-subscriber",
+                "5",
+                "--zenoh-config",
+                cfg,
+                "--connect",
+                &hub2,
+            ],
+        )
+    };
+    for (who, cfg) in [("stranger", &stranger), ("impostor", &impostor)] {
+        let (out, err) = inject(cfg);
+        assert!(!out.contains("\"sent\""), "{who} could publish: {out} {err}");
+    }
+    let (out, err) = inject(&member1);
+    assert!(out.contains("\"total\":5"), "dev1 did not even try: {out} {err}");
+    let root2 = lab.root(2).display().to_string();
+    wait_for("the denial in dev2's log", T, || {
+        let (_, n) = lab.ssh(
+            2,
+            &format!("grep -a 'is unauthorized to' {root2}/qubot.log | grep -c '/cmd' || true"),
+        );
+        (n.trim() != "0").then_some(())
+    });
+    assert_eq!(
+        stale(),
+        Some(0.0),
+        "a command from a non-planner host reached the actuator"
+    );
+    // The control: the same commands with the planner host's certificate do arrive.
+    let (out, _) = inject(&member2);
+    assert!(out.contains("\"total\":5"), "{out}");
+    wait_for("the planner host's commands to arrive", T, || {
+        (stale()? >= 5.0).then_some(())
+    });
+}
