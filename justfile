@@ -23,9 +23,61 @@ dashboards:
 top *ARGS:
     cargo run --release -- top {{ARGS}}
 
+# The bench harness: raw zenoh vs Qubot (latency sweep, throughput, allocations; SHM/TCP; mimalloc/system). ~10 min.
+bench *ARGS:
+    cargo build --release -p qubot-benches --bin qubot-bench
+    ./target/release/qubot-bench run {{ARGS}}
+
+# The same with fewer samples and one round (under 2 minutes after the build).
+bench-quick:
+    cargo build --release -p qubot-benches --bin qubot-bench
+    ./target/release/qubot-bench run --quick
+
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
     cargo bench -p qubot-benches
+
+# Flamegraph of the whole pipeline (all processes) driving the corridor world: target/profile/pipeline.svg.
+profile SECONDS="20":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    command -v perf >/dev/null || { echo "profile: needs perf (apt-get install linux-perf)" >&2; exit 1; }
+    command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
+    cargo build --release -p qubot
+    mkdir -p target/profile
+    perf record -F 499 -g -o target/profile/perf.data -- ./target/release/qubot up --world corridor --timeout {{SECONDS}} --metrics-port-base 19900 --hub tcp/127.0.0.1:17447 >/dev/null || true
+    perf script -i target/profile/perf.data 2>/dev/null | inferno-collapse-perf > target/profile/pipeline.folded
+    inferno-flamegraph --title "qubot up (corridor, {{SECONDS}} s)" < target/profile/pipeline.folded > target/profile/pipeline.svg
+    echo "profile: target/profile/pipeline.svg (open in a browser; click to zoom)"
+
+# Dependency report: crate count, duplicates, what is behind the registry, what makes the binary big.
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    echo "== crates in the release build of qubot ($host)"
+    cargo tree -e normal,build -p qubot --target "$host" --prefix none | sed 's/ (\*)//; s/ (proc-macro)//' | sort -u | wc -l
+    echo "== duplicate versions (each allowed one has a reason in deny.toml)"
+    cargo tree -d -e normal,build -p qubot --target "$host" --depth 0 | grep -E '^[a-z]' | sort -u
+    echo "== behind the registry (cargo update --dry-run --verbose)"
+    cargo update --dry-run --verbose 2>&1 | grep -E 'Updating|Unchanged|Adding|Removing' || echo "everything at its newest compatible release"
+    echo "== largest crates in the qubot binary"
+    command -v cargo-bloat >/dev/null || cargo install --locked cargo-bloat
+    cargo bloat --release -p qubot --bin qubot --crates -n 15
+
+# Licenses, sources, banned and duplicate crates (deny.toml); part of `just test`.
+deny:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+    cargo deny check bans licenses sources
+
+# Heap profile of one actor under dhat for N messages (and N/4, for the per-message figure): target/heap/.
+heap ACTOR="planner" N="400":
+    bash deploy/heap.sh {{ACTOR}} {{N}}
 
 # Build the one release binary (run, tests and benches share this profile).
 build:
@@ -47,6 +99,7 @@ test:
     trap 'rm -f "$log"' EXIT
     cargo test --release --workspace 2>&1 | tee "$log"
     just shm-check
+    just deny
     grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
 
 # Fail if zenoh shared-memory segments are left in /dev/shm after cleanup.

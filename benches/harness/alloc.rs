@@ -5,7 +5,7 @@
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     ffi::CStr,
-    sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed},
+    sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed},
 };
 
 use mimalloc::MiMalloc;
@@ -19,6 +19,8 @@ const SYSTEM: u8 = 2;
 
 static CHOICE: AtomicU8 = AtomicU8::new(UNDECIDED);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed: growth across a measurement is a leak.
+static LIVE: AtomicI64 = AtomicI64::new(0);
 
 pub struct Counting;
 
@@ -57,15 +59,16 @@ pub fn allocs() -> u64 {
     ALLOCS.load(Relaxed)
 }
 
-fn count() {
+fn count(grow: i64) {
     ALLOCS.fetch_add(1, Relaxed);
+    LIVE.fetch_add(grow, Relaxed);
 }
 
 // SAFETY: every call forwards to one allocator, the same for the whole life of the process,
 // so blocks are always freed by the allocator that made them.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(layout.size() as i64);
         if choice() == SYSTEM {
             System.alloc(layout)
         } else {
@@ -74,7 +77,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(layout.size() as i64);
         if choice() == SYSTEM {
             System.alloc_zeroed(layout)
         } else {
@@ -83,6 +86,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Relaxed);
         if choice() == SYSTEM {
             System.dealloc(ptr, layout)
         } else {
@@ -91,7 +95,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
+        count(new_size as i64 - layout.size() as i64);
         if choice() == SYSTEM {
             System.realloc(ptr, layout, new_size)
         } else {
@@ -105,13 +109,27 @@ unsafe impl GlobalAlloc for Counting {
 pub struct Mark {
     pub msgs: u64,
     pub allocs: u64,
+    pub live: i64,
 }
 
+/// Work a role does right before each mark so that the two marks see the process in the same
+/// state (Qubot: drain metrics histograms, as a scrape would). Set once at start-up.
+pub static SETTLE: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
 impl Mark {
+    /// Settles, then marks: for the two ends of a measurement.
+    pub fn settled(msgs: u64) -> Mark {
+        if let Some(f) = SETTLE.get() {
+            f();
+        }
+        Mark::now(msgs)
+    }
+
     pub fn now(msgs: u64) -> Mark {
         Mark {
             msgs,
             allocs: allocs(),
+            live: LIVE.load(Relaxed),
         }
     }
 
@@ -119,5 +137,10 @@ impl Mark {
     pub fn per_msg_until(self, later: Mark) -> Option<f64> {
         let msgs = later.msgs.checked_sub(self.msgs).filter(|&m| m > 0)?;
         Some(later.allocs.saturating_sub(self.allocs) as f64 / msgs as f64)
+    }
+
+    /// Heap bytes still held at `later` that were not held at `self`.
+    pub fn live_growth_until(self, later: Mark) -> i64 {
+        later.live - self.live
     }
 }

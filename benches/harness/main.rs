@@ -34,6 +34,16 @@ enum Cmd {
         #[arg(long, value_parser = ["latency", "throughput", "allocs"])]
         only: Option<String>,
     },
+    /// One allocations case (raw and Qubot), printed as JSON: what the heap test checks.
+    Allocs {
+        #[arg(long, value_enum, default_value = "shm")]
+        transport: roles::Transport,
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Measured messages per side (after 500 warm-up), published at 2000/s.
+        #[arg(long, default_value_t = 4000)]
+        count: u64,
+    },
     /// One process of a measured pair (started by `run`).
     #[command(hide = true)]
     Role(roles::RoleArgs),
@@ -53,6 +63,17 @@ fn main() -> anyhow::Result<()> {
                 report.git_rev,
                 out.join("report.json").display()
             );
+            Ok(())
+        }
+        Cmd::Allocs {
+            transport,
+            payload,
+            count,
+        } => {
+            let mut plan = run::Plan::new(true);
+            plan.allocs_count = count;
+            let case = run::allocs(&plan, transport, payload, alloc::name())?;
+            println!("{}", serde_json::to_string(&case)?);
             Ok(())
         }
         Cmd::Role(args) => roles::run(args),

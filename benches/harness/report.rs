@@ -57,6 +57,13 @@ pub enum Measured {
         allocs_per_msg_sub: Option<f64>,
         raw_allocs_per_msg_pub: Option<f64>,
         raw_allocs_per_msg_sub: Option<f64>,
+        /// Messages measured on each side (Qubot).
+        messages: u64,
+        /// Heap growth over the measured messages: a leak shows here.
+        live_growth_bytes_pub: i64,
+        live_growth_bytes_sub: i64,
+        raw_live_growth_bytes_pub: i64,
+        raw_live_growth_bytes_sub: i64,
     },
 }
 
@@ -190,6 +197,7 @@ pub fn table(r: &Report) -> String {
             allocs_per_msg_sub,
             raw_allocs_per_msg_pub,
             raw_allocs_per_msg_sub,
+            ..
         } = c.measured
         {
             s.push_str(&format!(

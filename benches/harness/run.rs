@@ -138,8 +138,10 @@ fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
 
 /// Allocations per message in steady state at a paced rate (no queues building up), both
 /// ends, both implementations.
-fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
+pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
     let mut out = [(None, None); 2];
+    let mut messages = 0;
+    let mut growth = [(0, 0); 2];
     for (slot, imp) in [Impl::Raw, Impl::Qubot].into_iter().enumerate() {
         let mut a = args(imp, Kind::Source, t, payload)?;
         a.count = plan.allocs_count;
@@ -147,7 +149,10 @@ fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow:
         a.rate = plan.allocs_rate;
         a.max_seconds = (a.count + a.warmup) as f64 / a.rate + 5.0;
         let (sink, source) = pair(&a, allocator)?;
-        out[slot] = (source.allocs_per_msg, sink.and_then(|s| s.allocs_per_msg));
+        let sink = sink.context("sink report")?;
+        out[slot] = (source.allocs_per_msg, sink.allocs_per_msg);
+        messages = sink.messages;
+        growth[slot] = (source.live_growth_bytes, sink.live_growth_bytes);
     }
     Ok(Case {
         kind: "allocs",
@@ -159,6 +164,11 @@ fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow:
             allocs_per_msg_sub: out[1].1,
             raw_allocs_per_msg_pub: out[0].0,
             raw_allocs_per_msg_sub: out[0].1,
+            messages,
+            live_growth_bytes_pub: growth[1].0,
+            live_growth_bytes_sub: growth[1].1,
+            raw_live_growth_bytes_pub: growth[0].0,
+            raw_live_growth_bytes_sub: growth[0].1,
         },
     })
 }

@@ -110,6 +110,9 @@ pub struct RoleReport {
     /// Allocation calls per measured message, whole process.
     #[serde(default)]
     pub allocs_per_msg: Option<f64>,
+    /// Heap bytes held at the last measured message beyond those held at the first.
+    #[serde(default)]
+    pub live_growth_bytes: i64,
     pub allocator: String,
 }
 

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, System};
+use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler, System};
 use anyhow::anyhow;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use qubot_bus::{Bus, BusConfig, Publisher};
 use qubot_msg::{now_ns, Ping};
 use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
@@ -39,11 +39,18 @@ pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
     result
 }
 
-/// A recorder like every Qubot process has (no HTTP listener: nobody scrapes the bench).
+/// A recorder like every Qubot process has: histogram buckets for durations, drained at
+/// both ends of a measurement as a scrape would (samples wait in memory until then).
 fn install_metrics() -> anyhow::Result<()> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0],
+        )
+        .map_err(|e| anyhow!("histogram buckets: {e}"))?
         .install_recorder()
         .map_err(|e| anyhow!("installing the metrics recorder: {e}"))?;
+    let _ = crate::alloc::SETTLE.set(Box::new(move || handle.run_upkeep()));
     qubot_bus::telemetry::describe_all();
     Ok(())
 }
@@ -124,8 +131,7 @@ impl Actor for Echo {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver<Ping>> for Echo {
-    type Result = ();
+impl StreamHandler<Deliver<Ping>> for Echo {
     fn handle(&mut self, msg: Deliver<Ping>, ctx: &mut Context<Self>) {
         msg.drain(self, ctx, |a, m, _| {
             let _ = a.pong.forward(&m);
@@ -139,10 +145,13 @@ fn echo(bus: &Bus) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let (stopper, _) = stop_after(wait_for_stdin_eof);
     run_system(async move {
-        let addr = Echo { pong }.start();
-        let sub = subscribe::<Ping>(bus, PING_KEY, "ping", addr.recipient(), INBOX)
+        let (sub, pings) = subscribe::<Ping>(bus, PING_KEY, "ping", INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
+        Echo::create(|ctx| {
+            ctx.add_stream(pings);
+            Echo { pong }
+        });
         stopper.arm();
         announce_ready();
         Ok(sub)
@@ -202,8 +211,7 @@ impl Actor for Pinger {
     }
 }
 
-impl Handler<Deliver<Ping>> for Pinger {
-    type Result = ();
+impl StreamHandler<Deliver<Ping>> for Pinger {
     fn handle(&mut self, msg: Deliver<Ping>, ctx: &mut Context<Self>) {
         msg.drain(self, ctx, |a, m, ctx| {
             if read_stamp(m.payload()) != a.i {
@@ -244,12 +252,14 @@ fn ping(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
             args,
             out: o,
         };
-        // Subscribe before the first ping goes out: create the actor, subscribe, start it.
-        let ctx = Context::new();
-        let sub = subscribe::<Ping>(bus, PONG_KEY, "pong", ctx.address().recipient(), INBOX)
+        // Subscribed before the first ping goes out.
+        let (sub, pongs) = subscribe::<Ping>(bus, PONG_KEY, "pong", INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        ctx.run(pinger);
+        Pinger::create(|ctx| {
+            ctx.add_stream(pongs);
+            pinger
+        });
         Ok(sub)
     })?;
     let report = out
@@ -265,18 +275,18 @@ fn ping(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
 struct Sink {
     meter: Arc<SinkMeter>,
     warmup: u64,
+    total: u64,
 }
 
 impl Actor for Sink {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver<Ping>> for Sink {
-    type Result = ();
+impl StreamHandler<Deliver<Ping>> for Sink {
     fn handle(&mut self, msg: Deliver<Ping>, ctx: &mut Context<Self>) {
         msg.drain(self, ctx, |a, m, _| {
             std::hint::black_box(m.payload().len());
-            a.meter.on_message(a.warmup);
+            a.meter.on_message(a.warmup, a.total);
         });
     }
 }
@@ -285,12 +295,15 @@ fn sink(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
     let meter = Arc::new(SinkMeter::default());
     let (m, a) = (meter.clone(), args.clone());
     let (stopper, waiter) = stop_after(move || m.wait_done(&a));
-    let warmup = args.warmup;
+    let (warmup, total) = (args.warmup, args.warmup + args.count);
     run_system(async move {
-        let addr = Sink { meter, warmup }.start();
-        let sub = subscribe::<Ping>(bus, PING_KEY, "ping", addr.recipient(), INBOX)
+        let (sub, pings) = subscribe::<Ping>(bus, PING_KEY, "ping", INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
+        Sink::create(|ctx| {
+            ctx.add_stream(pings);
+            Sink { meter, warmup, total }
+        });
         stopper.arm();
         announce_ready();
         Ok(sub)

@@ -184,12 +184,12 @@ fn ping(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
 fn sink(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
     let meter = Arc::new(SinkMeter::default());
     let m = meter.clone();
-    let warmup = args.warmup;
+    let (warmup, total) = (args.warmup, args.warmup + args.count);
     let sub = session
         .declare_subscriber(PING_KEY)
         .callback(move |s| {
             std::hint::black_box(s.payload().len());
-            m.on_message(warmup);
+            m.on_message(warmup, total);
         })
         .wait()
         .map_err(|e| anyhow!("subscribing: {e}"))?;
@@ -234,17 +234,18 @@ pub fn publish_loop(
             }
         }
         if i == args.warmup {
-            first = Some((Instant::now(), Mark::now(i)));
+            first = Some((Instant::now(), Mark::settled(i)));
         }
         publish(i).with_context(|| format!("publishing message {i}"))?;
         i += 1;
     }
-    let (t0, m0) = first.unwrap_or((Instant::now(), Mark::now(i)));
-    let end = Mark::now(i);
+    let (t0, m0) = first.unwrap_or((Instant::now(), Mark::settled(i)));
+    let end = Mark::settled(i);
     Ok(RoleReport {
         messages: i.saturating_sub(args.warmup),
         seconds: t0.elapsed().as_secs_f64(),
         allocs_per_msg: m0.per_msg_until(end),
+        live_growth_bytes: m0.live_growth_until(end),
         allocator: alloc::name().into(),
         ..Default::default()
     })
@@ -259,13 +260,20 @@ pub struct SinkMeter {
 }
 
 impl SinkMeter {
-    pub fn on_message(&self, warmup: u64) {
+    /// Marks the first measured message and the last one expected (settled: both ends see
+    /// the process in the same state); if messages were lost, the latest one stands in.
+    pub fn on_message(&self, warmup: u64, total: u64) {
         let n = self.count.fetch_add(1, Relaxed) + 1;
         if n <= warmup {
             return;
         }
         let now = Instant::now();
-        let mark = Mark::now(n);
+        let first = n == warmup + 1;
+        let mark = if first || n == total {
+            Mark::settled(n)
+        } else {
+            Mark::now(n)
+        };
         let mut g = self.marks.lock().unwrap_or_else(|p| p.into_inner());
         match g.as_mut() {
             None => *g = Some((now, mark, now, mark)),
@@ -295,14 +303,20 @@ impl SinkMeter {
             }
         }
         let g = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        let (seconds, messages, allocs_per_msg) = match *g {
-            Some((t0, m0, t1, m1)) => ((t1 - t0).as_secs_f64(), m1.msgs - m0.msgs, m0.per_msg_until(m1)),
-            None => (0.0, 0, None),
+        let (seconds, messages, allocs_per_msg, live_growth_bytes) = match *g {
+            Some((t0, m0, t1, m1)) => (
+                (t1 - t0).as_secs_f64(),
+                m1.msgs - m0.msgs,
+                m0.per_msg_until(m1),
+                m0.live_growth_until(m1),
+            ),
+            None => (0.0, 0, None, 0),
         };
         RoleReport {
             messages,
             seconds,
             allocs_per_msg,
+            live_growth_bytes,
             allocator: alloc::name().into(),
             ..Default::default()
         }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
+use actix::{Actor, AsyncContext, Context, SpawnHandle, StreamHandler};
 use metrics::{Counter, Gauge, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received, Topic};
 use qubot_msg::{now_ns, Command, State};
@@ -184,8 +184,7 @@ impl Actor for Actuator {
     }
 }
 
-impl Handler<Deliver<Command>> for Actuator {
-    type Result = ();
+impl StreamHandler<Deliver<Command>> for Actuator {
     fn handle(&mut self, d: Deliver<Command>, ctx: &mut Context<Self>) {
         d.drain(self, ctx, |a, m, ctx| a.on_command(m, ctx));
     }
@@ -199,10 +198,12 @@ pub async fn start(
     world: &World,
     pubs: ActuatorBus,
 ) -> Result<Vec<Subscription>, BusError> {
-    let addr = Actuator::new(cfg, world, pubs).start();
     let key = qubot_bus::key(&cfg.robot, "planner", "*", "cmd");
     let opts = InboxOptions::new(16, DropPolicy::Newest);
-    Ok(vec![
-        subscribe::<Command>(bus, &key, "cmd", addr.recipient(), opts).await?,
-    ])
+    let (sub, commands) = subscribe::<Command>(bus, &key, "cmd", opts).await?;
+    Actuator::create(|ctx| {
+        ctx.add_stream(commands);
+        Actuator::new(cfg, world, pubs)
+    });
+    Ok(vec![sub])
 }

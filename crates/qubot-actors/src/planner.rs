@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SyncArbiter, SyncContext,
-    WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, StreamHandler, SyncArbiter,
+    SyncContext, WrapFuture,
 };
 use metrics::{Counter, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received, Topic};
@@ -131,8 +131,7 @@ impl Planner {
     }
 }
 
-impl Handler<Deliver<Scan>> for Planner {
-    type Result = ();
+impl StreamHandler<Deliver<Scan>> for Planner {
     fn handle(&mut self, d: Deliver<Scan>, ctx: &mut Context<Self>) {
         d.drain(self, ctx, |p, scan, ctx| {
             if p.busy {
@@ -169,6 +168,8 @@ pub async fn start(
         hits: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "hit"),
         misses: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "miss"),
     });
+    let key = qubot_bus::key(&cfg.robot, "sensor", "*", "scan");
+    let (sub, scans) = subscribe::<Scan>(bus, &key, "scan", InboxOptions::KEEP_LATEST).await?;
     let planner = Planner {
         worker,
         bus: pubs,
@@ -176,10 +177,10 @@ pub async fn start(
         busy: false,
         pending: None,
         superseded: metrics::counter!(telemetry::DROPPED, "actor" => "planner", "topic" => "scan", "reason" => "superseded"),
-    }
-    .start();
-    let key = qubot_bus::key(&cfg.robot, "sensor", "*", "scan");
-    Ok(vec![
-        subscribe::<Scan>(bus, &key, "scan", planner.recipient(), InboxOptions::KEEP_LATEST).await?,
-    ])
+    };
+    Planner::create(|ctx| {
+        ctx.add_stream(scans);
+        planner
+    });
+    Ok(vec![sub])
 }

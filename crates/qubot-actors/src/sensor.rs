@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler};
+use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_bus::{Bus, BusError, Publisher, Topic};
 use qubot_msg::{now_ns, Frame, Scan, State};
 use qubot_robot::{Lidar, LidarConfig, Pose2, World};
@@ -115,8 +115,7 @@ impl Actor for Sensor {
     }
 }
 
-impl Handler<Deliver<State>> for Sensor {
-    type Result = ();
+impl StreamHandler<Deliver<State>> for Sensor {
     fn handle(&mut self, d: Deliver<State>, ctx: &mut Context<Self>) {
         d.drain(self, ctx, |s, m, _| {
             let b = m.body;
@@ -139,9 +138,11 @@ pub async fn start(
     world: World,
     pubs: SensorBus,
 ) -> Result<Vec<Subscription>, BusError> {
-    let addr = Sensor::new(cfg, world, pubs).start();
     let key = qubot_bus::key(&cfg.robot, "actuator", "*", "state");
-    Ok(vec![
-        subscribe::<State>(bus, &key, "state", addr.recipient(), InboxOptions::KEEP_LATEST).await?,
-    ])
+    let (sub, states) = subscribe::<State>(bus, &key, "state", InboxOptions::KEEP_LATEST).await?;
+    Sensor::create(|ctx| {
+        ctx.add_stream(states);
+        Sensor::new(cfg, world, pubs)
+    });
+    Ok(vec![sub])
 }

@@ -1,10 +1,13 @@
 use std::{
     collections::HashMap,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context as TaskContext, Poll, Waker},
     time::Instant,
 };
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use actix::{Actor, Context};
+use futures_core::Stream;
 use metrics::{Counter, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Received};
 use qubot_msg::{now_ns, Body, DecodeError};
@@ -17,39 +20,86 @@ use crate::{
 /// Most messages handled per wake-up before the actor yields to its other mail.
 const BATCH: usize = 32;
 
-/// "Your inbox has mail." At most one is in the actor's mailbox per subscription.
+/// "Your inbox has mail": the item of an [`InboxStream`]. Handle it with
+/// [`Deliver::drain`] in the actor's `StreamHandler<Deliver<B>>`.
 pub struct Deliver<B: Body + Send + 'static> {
-    inbox: Arc<Inbox<Received<B>>>,
-    meters: Arc<ConsumerMeters>,
-}
-
-impl<B: Body + Send + 'static> Message for Deliver<B> {
-    type Result = ();
+    shared: Arc<Shared<B>>,
 }
 
 impl<B: Body + Send + 'static> Deliver<B> {
     /// Hands up to one batch of queued messages to `handle`, timing each and counting it as
-    /// received, then reschedules itself if more are waiting.
+    /// received. The stream yields again while messages are waiting.
     pub fn drain<A>(
         self,
         actor: &mut A,
         ctx: &mut Context<A>,
         mut handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
     ) where
-        A: Actor<Context = Context<A>> + Handler<Deliver<B>>,
+        A: Actor<Context = Context<A>>,
     {
+        let m = &self.shared.meters;
         for _ in 0..BATCH {
-            let Some(msg) = self.inbox.pop() else { break };
+            let Some(msg) = self.shared.inbox.pop() else { break };
             let wire = msg.wire_len() as u64;
             let start = Instant::now();
             handle(actor, msg, ctx);
-            self.meters.handler.record(start.elapsed().as_secs_f64());
-            self.meters.received.increment(1);
-            self.meters.bytes.increment(wire);
+            m.handler.record(start.elapsed().as_secs_f64());
+            m.received.increment(1);
+            m.bytes.increment(wire);
         }
-        if self.inbox.rearm() {
-            ctx.notify(self);
+    }
+}
+
+/// What zenoh's callback and the actor share: the inbox, the consumer's meters and the
+/// waker of the actor's task.
+struct Shared<B: Body + Send + 'static> {
+    inbox: Inbox<Received<B>>,
+    meters: ConsumerMeters,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl<B: Body + Send + 'static> Shared<B> {
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            w.wake_by_ref();
         }
+    }
+}
+
+/// The actor's end of a subscription: add it with `ctx.add_stream`. Waking the actor costs
+/// no allocation (a task wake-up, not an actix message per delivery), and at most one
+/// wake-up is outstanding however fast messages arrive.
+pub struct InboxStream<B: Body + Send + 'static> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Body + Send + 'static> InboxStream<B> {
+    fn deliver(&self) -> Poll<Option<Deliver<B>>> {
+        Poll::Ready(Some(Deliver {
+            shared: self.shared.clone(),
+        }))
+    }
+}
+
+impl<B: Body + Send + 'static> Stream for InboxStream<B> {
+    type Item = Deliver<B>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Deliver<B>>> {
+        let shared = &self.shared;
+        if !shared.inbox.is_empty() {
+            return self.deliver();
+        }
+        {
+            let mut w = shared.waker.lock().unwrap_or_else(|p| p.into_inner());
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        // Going idle: from here a push wakes us. One that raced in is taken now.
+        if shared.inbox.rearm() {
+            return self.deliver();
+        }
+        Poll::Pending
     }
 }
 
@@ -67,23 +117,22 @@ pub struct Subscription {
     _sub: qubot_bus::Subscriber<()>,
 }
 
-/// Subscribes `addr` to `key_expr` through a bounded inbox. The zenoh callback decodes the
-/// header (the payload stays in the received buffer), counts bad input and transport gaps by
-/// reason, and queues the message without ever blocking zenoh's threads.
+/// Subscribes to `key_expr` through a bounded inbox; the actor consumes it by adding the
+/// returned stream (`ctx.add_stream`). The zenoh callback decodes the header (the payload
+/// stays in the received buffer), counts bad input and transport gaps by reason, and queues
+/// the message without ever blocking zenoh's threads.
 pub async fn subscribe<B>(
     bus: &Bus,
     key_expr: &str,
     topic: &str,
-    addr: Recipient<Deliver<B>>,
     opts: InboxOptions,
-) -> Result<Subscription, BusError>
+) -> Result<(Subscription, InboxStream<B>), BusError>
 where
     B: Body + Send + 'static,
 {
     let actor = bus.actor().to_owned();
-    let inbox = Arc::new(Inbox::new(opts, &actor, topic));
     let labels = [("actor", actor.clone()), ("topic", topic.to_owned())];
-    let meters = Arc::new(ConsumerMeters {
+    let meters = ConsumerMeters {
         received: metrics::counter!(telemetry::RECEIVED, &labels),
         bytes: metrics::counter!(telemetry::BYTES_RECEIVED, &labels),
         handler: metrics::histogram!(
@@ -91,7 +140,15 @@ where
             "actor" => actor.clone(),
             "message" => topic.to_owned()
         ),
+    };
+    let shared = Arc::new(Shared {
+        inbox: Inbox::new(opts, &actor, topic),
+        meters,
+        waker: Mutex::new(None),
     });
+    let stream = InboxStream {
+        shared: shared.clone(),
+    };
     let intake = Intake::new(&actor, topic);
     let callback = move |sample: qubot_bus::Sample| {
         let received_ns = now_ns();
@@ -103,17 +160,14 @@ where
                     .age
                     .record(received_ns.saturating_sub(stamp.publish_ns) as f64 * 1e-9);
                 intake.track_sequence(stamp.source.0, stamp.seq);
-                if inbox.push(msg) {
-                    addr.do_send(Deliver {
-                        inbox: inbox.clone(),
-                        meters: meters.clone(),
-                    });
+                if shared.inbox.push(msg) {
+                    shared.wake();
                 }
             }
         }
     };
     let sub = bus.subscribe(key_expr, callback).await?;
-    Ok(Subscription { _sub: sub })
+    Ok((Subscription { _sub: sub }, stream))
 }
 
 /// Receive-side accounting that happens before the inbox: bad input and lost messages.

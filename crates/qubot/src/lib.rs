@@ -3,6 +3,8 @@
 
 mod alloc;
 pub mod cli;
+#[cfg(feature = "dhat-heap")]
+pub mod heap;
 pub mod inventory;
 mod modes;
 pub mod promtext;

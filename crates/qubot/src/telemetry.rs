@@ -36,7 +36,16 @@ pub fn install(addr: Option<SocketAddr>, robot: &str, host: &str) -> anyhow::Res
                 .with_context(|| format!("serving metrics on {addr}"))?;
         }
         None => {
-            b.install_recorder().context("installing the metrics recorder")?;
+            // Nobody scrapes: drain histograms periodically, as a scrape would, so their
+            // samples do not pile up for the life of a long-running tool.
+            let handle = b.install_recorder().context("installing the metrics recorder")?;
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    handle.run_upkeep();
+                })
+                .context("starting the metrics upkeep thread")?;
         }
     }
     names::describe_all();

@@ -3,10 +3,11 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_bus::Received;
+use qubot_bus::{Bus, BusError};
 use qubot_msg::{now_ns, Body, Command, Frame, Ping, Scan, State};
-use qubot_runtime::{shutdown_signal, subscribe, Deliver, InboxOptions};
+use qubot_runtime::{shutdown_signal, subscribe, Deliver, InboxOptions, Subscription};
 use tokio::sync::oneshot;
 
 use crate::cli::{ListenArgs, MsgKind};
@@ -51,8 +52,7 @@ impl Listener {
     }
 }
 
-impl<B: Body + Send + 'static> Handler<Deliver<B>> for Listener {
-    type Result = ();
+impl<B: Body + Send + 'static> StreamHandler<Deliver<B>> for Listener {
     fn handle(&mut self, d: Deliver<B>, ctx: &mut Context<Self>) {
         d.drain(self, ctx, |me, m, _| me.on_message(m));
     }
@@ -64,21 +64,20 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     let sys = actix::System::new();
     let handled = sys.block_on(async {
         let (tx, rx) = oneshot::channel();
-        let addr = Listener {
+        let listener = Listener {
             target: args.count,
             handled: 0,
             delay: Duration::from_micros(args.handler_delay_us),
             print: args.print,
             done: Some(tx),
-        }
-        .start();
+        };
         let key = args.key.as_str();
         let sub = match args.kind {
-            MsgKind::Scan => subscribe::<Scan>(&bus, key, "scan", addr.clone().recipient(), opts).await,
-            MsgKind::Frame => subscribe::<Frame>(&bus, key, "frame", addr.clone().recipient(), opts).await,
-            MsgKind::Ping => subscribe::<Ping>(&bus, key, "ping", addr.clone().recipient(), opts).await,
-            MsgKind::Cmd => subscribe::<Command>(&bus, key, "cmd", addr.clone().recipient(), opts).await,
-            MsgKind::State => subscribe::<State>(&bus, key, "state", addr.clone().recipient(), opts).await,
+            MsgKind::Scan => start::<Scan>(&bus, key, "scan", opts, listener).await,
+            MsgKind::Frame => start::<Frame>(&bus, key, "frame", opts, listener).await,
+            MsgKind::Ping => start::<Ping>(&bus, key, "ping", opts, listener).await,
+            MsgKind::Cmd => start::<Command>(&bus, key, "cmd", opts, listener).await,
+            MsgKind::State => start::<State>(&bus, key, "state", opts, listener).await,
         }?;
         tracing::info!(key, "listening");
         tokio::select! {
@@ -91,4 +90,20 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     drop(handled?);
     bus.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Subscribes to `key` as messages of kind `B` and starts the listener on that stream.
+async fn start<B: Body + Send + 'static>(
+    bus: &Bus,
+    key: &str,
+    topic: &str,
+    opts: InboxOptions,
+    listener: Listener,
+) -> Result<Subscription, BusError> {
+    let (sub, stream) = subscribe::<B>(bus, key, topic, opts).await?;
+    Listener::create(|ctx| {
+        ctx.add_stream(stream);
+        listener
+    });
+    Ok(sub)
 }

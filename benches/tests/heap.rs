@@ -1,0 +1,66 @@
+//! The heap test: messages through the bus and an actor's inbox cost Qubot no allocation per
+//! message in steady state.
+//!
+//! Each case runs real publisher and subscriber processes (the bench harness) with a
+//! counting allocator, once as raw zenoh and once through Qubot, and compares: zenoh's own
+//! allocations per message are the floor; Qubot must add nothing to it. Every leak and every
+//! buffer that grows with the message count goes through an allocation (or a reallocation,
+//! also counted), so it fails this test too. Live heap growth is in the JSON for reading but
+//! not asserted: histogram samples are freed by deferred (epoch) reclamation after a scrape,
+//! so the live figure at any instant carries the last scrape window's samples.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn case(transport: &str, payload: usize, count: u64) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_qubot-bench"))
+        .args(["allocs", "--transport", transport])
+        .args(["--payload", &payload.to_string(), "--count", &count.to_string()])
+        .output()
+        .expect("running qubot-bench");
+    assert!(
+        out.status.success(),
+        "qubot-bench allocs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    serde_json::from_str(last).expect("valid JSON")
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+fn check(transport: &str, payload: usize) {
+    let count = 6000;
+    let v = case(transport, payload, count);
+    eprintln!("{v}");
+    assert!(
+        v["messages"].as_u64().unwrap_or(0) >= count * 9 / 10,
+        "the subscriber must see the messages: {v}"
+    );
+    // Per-message allocations Qubot adds over raw zenoh: < 0.1 means none on the hot path
+    // (amortised bookkeeping such as a histogram block every few hundred records remains).
+    let extra_pub = num(&v, "allocs_per_msg_pub") - num(&v, "raw_allocs_per_msg_pub");
+    let extra_sub = num(&v, "allocs_per_msg_sub") - num(&v, "raw_allocs_per_msg_sub");
+    assert!(
+        extra_pub < 0.1,
+        "publisher: Qubot allocates {extra_pub:.2} more per message than zenoh: {v}"
+    );
+    assert!(
+        extra_sub < 0.1,
+        "subscriber: Qubot allocates {extra_sub:.2} more per message than zenoh: {v}"
+    );
+}
+
+#[test]
+fn shm_small_messages_allocate_nothing_per_message() {
+    check("shm", 64);
+}
+
+#[test]
+fn shm_bulk_messages_allocate_nothing_per_message() {
+    check("shm", 64 << 10);
+}
