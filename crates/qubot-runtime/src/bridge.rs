@@ -1,7 +1,10 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     task::{Context as TaskContext, Poll, Waker},
     time::Instant,
 };
@@ -29,8 +32,19 @@ pub struct Deliver<B: Body + Send + 'static> {
 impl<B: Body + Send + 'static> Deliver<B> {
     /// Hands up to one batch of queued messages to `handle`, timing each and counting it as
     /// received. The stream yields again while messages are waiting.
-    pub fn drain<A>(
+    pub fn drain<A>(self, actor: &mut A, ctx: &mut Context<A>, handle: impl FnMut(&mut A, Received<B>, &mut Context<A>))
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        self.drain_at_most(BATCH, actor, ctx, handle);
+    }
+
+    /// As [`Deliver::drain`], but hands over at most `max` messages. A consumer that takes one
+    /// message at a time (a busy planner) leaves the rest in its inbox, where the drop policy
+    /// applies and counts them before they are ever delivered.
+    pub fn drain_at_most<A>(
         self,
+        max: usize,
         actor: &mut A,
         ctx: &mut Context<A>,
         mut handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
@@ -38,7 +52,7 @@ impl<B: Body + Send + 'static> Deliver<B> {
         A: Actor<Context = Context<A>>,
     {
         let m = &self.shared.meters;
-        for _ in 0..BATCH {
+        for _ in 0..max {
             let Some(msg) = self.shared.inbox.pop() else { break };
             let wire = msg.wire_len() as u64;
             let start = Instant::now();
@@ -50,12 +64,23 @@ impl<B: Body + Send + 'static> Deliver<B> {
     }
 }
 
+/// While a `Deliver` is held (being handled, or parked by a busy actor) the stream yields no
+/// other: dropping it lets the stream look at the inbox again.
+impl<B: Body + Send + 'static> Drop for Deliver<B> {
+    fn drop(&mut self) {
+        self.shared.outstanding.store(false, Ordering::Release);
+        self.shared.wake();
+    }
+}
+
 /// What zenoh's callback and the actor share: the inbox, the consumer's meters and the
 /// waker of the actor's task.
 struct Shared<B: Body + Send + 'static> {
     inbox: Inbox<Received<B>>,
     meters: ConsumerMeters,
     waker: Mutex<Option<Waker>>,
+    /// A `Deliver` is alive: the actor owns the inbox's attention until it drops it.
+    outstanding: AtomicBool,
 }
 
 impl<B: Body + Send + 'static> Shared<B> {
@@ -75,9 +100,17 @@ pub struct InboxStream<B: Body + Send + 'static> {
 
 impl<B: Body + Send + 'static> InboxStream<B> {
     fn deliver(&self) -> Poll<Option<Deliver<B>>> {
+        self.shared.outstanding.store(true, Ordering::Release);
         Poll::Ready(Some(Deliver {
             shared: self.shared.clone(),
         }))
+    }
+
+    fn register(&self, cx: &TaskContext<'_>) {
+        let mut w = self.shared.waker.lock().unwrap_or_else(|p| p.into_inner());
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
     }
 }
 
@@ -86,15 +119,15 @@ impl<B: Body + Send + 'static> Stream for InboxStream<B> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Deliver<B>>> {
         let shared = &self.shared;
+        if shared.outstanding.load(Ordering::Acquire) {
+            // The actor still holds the last one; its drop wakes us.
+            self.register(cx);
+            return Poll::Pending;
+        }
         if !shared.inbox.is_empty() {
             return self.deliver();
         }
-        {
-            let mut w = shared.waker.lock().unwrap_or_else(|p| p.into_inner());
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
-            }
-        }
+        self.register(cx);
         // Going idle: from here a push wakes us. One that raced in is taken now.
         if shared.inbox.rearm() {
             return self.deliver();
@@ -145,6 +178,7 @@ where
         inbox: Inbox::new(opts, &actor, topic),
         meters,
         waker: Mutex::new(None),
+        outstanding: AtomicBool::new(false),
     });
     let stream = InboxStream {
         shared: shared.clone(),
