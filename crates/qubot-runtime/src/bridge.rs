@@ -32,8 +32,12 @@ pub struct Deliver<B: Body + Send + 'static> {
 impl<B: Body + Send + 'static> Deliver<B> {
     /// Hands up to one batch of queued messages to `handle`, timing each and counting it as
     /// received. The stream yields again while messages are waiting.
-    pub fn drain<A>(self, actor: &mut A, ctx: &mut Context<A>, handle: impl FnMut(&mut A, Received<B>, &mut Context<A>))
-    where
+    pub fn drain<A>(
+        self,
+        actor: &mut A,
+        ctx: &mut Context<A>,
+        handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
+    ) where
         A: Actor<Context = Context<A>>,
     {
         self.drain_at_most(BATCH, actor, ctx, handle);
