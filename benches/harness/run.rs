@@ -178,15 +178,18 @@ pub fn run(quick: bool, out_dir: &Path, only: Option<&str>) -> anyhow::Result<Re
     let started = Instant::now();
     let mut cases = Vec::new();
     let wants = |k: &str| only.is_none_or(|o| o == k);
-    for allocator in ALLOCATORS {
-        for t in TRANSPORTS {
-            if wants("latency") {
-                for p in LATENCY_PAYLOADS {
+    // Allocators alternate inside each case, so an A/B pair is measured minutes apart at most.
+    for t in TRANSPORTS {
+        if wants("latency") {
+            for p in LATENCY_PAYLOADS {
+                for allocator in ALLOCATORS {
                     eprintln!("bench: latency {t:?} {} {allocator}", report::size(p));
                     cases.push(latency(&plan, t, p, allocator)?);
                 }
             }
-            for p in THROUGHPUT_PAYLOADS {
+        }
+        for p in THROUGHPUT_PAYLOADS {
+            for allocator in ALLOCATORS {
                 if wants("throughput") {
                     eprintln!("bench: throughput {t:?} {} {allocator}", report::size(p));
                     cases.push(throughput(&plan, t, p, allocator)?);
