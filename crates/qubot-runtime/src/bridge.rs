@@ -34,11 +34,26 @@ impl<B: Body + Send + 'static> Deliver<B> {
         self,
         actor: &mut A,
         ctx: &mut Context<A>,
+        handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
+    ) where
+        A: Actor<Context = Context<A>> + Handler<Deliver<B>>,
+    {
+        self.drain_at_most(BATCH, actor, ctx, handle);
+    }
+
+    /// As [`Deliver::drain`], but hands over at most `max` messages. A consumer that takes one
+    /// message at a time (a busy planner) leaves the rest in its inbox, where the drop policy
+    /// applies and counts them before they are ever delivered.
+    pub fn drain_at_most<A>(
+        self,
+        max: usize,
+        actor: &mut A,
+        ctx: &mut Context<A>,
         mut handle: impl FnMut(&mut A, Received<B>, &mut Context<A>),
     ) where
         A: Actor<Context = Context<A>> + Handler<Deliver<B>>,
     {
-        for _ in 0..BATCH {
+        for _ in 0..max {
             let Some(msg) = self.inbox.pop() else { break };
             let wire = msg.wire_len() as u64;
             let start = Instant::now();

@@ -31,6 +31,21 @@ pub enum Mode {
     CleanShm,
     /// Live per-actor view (rates, latency, drops, mailboxes, restarts) from the /metrics endpoints.
     Top(TopArgs),
+    /// Run fault scenarios (deploy/chaos/*.toml) against a pipeline it starts; judge their SLOs.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Scenario files (TOML); several run one after another, then a summary table.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Multiply every phase and fault time (e.g. 0.3 for the short versions the tests run).
+    #[arg(long, default_value_t = 1.0)]
+    pub duration_scale: f64,
+    /// Write the RSS of every actor process, sampled each second, to this CSV file.
+    #[arg(long)]
+    pub rss_csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
         Mode::Flood(a) => flood::run(a),
         Mode::Inject(a) => inject::run(a),
         Mode::Top(a) => top::run(a),
+        Mode::Chaos(a) => crate::chaos::run(a),
         Mode::CleanShm => {
             qubot_bus::cleanup_orphaned_shm_segments();
             Ok(ExitCode::SUCCESS)
