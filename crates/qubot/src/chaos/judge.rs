@@ -12,6 +12,7 @@ use super::{
     pipeline::Snapshot,
     scenario::{Measure, Scenario, Slo},
 };
+use super::watch::Watch;
 use crate::promtext::{self, Sample};
 
 /// Drop reasons decided before a message reaches a handler (inbox policies, transport gaps):
@@ -37,15 +38,6 @@ pub struct Windows {
     /// Start of the accounting window: the idle end, or after the last restart recovered.
     pub accounting_from: Option<Snapshot>,
     pub end: Snapshot,
-}
-
-/// RSS of one actor process at a time into the fault phase.
-#[derive(Debug, Clone)]
-pub struct RssSample {
-    pub t_s: f64,
-    pub actor: String,
-    pub pid: u32,
-    pub bytes: u64,
 }
 
 #[derive(Debug)]
@@ -81,7 +73,7 @@ pub struct Evidence<'a> {
     pub cfg: &'a NodeConfig,
     pub w: &'a Windows,
     pub log: &'a FaultLog,
-    pub rss: &'a [RssSample],
+    pub watch: &'a Watch,
     pub reports: &'a [Value],
 }
 
@@ -145,26 +137,17 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
             p99(actor(&w.faulted, "actuator"), actor(i1, "actuator"), latency, &[]).map(|s| s * 1e3),
             None,
         ),
-        Measure::SafeStops => (
-            Some(delta(
-                actor(&w.end, "actuator"),
-                actor(i1, "actuator"),
-                names::SAFE_STOPS,
-                &[],
-            )),
-            None,
-        ),
+        Measure::SafeStops => (Some(e.watch.safe_stops()), None),
         Measure::SafeStopLateTicks => {
-            let silence = promtext::sum(actor(&w.end, "actuator"), names::WATCHDOG_SILENCE, &[]);
             let timeout = e.cfg.actuator.cmd_timeout_ms as f64 / 1e3;
             let tick = 1.0 / e.cfg.actuator.tick_hz;
-            if silence <= 0.0 {
+            let Some(silence) = e.watch.worst_silence() else {
                 return (None, Some("the watchdog never tripped".into()));
-            }
+            };
             (
                 Some((silence - timeout) / tick),
                 Some(format!(
-                    "last safe stop after {:.1} ms of silence (timeout {:.0} ms, tick {:.0} ms)",
+                    "worst safe stop after {:.1} ms of silence (timeout {:.0} ms, tick {:.0} ms)",
                     silence * 1e3,
                     timeout * 1e3,
                     tick * 1e3
@@ -319,7 +302,7 @@ fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)])
 fn rss_growth(e: &Evidence) -> (Option<f64>, Option<String>) {
     let warm = e.scenario.warmup_s.unwrap_or(e.scenario.duration_s / 4.0);
     let mut by: BTreeMap<(String, u32), Vec<f64>> = BTreeMap::new();
-    for s in e.rss.iter().filter(|s| s.t_s >= warm) {
+    for s in e.watch.rss.iter().filter(|s| s.t_s >= warm) {
         by.entry((s.actor.clone(), s.pid))
             .or_default()
             .push(s.bytes as f64);

@@ -8,6 +8,7 @@ mod judge;
 mod netns;
 mod pipeline;
 mod scenario;
+mod watch;
 
 use std::{
     io::Write,
@@ -21,7 +22,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::cli::ChaosArgs;
-use judge::{Evidence, RssSample, Windows};
+use judge::{Evidence, Windows};
+use watch::RssSample;
 use pipeline::{Pipeline, ACTORS};
 use scenario::Scenario;
 
@@ -80,39 +82,44 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
     std::thread::sleep(Duration::from_secs_f64(s.idle_s));
     let idle_end = pipe.snapshot();
 
-    let sampling = AtomicBool::new(true);
-    let (log, rss, faulted) = std::thread::scope(|scope| {
-        let sampler = scope.spawn(|| sample_rss(&pipe, &sampling));
+    let watching = AtomicBool::new(true);
+    let (log, faulted, flowing, accounting_from, end, mut watch) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| watch::run(&pipe, &watching));
         let log = faults::run(&pipe, &s);
         let faulted = pipe.snapshot();
-        sampling.store(false, Ordering::Release);
-        (log, sampler.join().unwrap_or_default(), faulted)
+        // The loop must run again before the end is read; after a restart, the accounting
+        // window starts once it does (a dead process's counters died with it).
+        let timeout = Duration::from_secs_f64(s.recover_timeout_s);
+        let restarted = ACTORS.iter().any(|a| idle_end.pids.get(*a) != pipe.pids().get(*a));
+        let flowing = pipe.wait_applied(pipe.applied(), 5.0, timeout);
+        let accounting_from = if restarted {
+            let snap = pipe.snapshot();
+            std::thread::sleep(Duration::from_secs_f64((2.0 * args.duration_scale).max(1.0)));
+            Some(snap)
+        } else {
+            None
+        };
+        // Let messages published just before this instant land.
+        std::thread::sleep(Duration::from_millis(500));
+        let end = pipe.snapshot();
+        watching.store(false, Ordering::Release);
+        let watch = watcher.join().unwrap_or_default();
+        (log, faulted, flowing, accounting_from, end, watch)
     });
     for e in &log.errors {
         eprintln!("chaos: {}: {e}", s.name);
     }
-    // The loop must run again before the end is read; after a restart, the accounting
-    // window starts once it does (a dead process's counters died with it).
-    let timeout = Duration::from_secs_f64(s.recover_timeout_s);
-    let restarted = ACTORS
-        .iter()
-        .any(|a| idle_end.pids.get(*a) != faulted.pids.get(*a))
-        || ACTORS.iter().any(|a| faulted.pids.get(*a) != pipe.pids().get(*a));
-    let flowing = pipe.wait_applied(pipe.applied(), 5.0, timeout);
-    let accounting_from = if restarted {
-        let snap = pipe.snapshot();
-        std::thread::sleep(Duration::from_secs_f64((2.0 * args.duration_scale).max(1.0)));
-        Some(snap)
-    } else {
-        None
-    };
-    // Let messages published just before this instant land.
-    std::thread::sleep(Duration::from_millis(500));
-    let end = pipe.snapshot();
+    // The watch starts from the idle end and closes with the final reading.
+    if let Some(first) = watch::point_of(&idle_end, "actuator") {
+        watch.watchdog.insert(0, first);
+    }
+    if let Some(last) = watch::point_of(&end, "actuator") {
+        watch.watchdog.push(last);
+    }
     pipe.stop()?;
     drop(pipe.netns.take());
     if let Some(path) = &args.rss_csv {
-        write_csv(path, &rss)?;
+        write_csv(path, &watch.rss)?;
     }
     let windows = Windows {
         idle: (idle_start, idle_end),
@@ -126,7 +133,7 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
         cfg: &cfg,
         w: &windows,
         log: &log,
-        rss: &rss,
+        watch: &watch,
         reports: &pipe.reports,
     });
     outcomes.push(judge::Outcome {
@@ -147,44 +154,6 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
         v["notes"] = json!(log.notes);
     }
     Ok(v)
-}
-
-/// RSS of every actor process once a second (from /proc: instant, and visible across network
-/// namespaces), until `on` turns false.
-fn sample_rss(pipe: &Pipeline, on: &AtomicBool) -> Vec<RssSample> {
-    let start = Instant::now();
-    let mut out = Vec::new();
-    let mut next = start;
-    while on.load(Ordering::Acquire) {
-        if Instant::now() >= next {
-            next += Duration::from_secs(1);
-            for (actor, pid) in pipe.pids() {
-                if let Some(bytes) = rss_bytes(pid) {
-                    out.push(RssSample {
-                        t_s: start.elapsed().as_secs_f64(),
-                        actor,
-                        pid,
-                        bytes,
-                    });
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    out
-}
-
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 fn write_csv(path: &PathBuf, rss: &[RssSample]) -> anyhow::Result<()> {

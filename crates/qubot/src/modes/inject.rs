@@ -26,6 +26,10 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     let publisher = bus
         .session()
         .declare_publisher(args.key.clone())
+        // Reliable and blocking: a storm must arrive whole, so receivers can be held to
+        // counting every message.
+        .reliability(zenoh::qos::Reliability::Reliable)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("declaring a publisher on {}", args.key))?;
@@ -59,6 +63,8 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         }
         parts.push(format!("\"{}\":{}", name(*w), args.count));
     }
+    // Closing the session drops what is still queued for the network: let it drain first.
+    std::thread::sleep(Duration::from_millis(200));
     drop(publisher);
     bus.close();
     println!(
