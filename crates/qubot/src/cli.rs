@@ -253,6 +253,11 @@ pub struct InjectArgs {
     /// Wait up to this many seconds for a subscriber before sending.
     #[arg(long, default_value_t = 10.0)]
     pub wait_subscriber: f64,
+    /// Also wait (within --wait-subscriber) until connected to this many peers. In a peer
+    /// mesh a peer only forwards to its own subscribers: one matching subscriber (e.g. the
+    /// hub's) does not mean every subscriber is reachable yet.
+    #[arg(long, default_value_t = 0)]
+    pub wait_peers: usize,
 }
 
 /// Key expression segments must not contain separators or wildcards.

@@ -238,10 +238,19 @@ fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>
     for round in 0..m.rounds {
         let next = Instant::now() + gap;
         for (key, receiver) in subscribed_keys(pipe) {
-            let args: Vec<String> = ["inject", "--key", &key, "--count", &m.count.to_string()]
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
+            let peers = pipe.processes().to_string();
+            let args: Vec<String> = [
+                "inject",
+                "--key",
+                &key,
+                "--count",
+                &m.count.to_string(),
+                "--wait-peers",
+                &peers,
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
             let r = tool(pipe, &args, Duration::from_secs(60))?;
             *lock(log).injected.entry(receiver).or_default() += r["total"].as_f64().unwrap_or(0.0);
         }

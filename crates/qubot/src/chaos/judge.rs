@@ -7,12 +7,12 @@ use qubot_actors::NodeConfig;
 use qubot_bus::telemetry as names;
 use serde_json::{json, Value};
 
+use super::watch::Watch;
 use super::{
     faults::FaultLog,
     pipeline::Snapshot,
     scenario::{Measure, Scenario, Slo},
 };
-use super::watch::Watch;
 use crate::promtext::{self, Sample};
 
 /// Drop reasons decided before a message reaches a handler (inbox policies, transport gaps):
@@ -188,30 +188,28 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
             Some(format!("{} kill -9 sent", e.log.kills)),
         ),
         Measure::MalformedUncounted => {
-            let injected: f64 = e.log.injected.values().sum();
-            let counted: f64 = e
-                .log
-                .injected
-                .keys()
-                .map(|a| {
-                    DECODE
-                        .iter()
-                        .map(|r| {
-                            delta(
-                                actor(&w.end, a),
-                                actor(i1, a),
-                                names::DROPPED,
-                                &[("actor", a), ("reason", r)],
-                            )
-                        })
-                        .sum::<f64>()
-                })
-                .sum();
+            let mut injected = 0.0;
+            let mut counted = 0.0;
+            let mut per = Vec::new();
+            for (a, n) in &e.log.injected {
+                let c: f64 = DECODE
+                    .iter()
+                    .map(|r| {
+                        delta(
+                            actor(&w.end, a),
+                            actor(i1, a),
+                            names::DROPPED,
+                            &[("actor", a), ("reason", r)],
+                        )
+                    })
+                    .sum();
+                per.push(format!("{a} {c} of {n}"));
+                injected += n;
+                counted += c;
+            }
             (
                 Some((injected - counted).abs()),
-                Some(format!(
-                    "{injected} injected, {counted} counted by a decode reason"
-                )),
+                Some(format!("counted by a decode reason: {}", per.join(", "))),
             )
         }
         Measure::RssGrowthMib => rss_growth(e),

@@ -23,9 +23,9 @@ use serde_json::{json, Value};
 
 use crate::cli::ChaosArgs;
 use judge::{Evidence, Windows};
-use watch::RssSample;
 use pipeline::{Pipeline, ACTORS};
 use scenario::Scenario;
+use watch::RssSample;
 
 /// Commands applied before the idle baseline starts: the loop is closed.
 const LOOP_CLOSED: f64 = 20.0;
@@ -90,7 +90,9 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
         // The loop must run again before the end is read; after a restart, the accounting
         // window starts once it does (a dead process's counters died with it).
         let timeout = Duration::from_secs_f64(s.recover_timeout_s);
-        let restarted = ACTORS.iter().any(|a| idle_end.pids.get(*a) != pipe.pids().get(*a));
+        let restarted = ACTORS
+            .iter()
+            .any(|a| idle_end.pids.get(*a) != pipe.pids().get(*a));
         let flowing = pipe.wait_applied(pipe.applied(), 5.0, timeout);
         let accounting_from = if restarted {
             let snap = pipe.snapshot();

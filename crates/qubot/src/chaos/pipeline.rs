@@ -227,6 +227,11 @@ impl Pipeline {
         all
     }
 
+    /// Processes on the pipeline's bus: supervisors and actors.
+    pub fn processes(&self) -> usize {
+        self.ups.len() + self.pids().len()
+    }
+
     pub fn pid(&self, actor: &str) -> Option<u32> {
         self.pids().get(actor).copied()
     }

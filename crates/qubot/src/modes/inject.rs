@@ -34,16 +34,27 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("declaring a publisher on {}", args.key))?;
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.wait_subscriber.max(0.0));
+    let peers = || bus.session().info().peers_zid().wait().count();
     while !publisher
         .matching_status()
         .wait()
         .map(|s| s.matching())
         .unwrap_or(false)
+        || peers() < args.wait_peers
     {
         if std::time::Instant::now() >= deadline {
-            anyhow::bail!("no subscriber on {} within {} s", args.key, args.wait_subscriber);
+            anyhow::bail!(
+                "no subscriber on {} (or fewer than {} peers) within {} s",
+                args.key,
+                args.wait_peers,
+                args.wait_subscriber
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    if args.wait_peers > 0 {
+        // The subscriptions of peers just connected arrive right after their links open.
+        std::thread::sleep(Duration::from_millis(200));
     }
     let what = if args.what.is_empty() {
         ALL.to_vec()
