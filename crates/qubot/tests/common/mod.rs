@@ -179,6 +179,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
+#[allow(unused_imports)] // each test binary uses its own subset
 pub use qubot::promtext::{parse as parse_metrics, scrape, sum, Sample};
 
 /// Scrapes and parses, panicking on a malformed page.
