@@ -96,29 +96,39 @@ fn tool(pipe: &Pipeline, args: &[String], timeout: Duration) -> anyhow::Result<s
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn,zenoh=error");
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting qubot {}", args[0]))?;
-    let pid = child.id();
-    // Every tool run is bounded by its own arguments; this is the backstop.
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(timeout);
-        // SAFETY: kill with a valid signal; at worst the pid is already gone (ESRCH).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output()?;
-    drop(watchdog);
-    if !out.status.success() {
-        bail!(
-            "qubot {} failed ({}): {}",
-            args[0],
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || drain(out));
+    let err = std::thread::spawn(move || drain(err));
+    // Every tool run is bounded by its own arguments; the deadline is the backstop.
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("qubot {} did not finish within {timeout:?}", args[0]);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    if !status.success() {
+        bail!("qubot {} failed ({status}): {}", args[0], stderr.trim());
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).with_context(|| format!("qubot {} report {last:?}", args[0]))
+}
+
+fn drain(r: Option<impl std::io::Read>) -> String {
+    let mut s = String::new();
+    if let Some(mut r) = r {
+        let _ = r.read_to_string(&mut s);
+    }
+    s
 }
 
 fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {

@@ -295,12 +295,13 @@ fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)])
 }
 
 /// Largest growth of any actor process's RSS between warm-up and the end of the fault
-/// phase: median of the last ten samples minus median of the first ten after warm-up, for
+/// phase (the load, not the recovery after it): median of the last ten samples minus median of the first ten after warm-up, for
 /// processes that lived through the whole window.
 fn rss_growth(e: &Evidence) -> (Option<f64>, Option<String>) {
     let warm = e.scenario.warmup_s.unwrap_or(e.scenario.duration_s / 4.0);
     let mut by: BTreeMap<(String, u32), Vec<f64>> = BTreeMap::new();
-    for s in e.watch.rss.iter().filter(|s| s.t_s >= warm) {
+    let phase = e.scenario.duration_s;
+    for s in e.watch.rss.iter().filter(|s| s.t_s >= warm && s.t_s <= phase) {
         by.entry((s.actor.clone(), s.pid))
             .or_default()
             .push(s.bytes as f64);

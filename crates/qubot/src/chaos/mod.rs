@@ -152,6 +152,7 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
         "slos": outcomes.iter().map(judge::Outcome::json).collect::<Vec<_>>(),
     });
     v["duration_scale"] = json!(args.duration_scale);
+    v["run"] = json!(pipe.reports);
     if !log.notes.is_empty() {
         v["notes"] = json!(log.notes);
     }

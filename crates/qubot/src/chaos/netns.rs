@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 pub struct NetnsPair {
     pub ns: [String; 2],
     veth: [String; 2],
-    /// Addresses of the two ends (10.77.x.1 in the first namespace, .2 in the second).
+    /// Addresses of the two ends (10.213.x.1 in the first namespace, .2 in the second); they
+    /// exist only inside these namespaces.
     pub addr: [String; 2],
     cut: bool,
 }
@@ -44,7 +45,7 @@ impl NetnsPair {
             ns: [format!("qubot-{id}-a"), format!("qubot-{id}-b")],
             // Interface names are limited to 15 bytes.
             veth: [format!("qva{id}"), format!("qvb{id}")],
-            addr: [format!("10.77.{net}.1"), format!("10.77.{net}.2")],
+            addr: [format!("10.213.{net}.1"), format!("10.213.{net}.2")],
             cut: false,
         };
         // From here on, drop removes whatever was made.

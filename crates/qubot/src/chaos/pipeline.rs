@@ -106,8 +106,14 @@ impl Pipeline {
         if s.partition().is_some() {
             p.start_partitioned(cfg)?;
         } else {
-            let base = free_port_run(4)?;
-            cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", free_port_run(1)?);
+            let hub = free_port_run(1)?;
+            let base = loop {
+                let b = free_port_run(4)?;
+                if !(b..b + 4).contains(&hub) {
+                    break b;
+                }
+            };
+            cfg.zenoh.hub = format!("tcp/127.0.0.1:{hub}");
             set_ports(&mut cfg, base);
             p.hub = cfg.zenoh.hub.clone();
             p.add_endpoints(&cfg, &["supervisor", "sensor", "planner", "actuator"], None);
@@ -251,15 +257,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Commands applied by the actuator so far, with the actuator's PID (counters restart
-    /// with the process).
+    /// Fresh commands the actuator received so far (neither stale nor invalid), with the
+    /// actuator's PID (counters restart with the process). Not "applied": at the goal the
+    /// actuator ignores commands, and the loop still runs.
     pub fn applied(&self) -> Option<(u32, f64)> {
         let pid = self.pid("actuator")?;
         let m = self.endpoint("actuator")?.scrape()?;
-        Some((
-            pid,
-            promtext::sum(&m, &format!("{}_count", telemetry::PIPELINE_LATENCY), &[]),
-        ))
+        let cmd = [("actor", "actuator"), ("topic", "cmd")];
+        let received = promtext::sum(&m, telemetry::RECEIVED, &cmd);
+        let rejected: f64 = ["stale", "invalid"]
+            .iter()
+            .map(|r| promtext::sum(&m, telemetry::DROPPED, &[cmd[0], cmd[1], ("reason", r)]))
+            .sum();
+        Some((pid, received - rejected))
     }
 
     /// Waits until `n` more commands were applied than at `since` (or `n` by a new actuator
