@@ -308,7 +308,7 @@ fn rss_growth(e: &Evidence) -> (Option<f64>, Option<String>) {
     }
     let mut worst: Option<f64> = None;
     let mut parts = Vec::new();
-    for ((actor, _), v) in by.iter().filter(|(_, v)| v.len() >= 4) {
+    for ((actor, _), v) in by.iter().filter(|(_, v)| v.len() >= 2) {
         let k = (v.len() / 3).clamp(1, 10);
         let growth = (median(&v[v.len() - k..]) - median(&v[..k])) / (1024.0 * 1024.0);
         parts.push(format!("{actor} {:+.2} MiB over {} samples", growth, v.len()));
