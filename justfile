@@ -119,9 +119,19 @@ proptest CASES="100000":
 listen *ARGS:
     cargo run --release -- listen --print {{ARGS}}
 
-# Bounded synthetic sensor flood on the real sensor key (loopback peers only).
-flood *ARGS:
-    cargo run --release -- flood {{ARGS}}
+# Flood a running pipeline (`just up`) with scans on its sensor's key: RATE per second for SECS (ARGS e.g. --size 65536 --publishers 4).
+flood RATE="200" SECS="10" *ARGS:
+    cargo run --release -- flood --connect tcp/127.0.0.1:7447 --wait-subscriber 10 --rate {{RATE}} --duration {{SECS}} --count 100000000 {{ARGS}}
+
+# Every chaos scenario in deploy/chaos against a pipeline each starts, then a summary table (SCALE < 1: short versions).
+chaos SCALE="1.0":
+    cargo build --release -p qubot
+    ./target/release/qubot chaos deploy/chaos/*.toml --duration-scale {{SCALE}}
+
+# 10-minute 10x scan flood, RSS of every actor each second into target/soak-rss.csv (SCALE < 1: shorter).
+soak SCALE="1.0":
+    cargo build --release -p qubot
+    ./target/release/qubot chaos deploy/soak.toml --duration-scale {{SCALE}} --rss-csv target/soak-rss.csv
 
 # Build with the system allocator instead of mimalloc.
 build-system-alloc:

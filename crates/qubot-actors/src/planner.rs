@@ -89,9 +89,10 @@ pub struct Planner {
     bus: PlannerBus,
     deadline: Duration,
     busy: bool,
-    /// The newest scan that arrived while the worker was busy; a newer one replaces it.
-    pending: Option<Received<Scan>>,
-    superseded: Counter,
+    /// The wake-up for scans that arrived while the worker was busy. They wait in the
+    /// keep-latest inbox, which counts every one a newer scan replaces as `superseded`
+    /// before delivery, so `received` counts exactly the scans that were planned.
+    parked: Option<Deliver<Scan>>,
 }
 
 impl Actor for Planner {
@@ -111,11 +112,16 @@ impl Planner {
                     Ok(out) => p.publish(out),
                     Err(e) => tracing::error!(error = %e, "planner worker unavailable"),
                 }
-                if let Some(next) = p.pending.take() {
-                    p.dispatch(next, ctx);
+                if let Some(d) = p.parked.take() {
+                    p.take_one(d, ctx);
                 }
             });
         ctx.spawn(fut);
+    }
+
+    /// Plans on the newest queued scan, if any; the rest stays queued (see `parked`).
+    fn take_one(&mut self, d: Deliver<Scan>, ctx: &mut Context<Self>) {
+        d.drain_at_most(1, self, ctx, |p, scan, ctx| p.dispatch(scan, ctx));
     }
 
     fn publish(&mut self, out: PlanOutcome) {
@@ -133,15 +139,11 @@ impl Planner {
 
 impl StreamHandler<Deliver<Scan>> for Planner {
     fn handle(&mut self, d: Deliver<Scan>, ctx: &mut Context<Self>) {
-        d.drain(self, ctx, |p, scan, ctx| {
-            if p.busy {
-                if p.pending.replace(scan).is_some() {
-                    p.superseded.increment(1);
-                }
-            } else {
-                p.dispatch(scan, ctx);
-            }
-        });
+        if self.busy {
+            self.parked = Some(d);
+        } else {
+            self.take_one(d, ctx);
+        }
     }
 }
 
@@ -175,8 +177,7 @@ pub async fn start(
         bus: pubs,
         deadline: Duration::from_millis(cfg.planner.cmd_deadline_ms),
         busy: false,
-        pending: None,
-        superseded: metrics::counter!(telemetry::DROPPED, "actor" => "planner", "topic" => "scan", "reason" => "superseded"),
+        parked: None,
     };
     Planner::create(|ctx| {
         ctx.add_stream(scans);

@@ -35,6 +35,21 @@ pub enum Mode {
     Inventory(crate::inventory::InventoryArgs),
     /// Exit 0 once every enabled actor of a node config is live on the bus and serves /metrics.
     Health(crate::modes::HealthArgs),
+    /// Run fault scenarios (deploy/chaos/*.toml) against a pipeline it starts; judge their SLOs.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Scenario files (TOML); several run one after another, then a summary table.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Multiply every phase and fault time (e.g. 0.3 for the short versions the tests run).
+    #[arg(long, default_value_t = 1.0)]
+    pub duration_scale: f64,
+    /// Write the RSS of every actor process, sampled each second, to this CSV file.
+    #[arg(long)]
+    pub rss_csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +257,11 @@ pub struct InjectArgs {
     /// Wait up to this many seconds for a subscriber before sending.
     #[arg(long, default_value_t = 10.0)]
     pub wait_subscriber: f64,
+    /// Also wait (within --wait-subscriber) until connected to this many peers. In a peer
+    /// mesh a peer only forwards to its own subscribers: one matching subscriber (e.g. the
+    /// hub's) does not mean every subscriber is reachable yet.
+    #[arg(long, default_value_t = 0)]
+    pub wait_peers: usize,
 }
 
 /// Key expression segments must not contain separators or wildcards.

@@ -2,6 +2,7 @@
 //! calls [`main`]; integration tests reuse the pieces (e.g. [`promtext`]).
 
 mod alloc;
+mod chaos;
 pub mod cli;
 #[cfg(feature = "dhat-heap")]
 pub mod heap;

@@ -13,7 +13,6 @@ use std::{
 };
 
 use common::*;
-use qubot::promtext::http_get;
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const T: Duration = Duration::from_secs(90);
@@ -305,14 +304,14 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     // The shipped Prometheus config finds every process through the file the deploy wrote.
     let prom = Prometheus::start(&lab.dir.join("prom"));
     wait_for("Prometheus to scrape all 5 fleet processes", T, || {
-        (query(&prom.addr, "up{job=\"qubot-fleet\"} == 1") == Some(5)).then_some(())
+        (prom_query(&prom.addr, "up{job=\"qubot-fleet\"} == 1") == Some(5)).then_some(())
     });
     // Each device has its own hostname, so the series of the two boards stay apart.
     let hosts = "count by (host) (qubot_build_info{job=\"qubot-fleet\"})";
-    assert_eq!(query(&prom.addr, hosts), Some(2), "{hosts}");
+    assert_eq!(prom_query(&prom.addr, hosts), Some(2), "{hosts}");
     for process in ["supervisor", "sensor", "planner", "actuator"] {
         let q = format!("qubot_build_info{{job=\"qubot-fleet\",process=\"{process}\"}}");
-        assert!(query(&prom.addr, &q).unwrap_or(0) > 0, "no series for {q}");
+        assert!(prom_query(&prom.addr, &q).unwrap_or(0) > 0, "no series for {q}");
     }
 
     // The same bundle again: nothing is copied or restarted.
@@ -519,22 +518,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Instant query: `Some(number of series)` when Prometheus answered.
-fn query(prom: &str, expr: &str) -> Option<usize> {
-    let body = http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
 }
 
 /// A zenoh config for a process outside the fleet's deploy: `tls` is the json5 body of

@@ -13,7 +13,6 @@ use std::{
 };
 
 use common::*;
-use qubot::promtext::http_get;
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const T: Duration = Duration::from_secs(90);
@@ -215,22 +214,6 @@ fn dashboards_parse_and_use_a_datasource_variable() {
     assert!(dashboard_queries().len() >= 14);
 }
 
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Runs an instant query; `Some(number of series)` when Prometheus answered.
-fn query(prom: &str, expr: &str) -> Option<usize> {
-    let body = http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
-}
-
 struct Prometheus {
     child: std::process::Child,
     dir: PathBuf,
@@ -279,8 +262,8 @@ fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let listen = format!("127.0.0.1:{}", free_port());
     let _prom = prometheus(&p, &listen);
     wait_for("all four processes scraped", T, || {
-        (query(&listen, "count(up{job=\"qubot\"} == 1)")? >= 1
-            && query(&listen, "up{job=\"qubot\"} == 1")? == 4)
+        (prom_query(&listen, "count(up{job=\"qubot\"} == 1)")? >= 1
+            && prom_query(&listen, "up{job=\"qubot\"} == 1")? == 4)
             .then_some(())
     });
     let mut missing = Vec::new();
@@ -293,7 +276,7 @@ fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             .replace("$host", ".*");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let series = loop {
-            let n = query(&listen, &q).unwrap_or(0);
+            let n = prom_query(&listen, &q).unwrap_or(0);
             if n > 0 || std::time::Instant::now() >= deadline {
                 break n;
             }

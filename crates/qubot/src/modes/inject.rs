@@ -26,20 +26,35 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     let publisher = bus
         .session()
         .declare_publisher(args.key.clone())
+        // Reliable and blocking: a storm must arrive whole, so receivers can be held to
+        // counting every message.
+        .reliability(zenoh::qos::Reliability::Reliable)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("declaring a publisher on {}", args.key))?;
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.wait_subscriber.max(0.0));
+    let peers = || bus.session().info().peers_zid().wait().count();
     while !publisher
         .matching_status()
         .wait()
         .map(|s| s.matching())
         .unwrap_or(false)
+        || peers() < args.wait_peers
     {
         if std::time::Instant::now() >= deadline {
-            anyhow::bail!("no subscriber on {} within {} s", args.key, args.wait_subscriber);
+            anyhow::bail!(
+                "no subscriber on {} (or fewer than {} peers) within {} s",
+                args.key,
+                args.wait_peers,
+                args.wait_subscriber
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    if args.wait_peers > 0 {
+        // The subscriptions of peers just connected arrive right after their links open.
+        std::thread::sleep(Duration::from_millis(200));
     }
     let what = if args.what.is_empty() {
         ALL.to_vec()
@@ -59,6 +74,8 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         }
         parts.push(format!("\"{}\":{}", name(*w), args.count));
     }
+    // Closing the session drops what is still queued for the network: let it drain first.
+    std::thread::sleep(Duration::from_millis(200));
     drop(publisher);
     bus.close();
     println!(

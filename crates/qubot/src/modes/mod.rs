@@ -28,6 +28,7 @@ pub fn run(cli: crate::cli::Cli) -> anyhow::Result<ExitCode> {
         Mode::Top(a) => top::run(a),
         Mode::Inventory(a) => crate::inventory::run(a),
         Mode::Health(a) => health::run(a),
+        Mode::Chaos(a) => crate::chaos::run(a),
         Mode::CleanShm => {
             qubot_bus::cleanup_orphaned_shm_segments();
             Ok(ExitCode::SUCCESS)

@@ -179,6 +179,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
+#[allow(unused_imports)] // each test binary uses its own subset
 pub use qubot::promtext::{parse as parse_metrics, scrape, sum, Sample};
 
 /// Scrapes and parses, panicking on a malformed page.
@@ -212,4 +213,21 @@ pub fn signal_pid(pid: u32, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok, "kill -s {sig} {pid}");
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus instant query against `prom` (host:port): `Some(number of series)` when
+/// Prometheus answered.
+pub fn prom_query(prom: &str, expr: &str) -> Option<usize> {
+    let body = qubot::promtext::http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
 }

@@ -1,0 +1,288 @@
+//! The fault injector: runs a scenario's faults on their schedule against a running pipeline
+//! (floods and malformed storms as `qubot flood` / `qubot inject` children joining its hub,
+//! signals to actor PIDs, the namespace link cut) and logs what it did and how the loop
+//! recovered.
+
+use std::{
+    collections::HashMap,
+    process::{Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+use super::{
+    pipeline::{lock, Pipeline},
+    scenario::{Fault, Flood, Kill, Malformed, Partition, Scenario, Stop},
+};
+
+/// Commands applied by the actuator that count as "the loop runs again".
+const FLOWING: f64 = 5.0;
+
+#[derive(Debug, Default)]
+pub struct FaultLog {
+    /// Per flood: requested and achieved total rate, messages sent, topic.
+    pub floods: Vec<FloodRun>,
+    /// Malformed messages injected, by the actor that subscribes to the key.
+    pub injected: HashMap<&'static str, f64>,
+    /// Per recovering fault: what, and seconds until commands were applied again (`None`:
+    /// never within the scenario's recover_timeout_s).
+    pub recoveries: Vec<(String, Option<f64>)>,
+    pub kills: u32,
+    pub notes: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct FloodRun {
+    pub topic: String,
+    pub requested_rate: f64,
+    pub achieved_rate: f64,
+    pub sent: f64,
+}
+
+/// Runs every fault at its time; returns when all are done and the phase has elapsed.
+pub fn run(pipe: &Pipeline, s: &Scenario) -> FaultLog {
+    let log = Mutex::new(FaultLog::default());
+    let start = Instant::now();
+    let phase = Duration::from_secs_f64(s.duration_s);
+    std::thread::scope(|scope| {
+        for (i, f) in s.faults.iter().enumerate() {
+            let log = &log;
+            scope.spawn(move || {
+                sleep_until(start + Duration::from_secs_f64(f.at_s()));
+                let end = start + phase;
+                let r = match f {
+                    Fault::Flood(x) => flood(pipe, x, i, end, log),
+                    Fault::Kill(x) => kill(pipe, s, x, log),
+                    Fault::Stop(x) => stop(pipe, s, x, log),
+                    Fault::Malformed(x) => malformed(pipe, x, end, log),
+                    Fault::Partition(x) => partition(pipe, s, x, log),
+                };
+                if let Err(e) = r {
+                    lock(log).errors.push(format!("faults[{i}]: {e:#}"));
+                }
+            });
+        }
+        sleep_until(start + phase);
+    });
+    log.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sleep_until(t: Instant) {
+    if let Some(d) = t.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+}
+
+/// A `qubot` tool child joining the pipeline's bus (inside the sensor's namespace when
+/// partitioned); returns its last stdout line, its JSON report.
+fn tool(pipe: &Pipeline, args: &[String], timeout: Duration) -> anyhow::Result<serde_json::Value> {
+    let exe = std::env::current_exe().context("locating the qubot binary")?;
+    let mut cmd = match &pipe.tool_netns {
+        None => Command::new(&exe),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&exe);
+            c
+        }
+    };
+    cmd.args(args)
+        .args(["--robot", &pipe.robot, "--connect", &pipe.hub])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn,zenoh=error");
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting qubot {}", args[0]))?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || drain(out));
+    let err = std::thread::spawn(move || drain(err));
+    // Every tool run is bounded by its own arguments; the deadline is the backstop.
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("qubot {} did not finish within {timeout:?}", args[0]);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    if !status.success() {
+        bail!("qubot {} failed ({status}): {}", args[0], stderr.trim());
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("qubot {} report {last:?}", args[0]))
+}
+
+fn drain(r: Option<impl std::io::Read>) -> String {
+    let mut s = String::new();
+    if let Some(mut r) = r {
+        let _ = r.read_to_string(&mut s);
+    }
+    s
+}
+
+fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let secs = f
+        .for_s
+        .unwrap_or_else(|| end.saturating_duration_since(Instant::now()).as_secs_f64())
+        .max(0.1);
+    let count = (f.rate * secs * 1.1).ceil() as u64 + 10;
+    let key = qubot_bus::key(&pipe.robot, "sensor", &pipe.cfg.sensor.instance, &f.topic);
+    let mut args: Vec<String> = [
+        "flood",
+        "--key",
+        &key,
+        "--kind",
+        &f.topic,
+        "--instance",
+        &format!("flood{i}"),
+        "--size",
+        &f.size.to_string(),
+        "--rate",
+        &f.rate.to_string(),
+        "--burst",
+        &f.burst.to_string(),
+        "--publishers",
+        &f.publishers.to_string(),
+        "--count",
+        &count.to_string(),
+        "--duration",
+        &secs.to_string(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    // Scans have a subscriber (the planner): wait for it, so nothing goes into the void.
+    if f.topic == "scan" {
+        args.extend(["--wait-subscriber".into(), "10".into()]);
+    }
+    let r = tool(pipe, &args, Duration::from_secs_f64(secs + 30.0))?;
+    lock(log).floods.push(FloodRun {
+        topic: f.topic.clone(),
+        requested_rate: f.rate * f.publishers as f64,
+        achieved_rate: r["achieved_rate"].as_f64().unwrap_or(0.0),
+        sent: r["sent"].as_f64().unwrap_or(0.0),
+    });
+    Ok(())
+}
+
+fn signal(pid: u32, sig: i32) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid).context("pid out of range")?;
+    // SAFETY: kill with a pid the supervisor reported for one of its children.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs_f64(s.recover_timeout_s);
+    for round in 0..k.rounds {
+        for actor in &k.actors {
+            let a = actor.as_str();
+            let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
+            let before = pipe.applied();
+            signal(pid, libc::SIGKILL)?;
+            let at = Instant::now();
+            lock(log).kills += 1;
+            let recovered = pipe
+                .wait_respawn(a, pid, timeout)
+                .and_then(|_| pipe.wait_applied(before, FLOWING, timeout.saturating_sub(at.elapsed())));
+            let what = format!("kill -9 {a} (round {})", round + 1);
+            lock(log)
+                .recoveries
+                .push((what, recovered.ok().map(|t| t.duration_since(at).as_secs_f64())));
+            std::thread::sleep(Duration::from_secs_f64(k.gap_s));
+        }
+    }
+    Ok(())
+}
+
+fn stop(pipe: &Pipeline, s: &Scenario, st: &Stop, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let a = st.actor.as_str();
+    let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
+    signal(pid, libc::SIGSTOP)?;
+    std::thread::sleep(Duration::from_secs_f64(st.for_s));
+    let before = pipe.applied();
+    signal(pid, libc::SIGCONT)?;
+    let at = Instant::now();
+    let recovered = pipe.wait_applied(before, FLOWING, Duration::from_secs_f64(s.recover_timeout_s));
+    lock(log).recoveries.push((
+        format!("SIGSTOP {a} for {:.1} s", st.for_s),
+        recovered.ok().map(|t| t.duration_since(at).as_secs_f64()),
+    ));
+    Ok(())
+}
+
+/// Every subscribed key of the pipeline, with the actor whose receiver counts its drops.
+fn subscribed_keys(pipe: &Pipeline) -> [(String, &'static str); 3] {
+    let c = &pipe.cfg;
+    [
+        (
+            qubot_bus::key(&pipe.robot, "sensor", &c.sensor.instance, "scan"),
+            "planner",
+        ),
+        (
+            qubot_bus::key(&pipe.robot, "planner", &c.planner.instance, "cmd"),
+            "actuator",
+        ),
+        (
+            qubot_bus::key(&pipe.robot, "actuator", &c.actuator.instance, "state"),
+            "sensor",
+        ),
+    ]
+}
+
+fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let gap = end.saturating_duration_since(Instant::now()) / m.rounds;
+    for round in 0..m.rounds {
+        let next = Instant::now() + gap;
+        for (key, receiver) in subscribed_keys(pipe) {
+            let peers = pipe.processes().to_string();
+            let args: Vec<String> = [
+                "inject",
+                "--key",
+                &key,
+                "--count",
+                &m.count.to_string(),
+                "--wait-peers",
+                &peers,
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+            let r = tool(pipe, &args, Duration::from_secs(60))?;
+            *lock(log).injected.entry(receiver).or_default() += r["total"].as_f64().unwrap_or(0.0);
+        }
+        if round + 1 < m.rounds {
+            sleep_until(next);
+        }
+    }
+    Ok(())
+}
+
+fn partition(pipe: &Pipeline, s: &Scenario, p: &Partition, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let pair = pipe.netns.as_ref().context("partition without namespaces")?;
+    let how = lock(pair).cut()?;
+    lock(log).notes.push(format!("link cut with tc qdisc {how}"));
+    std::thread::sleep(Duration::from_secs_f64(p.for_s));
+    let before = pipe.applied();
+    lock(pair).heal()?;
+    let at = Instant::now();
+    let recovered = pipe.wait_applied(before, FLOWING, Duration::from_secs_f64(s.recover_timeout_s));
+    lock(log).recoveries.push((
+        format!("partition for {:.1} s, healed", p.for_s),
+        recovered.ok().map(|t| t.duration_since(at).as_secs_f64()),
+    ));
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! The judge: turns metric snapshots taken around the fault phase, the fault log and the run
+//! report into one verdict per SLO. Every figure comes from the processes' own `/metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qubot_actors::NodeConfig;
+use qubot_bus::telemetry as names;
+use serde_json::{json, Value};
+
+use super::watch::Watch;
+use super::{
+    faults::FaultLog,
+    pipeline::Snapshot,
+    scenario::{Measure, Scenario, Slo},
+};
+use crate::promtext::{self, Sample};
+
+/// Drop reasons decided before a message reaches a handler (inbox policies, transport gaps):
+/// a published message ends as exactly one of received, one of these, or still in flight.
+/// Handler-level rejections (`stale`, `invalid`) are received messages, and decode errors
+/// are foreign bytes no Qubot publisher counted.
+const BEFORE_HANDLER: [&str; 4] = ["mailbox_full", "evicted", "superseded", "lost"];
+const DECODE: [&str; 6] = [
+    "truncated",
+    "bad_magic",
+    "bad_version",
+    "bad_kind",
+    "oversize",
+    "malformed",
+];
+
+/// The snapshots a verdict is computed from.
+pub struct Windows {
+    /// Start and end of the idle baseline.
+    pub idle: (Snapshot, Snapshot),
+    /// End of the fault phase.
+    pub faulted: Snapshot,
+    /// Start of the accounting window: the idle end, or after the last restart recovered.
+    pub accounting_from: Option<Snapshot>,
+    pub end: Snapshot,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: String,
+    pub target: String,
+    pub measured: Option<f64>,
+    pub passed: bool,
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        let mut v = json!({
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured.map(round),
+            "passed": self.passed,
+        });
+        if let Some(d) = &self.detail {
+            v["detail"] = json!(d);
+        }
+        v
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+pub struct Evidence<'a> {
+    pub scenario: &'a Scenario,
+    pub cfg: &'a NodeConfig,
+    pub w: &'a Windows,
+    pub log: &'a FaultLog,
+    pub watch: &'a Watch,
+    pub reports: &'a [Value],
+}
+
+pub fn judge(e: &Evidence) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = e.scenario.slos.iter().map(|slo| judge_one(e, slo)).collect();
+    out.extend(accounting(e));
+    out.push(Outcome {
+        name: "faults applied as scheduled".into(),
+        target: "== 0 errors".into(),
+        measured: Some(e.log.errors.len() as f64),
+        passed: e.log.errors.is_empty(),
+        detail: (!e.log.errors.is_empty()).then(|| e.log.errors.join("; ")),
+    });
+    out
+}
+
+fn judge_one(e: &Evidence, slo: &Slo) -> Outcome {
+    let (measured, detail) = measure(e, slo.measure);
+    let passed =
+        measured.is_some_and(|m| slo.max.is_none_or(|max| m <= max) && slo.min.is_none_or(|min| m >= min));
+    let target = match (slo.min, slo.max) {
+        (Some(lo), Some(hi)) => format!(">= {lo} and <= {hi}"),
+        (Some(lo), None) => format!(">= {lo}"),
+        (None, Some(hi)) => format!("<= {hi}"),
+        (None, None) => "none".into(),
+    };
+    Outcome {
+        name: slo.name.clone(),
+        target,
+        measured,
+        passed,
+        detail,
+    }
+}
+
+fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
+    let w = e.w;
+    let (i0, i1) = (&w.idle.0, &w.idle.1);
+    let latency = names::PIPELINE_LATENCY;
+    let cmd_age = [("actor", "actuator"), ("topic", "cmd")];
+    match m {
+        Measure::PipelineP99Ratio => ratio(
+            p99(actor(&w.faulted, "actuator"), actor(i1, "actuator"), latency, &[]),
+            p99(actor(i1, "actuator"), actor(i0, "actuator"), latency, &[]),
+        ),
+        Measure::CmdAgeP99Ratio => ratio(
+            p99(
+                actor(&w.faulted, "actuator"),
+                actor(i1, "actuator"),
+                names::MESSAGE_AGE,
+                &cmd_age,
+            ),
+            p99(
+                actor(i1, "actuator"),
+                actor(i0, "actuator"),
+                names::MESSAGE_AGE,
+                &cmd_age,
+            ),
+        ),
+        Measure::PipelineP99Ms => (
+            p99(actor(&w.faulted, "actuator"), actor(i1, "actuator"), latency, &[]).map(|s| s * 1e3),
+            None,
+        ),
+        Measure::SafeStops => (Some(e.watch.safe_stops()), None),
+        Measure::SafeStopLateTicks => {
+            let timeout = e.cfg.actuator.cmd_timeout_ms as f64 / 1e3;
+            let tick = 1.0 / e.cfg.actuator.tick_hz;
+            let Some(silence) = e.watch.worst_silence() else {
+                return (None, Some("the watchdog never tripped".into()));
+            };
+            (
+                Some((silence - timeout) / tick),
+                Some(format!(
+                    "worst safe stop after {:.1} ms of silence (timeout {:.0} ms, tick {:.0} ms)",
+                    silence * 1e3,
+                    timeout * 1e3,
+                    tick * 1e3
+                )),
+            )
+        }
+        Measure::RecoveryS => {
+            let r = &e.log.recoveries;
+            let detail = r
+                .iter()
+                .map(|(what, s)| match s {
+                    Some(s) => format!("{what}: {s:.2} s"),
+                    None => format!("{what}: not recovered"),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let worst = if r.is_empty() || r.iter().any(|(_, s)| s.is_none()) {
+                None
+            } else {
+                r.iter().filter_map(|(_, s)| *s).reduce(f64::max)
+            };
+            (
+                worst,
+                Some(if r.is_empty() {
+                    "no fault to recover from".into()
+                } else {
+                    detail
+                }),
+            )
+        }
+        Measure::Restarts => (
+            Some(delta(
+                actor(&w.end, "supervisor"),
+                actor(i1, "supervisor"),
+                names::ACTOR_RESTARTS,
+                &[],
+            )),
+            Some(format!("{} kill -9 sent", e.log.kills)),
+        ),
+        Measure::MalformedUncounted => {
+            let mut injected = 0.0;
+            let mut counted = 0.0;
+            let mut per = Vec::new();
+            for (a, n) in &e.log.injected {
+                let c: f64 = DECODE
+                    .iter()
+                    .map(|r| {
+                        delta(
+                            actor(&w.end, a),
+                            actor(i1, a),
+                            names::DROPPED,
+                            &[("actor", a), ("reason", r)],
+                        )
+                    })
+                    .sum();
+                per.push(format!("{a} {c} of {n}"));
+                injected += n;
+                counted += c;
+            }
+            (
+                Some((injected - counted).abs()),
+                Some(format!("counted by a decode reason: {}", per.join(", "))),
+            )
+        }
+        Measure::RssGrowthMib => rss_growth(e),
+        Measure::FloodRateRatio => {
+            let worst = e
+                .log
+                .floods
+                .iter()
+                .map(|f| f.achieved_rate / f.requested_rate)
+                .reduce(f64::min);
+            let detail = e
+                .log
+                .floods
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {:.0}/s of {:.0}/s, {} sent",
+                        f.topic, f.achieved_rate, f.requested_rate, f.sent
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            (worst, Some(detail))
+        }
+        Measure::Collisions => {
+            let c = e
+                .reports
+                .iter()
+                .filter_map(|r| r["collisions"].as_f64())
+                .reduce(|a, b| a + b);
+            (c, None)
+        }
+    }
+}
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> (Option<f64>, Option<String>) {
+    let detail = format!(
+        "fault phase {} ms, idle {} ms",
+        num.map_or("-".into(), |v| format!("{:.2}", v * 1e3)),
+        den.map_or("-".into(), |v| format!("{:.2}", v * 1e3))
+    );
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0.0 => (Some(n / d), Some(detail)),
+        _ => (None, Some(detail)),
+    }
+}
+
+fn actor<'a>(s: &'a Snapshot, a: &str) -> &'a [Sample] {
+    s.first.get(a).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Increase of counter `name` between two scrapes, per series; a series that went down was
+/// reset by a restart and counts from zero (as PromQL's `increase`).
+pub fn delta(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
+    delta_series(after, before, name, filter)
+        .iter()
+        .map(|s| s.value)
+        .sum()
+}
+
+fn delta_series(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Vec<Sample> {
+    let prev: HashMap<&BTreeMap<String, String>, f64> = before
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| (&s.labels, s.value))
+        .collect();
+    after
+        .iter()
+        .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.label(k) == Some(*v)))
+        .map(|s| {
+            let b = prev.get(&s.labels).copied().unwrap_or(0.0);
+            let mut d = s.clone();
+            d.value = if s.value >= b { s.value - b } else { s.value };
+            d
+        })
+        .collect()
+}
+
+/// p99 of histogram `name` over the observations made between two scrapes (seconds).
+fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Option<f64> {
+    let buckets = delta_series(after, before, &format!("{name}_bucket"), filter);
+    promtext::quantile(&buckets, name, filter, 0.99)
+}
+
+/// Largest growth of any actor process's RSS between warm-up and the end of the fault
+/// phase (the load, not the recovery after it): median of the last ten samples minus median of the first ten after warm-up, for
+/// processes that lived through the whole window.
+fn rss_growth(e: &Evidence) -> (Option<f64>, Option<String>) {
+    let warm = e.scenario.warmup_s.unwrap_or(e.scenario.duration_s / 4.0);
+    let mut by: BTreeMap<(String, u32), Vec<f64>> = BTreeMap::new();
+    let phase = e.scenario.duration_s;
+    for s in e.watch.rss.iter().filter(|s| s.t_s >= warm && s.t_s <= phase) {
+        by.entry((s.actor.clone(), s.pid))
+            .or_default()
+            .push(s.bytes as f64);
+    }
+    let mut worst: Option<f64> = None;
+    let mut parts = Vec::new();
+    for ((actor, _), v) in by.iter().filter(|(_, v)| v.len() >= 2) {
+        let k = (v.len() / 3).clamp(1, 10);
+        let growth = (median(&v[v.len() - k..]) - median(&v[..k])) / (1024.0 * 1024.0);
+        parts.push(format!("{actor} {:+.2} MiB over {} samples", growth, v.len()));
+        worst = Some(worst.map_or(growth, |w| w.max(growth)));
+    }
+    let detail = if parts.is_empty() {
+        "too few RSS samples after warm-up".to_owned()
+    } else {
+        parts.join("; ")
+    };
+    (worst, Some(detail))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// published = received + dropped (by reason, before the handler) + queued, per topic and
+/// subscriber, over the accounting window. Floods count as publishers of the sensor's scan.
+fn accounting(e: &Evidence) -> Vec<Outcome> {
+    let w = e.w;
+    let from = w.accounting_from.as_ref().unwrap_or(&w.idle.1);
+    let floods_inside = w.accounting_from.is_none();
+    let tol = e.scenario.accounting_tolerance;
+    let flows = [
+        ("scan", "sensor", "planner"),
+        ("cmd", "planner", "actuator"),
+        ("state", "actuator", "sensor"),
+    ];
+    flows
+        .iter()
+        .filter(|(_, p, s)| w.end.second.contains_key(p) && w.end.first.contains_key(s))
+        .map(|&(topic, publisher, subscriber)| {
+            let second = |s: &'_ Snapshot| s.second.get(publisher).cloned().unwrap_or_default();
+            let mut published = delta(
+                &second(&w.end),
+                &second(from),
+                names::PUBLISHED,
+                &[("topic", topic)],
+            );
+            if topic == "scan" && floods_inside {
+                published += e
+                    .log
+                    .floods
+                    .iter()
+                    .filter(|f| f.topic == "scan")
+                    .map(|f| f.sent)
+                    .sum::<f64>();
+            }
+            let (end, start) = (actor(&w.end, subscriber), actor(from, subscriber));
+            let mine = [("actor", subscriber), ("topic", topic)];
+            let received = delta(end, start, names::RECEIVED, &mine);
+            let mut dropped = 0.0;
+            let mut reasons = Vec::new();
+            for r in BEFORE_HANDLER {
+                let d = delta(
+                    end,
+                    start,
+                    names::DROPPED,
+                    &[("actor", subscriber), ("topic", topic), ("reason", r)],
+                );
+                if d > 0.0 {
+                    reasons.push(format!("{r} {d}"));
+                }
+                dropped += d;
+            }
+            let depth = |s: &[Sample]| promtext::sum(s, names::MAILBOX_DEPTH, &[("actor", subscriber)]);
+            let queued = depth(end) - depth(start);
+            let imbalance = published - received - dropped - queued;
+            Outcome {
+                name: format!("accounting closes: {topic} ({publisher} -> {subscriber})"),
+                target: format!("|published - received - dropped - queued| <= {tol}"),
+                measured: Some(imbalance),
+                passed: imbalance.abs() <= tol,
+                detail: Some(format!(
+                    "published {published}, received {received}, dropped {dropped} ({}), queued {queued:+}",
+                    if reasons.is_empty() {
+                        "none".into()
+                    } else {
+                        reasons.join(", ")
+                    }
+                )),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(text: &str) -> Vec<Sample> {
+        promtext::parse(text).expect("parse")
+    }
+
+    #[test]
+    fn delta_treats_a_decrease_as_a_restart() {
+        let before = samples("c_total{a=\"1\"} 10\nc_total{a=\"2\"} 5\n");
+        let after = samples("c_total{a=\"1\"} 15\nc_total{a=\"2\"} 2\nc_total{a=\"3\"} 1\n");
+        assert_eq!(delta(&after, &before, "c_total", &[]), 5.0 + 2.0 + 1.0);
+        assert_eq!(delta(&after, &before, "c_total", &[("a", "1")]), 5.0);
+    }
+
+    #[test]
+    fn p99_is_taken_over_the_window_only() {
+        // 100 fast observations before the window, 100 slow ones inside it.
+        let before =
+            samples("h_bucket{le=\"0.01\"} 100\nh_bucket{le=\"1\"} 100\nh_bucket{le=\"+Inf\"} 100\n");
+        let after = samples("h_bucket{le=\"0.01\"} 100\nh_bucket{le=\"1\"} 200\nh_bucket{le=\"+Inf\"} 200\n");
+        let q = p99(&after, &before, "h", &[]).expect("p99");
+        assert!(q > 0.9, "{q}");
+    }
+}

@@ -1,0 +1,402 @@
+//! The system under test: one `qubot up` on loopback (or two, one per network namespace, for
+//! the partition), with its actors' PIDs taken from the supervisor's JSON events and its
+//! `/metrics` endpoints.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use qubot_actors::NodeConfig;
+use qubot_bus::telemetry;
+
+use super::{
+    netns::{in_netns, NetnsPair},
+    scenario::Scenario,
+};
+use crate::promtext::{self, Sample};
+
+/// A `/metrics` endpoint, possibly inside a network namespace.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: String,
+    pub netns: Option<String>,
+}
+
+impl Endpoint {
+    pub fn scrape(&self) -> Option<Vec<Sample>> {
+        let get = || promtext::scrape(&self.addr).and_then(|t| promtext::parse(&t).ok());
+        match &self.netns {
+            None => get(),
+            Some(ns) => in_netns(ns, get).ok().flatten(),
+        }
+    }
+}
+
+/// One `qubot up` child and what its stdout told so far.
+struct Up {
+    child: Child,
+    pids: Arc<Mutex<HashMap<String, u32>>>,
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Set when its stdout closed: the supervisor has exited.
+    done: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Every process's metrics, read twice in a row: receive-side counters come from the first
+/// pass and publish-side ones from the second, so a message is never counted as received
+/// before it is counted as published.
+pub struct Snapshot {
+    pub first: HashMap<&'static str, Vec<Sample>>,
+    pub second: HashMap<&'static str, Vec<Sample>>,
+    pub pids: HashMap<String, u32>,
+}
+
+pub struct Pipeline {
+    ups: Vec<Up>,
+    pub robot: String,
+    /// Where a flood or an injector joins the bus.
+    pub hub: String,
+    pub tool_netns: Option<String>,
+    endpoints: Vec<(&'static str, Endpoint)>,
+    pub cfg: NodeConfig,
+    run_dir: PathBuf,
+    /// Dropped after the processes in it (`Drop` stops them first).
+    pub netns: Option<Mutex<NetnsPair>>,
+    pub reports: Vec<serde_json::Value>,
+}
+
+pub const ACTORS: [&str; 3] = ["sensor", "planner", "actuator"];
+
+impl Pipeline {
+    /// Starts the pipeline the scenario describes. With a partition, the sensor runs in one
+    /// namespace and planner + actuator in the other, each under its own supervisor.
+    pub fn start(s: &Scenario, dir: &Path, run: u32) -> anyhow::Result<Pipeline> {
+        let robot = format!("chaos-{}-{run}", std::process::id());
+        let run_dir = std::env::temp_dir().join(format!("qubot-chaos-{}-{run}", std::process::id()));
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let mut cfg = s.node_config()?;
+        cfg.robot = robot.clone();
+        cfg.world = s.resolved_world(dir);
+        let shipped = dir.join("../worlds");
+        if shipped.is_dir() {
+            cfg.worlds_dir = std::fs::canonicalize(&shipped).unwrap_or(shipped);
+        }
+        let mut p = Pipeline {
+            ups: Vec::new(),
+            robot,
+            hub: String::new(),
+            tool_netns: None,
+            endpoints: Vec::new(),
+            cfg: cfg.clone(),
+            run_dir,
+            netns: None,
+            reports: Vec::new(),
+        };
+        if s.partition().is_some() {
+            p.start_partitioned(cfg)?;
+        } else {
+            let hub = free_port_run(1)?;
+            let base = loop {
+                let b = free_port_run(4)?;
+                if !(b..b + 4).contains(&hub) {
+                    break b;
+                }
+            };
+            cfg.zenoh.hub = format!("tcp/127.0.0.1:{hub}");
+            set_ports(&mut cfg, base);
+            p.hub = cfg.zenoh.hub.clone();
+            p.add_endpoints(&cfg, &["supervisor", "sensor", "planner", "actuator"], None);
+            p.spawn_up(&cfg, "node.toml", None)?;
+            p.cfg = cfg;
+        }
+        Ok(p)
+    }
+
+    fn start_partitioned(&mut self, cfg: NodeConfig) -> anyhow::Result<()> {
+        let pair = NetnsPair::create().context("creating the network namespaces")?;
+        let (a, b) = (pair.addr[0].clone(), pair.addr[1].clone());
+        let (ns_a, ns_b) = (pair.ns[0].clone(), pair.ns[1].clone());
+        self.netns = Some(Mutex::new(pair));
+        // Each side's metrics live on its own loopback: the same ports do not collide.
+        let hub_a = format!("tcp/{a}:7447");
+        let mut side_a = cfg.clone();
+        side_a.zenoh.hub = hub_a.clone();
+        side_a.zenoh.listen = vec![format!("tcp/{a}:0")];
+        side_a.planner.enabled = false;
+        side_a.actuator.enabled = false;
+        set_ports(&mut side_a, 9900);
+        let mut side_b = cfg;
+        side_b.zenoh.hub = format!("tcp/{b}:7447");
+        side_b.zenoh.listen = vec![format!("tcp/{b}:0")];
+        side_b.zenoh.connect = vec![hub_a.clone()];
+        side_b.sensor.enabled = false;
+        set_ports(&mut side_b, 9900);
+        self.hub = hub_a;
+        self.tool_netns = Some(ns_a.clone());
+        self.add_endpoints(&side_a, &["supervisor", "sensor"], Some(&ns_a));
+        self.add_endpoints(&side_b, &["supervisor", "planner", "actuator"], Some(&ns_b));
+        self.spawn_up(&side_a, "node-a.toml", Some(&ns_a))?;
+        self.spawn_up(&side_b, "node-b.toml", Some(&ns_b))?;
+        self.cfg = side_b;
+        Ok(())
+    }
+
+    fn add_endpoints(&mut self, cfg: &NodeConfig, which: &[&'static str], ns: Option<&str>) {
+        for &w in which {
+            let port = match w {
+                "supervisor" => cfg.supervisor.metrics_port,
+                "sensor" => cfg.sensor.metrics_port,
+                "planner" => cfg.planner.metrics_port,
+                _ => cfg.actuator.metrics_port,
+            };
+            self.endpoints.push((
+                w,
+                Endpoint {
+                    addr: format!("{}:{port}", cfg.metrics_bind),
+                    netns: ns.map(str::to_owned),
+                },
+            ));
+        }
+    }
+
+    fn spawn_up(&mut self, cfg: &NodeConfig, file: &str, ns: Option<&str>) -> anyhow::Result<()> {
+        let path = self.run_dir.join(file);
+        std::fs::write(&path, cfg.to_toml()).with_context(|| format!("writing {}", path.display()))?;
+        let exe = std::env::current_exe().context("locating the qubot binary")?;
+        let mut cmd = match ns {
+            None => Command::new(&exe),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&exe);
+                c
+            }
+        };
+        cmd.arg("up").arg("--config").arg(&path);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn,zenoh=error");
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl is async-signal-safe; the pipeline must not outlive this runner.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("starting qubot up")?;
+        let out = child.stdout.take().context("qubot up stdout")?;
+        let pids = Arc::new(Mutex::new(HashMap::new()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let (p, l, d) = (pids.clone(), lines.clone(), done.clone());
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["event"] == "spawned" {
+                        if let (Some(a), Some(pid)) = (v["actor"].as_str(), v["pid"].as_u64()) {
+                            lock(&p).insert(a.to_owned(), pid as u32);
+                        }
+                    }
+                }
+                lock(&l).push(line);
+            }
+            d.store(true, Ordering::Release);
+        });
+        self.ups.push(Up {
+            child,
+            pids,
+            lines,
+            done,
+            reader: Some(reader),
+        });
+        Ok(())
+    }
+
+    pub fn pids(&self) -> HashMap<String, u32> {
+        let mut all = HashMap::new();
+        for u in &self.ups {
+            all.extend(lock(&u.pids).iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        all
+    }
+
+    /// Processes on the pipeline's bus: supervisors and actors.
+    pub fn processes(&self) -> usize {
+        self.ups.len() + self.pids().len()
+    }
+
+    pub fn pid(&self, actor: &str) -> Option<u32> {
+        self.pids().get(actor).copied()
+    }
+
+    pub fn endpoint(&self, actor: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|(a, _)| *a == actor).map(|(_, e)| e)
+    }
+
+    /// Fails when a supervisor has exited (it gave up, or could not start).
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        for u in &self.ups {
+            if u.done.load(Ordering::Acquire) {
+                let tail: Vec<String> = lock(&u.lines).iter().rev().take(3).cloned().collect();
+                bail!("qubot up exited early; last output: {tail:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fresh commands the actuator received so far (neither stale nor invalid), with the
+    /// actuator's PID (counters restart with the process). Not "applied": at the goal the
+    /// actuator ignores commands, and the loop still runs.
+    pub fn applied(&self) -> Option<(u32, f64)> {
+        let pid = self.pid("actuator")?;
+        let m = self.endpoint("actuator")?.scrape()?;
+        let cmd = [("actor", "actuator"), ("topic", "cmd")];
+        let received = promtext::sum(&m, telemetry::RECEIVED, &cmd);
+        let rejected: f64 = ["stale", "invalid"]
+            .iter()
+            .map(|r| promtext::sum(&m, telemetry::DROPPED, &[cmd[0], cmd[1], ("reason", r)]))
+            .sum();
+        Some((pid, received - rejected))
+    }
+
+    /// Waits until `n` more commands were applied than at `since` (or `n` by a new actuator
+    /// process); returns when that was first seen.
+    pub fn wait_applied(
+        &self,
+        since: Option<(u32, f64)>,
+        n: f64,
+        timeout: Duration,
+    ) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((pid, count)) = self.applied() {
+                let base = match since {
+                    Some((p, c)) if p == pid => c,
+                    _ => 0.0,
+                };
+                if count >= base + n {
+                    return Ok(Instant::now());
+                }
+            }
+            self.check_alive()?;
+            if Instant::now() >= deadline {
+                bail!("commands did not flow to the actuator within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the supervisor spawned `actor` again (a PID other than `old`).
+    pub fn wait_respawn(&self, actor: &str, old: u32, timeout: Duration) -> anyhow::Result<u32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.pid(actor) {
+                Some(p) if p != old => return Ok(p),
+                _ => {}
+            }
+            self.check_alive()?;
+            if Instant::now() >= deadline {
+                bail!("{actor} was not restarted within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let pass = || {
+            self.endpoints
+                .iter()
+                .fold(HashMap::<&'static str, Vec<Sample>>::new(), |mut m, (a, e)| {
+                    m.entry(a).or_default().extend(e.scrape().unwrap_or_default());
+                    m
+                })
+        };
+        let first = pass();
+        let second = pass();
+        Snapshot {
+            first,
+            second,
+            pids: self.pids(),
+        }
+    }
+
+    /// SIGINT to every supervisor, then their run reports (last stdout line).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        for u in &self.ups {
+            if let Ok(pid) = i32::try_from(u.child.id()) {
+                // SAFETY: a pid we spawned and have not reaped; SIGINT is a valid signal.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+        }
+        for u in &mut self.ups {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while u.child.try_wait()?.is_none() {
+                if Instant::now() >= deadline {
+                    let _ = u.child.kill();
+                    bail!("qubot up did not stop within 30 s of SIGINT");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Some(r) = u.reader.take() {
+                let _ = r.join();
+            }
+            let last = lock(&u.lines).last().cloned().unwrap_or_default();
+            let report = serde_json::from_str(&last).with_context(|| format!("qubot up report: {last:?}"))?;
+            self.reports.push(report);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for u in &mut self.ups {
+            if u.child.try_wait().ok().flatten().is_none() {
+                let _ = u.child.kill();
+                let _ = u.child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set_ports(cfg: &mut NodeConfig, base: u16) {
+    cfg.supervisor.metrics_port = base;
+    cfg.sensor.metrics_port = base + 1;
+    cfg.planner.metrics_port = base + 2;
+    cfg.actuator.metrics_port = base + 3;
+}
+
+/// The first of `n` consecutive loopback ports that are free now.
+fn free_port_run(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let first = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if first > 65535 - n {
+            continue;
+        }
+        let held: Vec<_> = (first..first + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return Ok(first);
+        }
+    }
+    bail!("no run of {n} free loopback ports")
+}
