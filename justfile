@@ -44,7 +44,7 @@ profile SECONDS="20":
     export PATH="$HOME/.cargo/bin:$PATH"
     command -v perf >/dev/null || { echo "profile: needs perf (apt-get install linux-perf)" >&2; exit 1; }
     command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
-    cargo build --release -p qubot
+    cargo build --release --workspace
     mkdir -p target/profile
     perf record -F 499 -g -o target/profile/perf.data -- ./target/release/qubot up --world corridor --timeout {{SECONDS}} --metrics-port-base 19900 --hub tcp/127.0.0.1:17447 >/dev/null || true
     perf script -i target/profile/perf.data 2>/dev/null | inferno-collapse-perf > target/profile/pipeline.folded

@@ -41,16 +41,25 @@ base=19950
     i=$((i + 1))
   done
 } >"$out/node.toml"
-port=$(awk -v a="[$actor]" '$0 == a {f = 1} f && /^metrics_port/ {print $3; exit}' "$out/node.toml")
+port_of() { awk -v a="[$1]" '$0 == a {f = 1} f && /^metrics_port/ {print $3; exit}' "$out/node.toml"; }
+port=$(port_of "$actor")
+# Progress is read from the actor upstream of the profiled one (its published count), so that
+# scraping, which allocates, does not run inside the profiled process while it works.
+case "$actor" in
+  planner) upstream=sensor ;;
+  actuator) upstream=planner ;;
+  sensor) upstream=actuator ;;
+esac
+upstream_port=$(port_of "$upstream")
 
-# Messages the profiled actor has handled so far, from its /metrics.
-handled() {
+# Sum of one counter family on a local /metrics endpoint.
+counter() {
   local page
-  page=$(exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3) || {
+  page=$(exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && cat <&3) 2>/dev/null || {
     echo 0
     return
   }
-  awk '/^qubot_messages_received_total\{/ {s += $NF} END {printf "%d\n", s}' <<<"$page"
+  awk -v m="$2" 'index($0, m "{") == 1 {s += $NF} END {printf "%d\n", s}' <<<"$page"
 }
 
 pids=()
@@ -70,13 +79,15 @@ run_once() {
   local me=$!
   pids+=("$me")
   local deadline=$((SECONDS + 60 + want / 5)) got=0
-  while got=$(handled) && ((got < want)); do
+  while got=$(counter "$upstream_port" qubot_messages_published_total) && ((got < want)); do
     if ((SECONDS > deadline)); then
-      echo "heap: $actor handled only $got of $want messages in time (see $out/$tag.log)" >&2
+      echo "heap: $upstream published only $got of $want messages in time (see $out/$tag.log)" >&2
       exit 1
     fi
     sleep 0.2
   done
+  # One scrape of the profiled actor per run (the same in both runs, so it cancels out).
+  got=$(counter "$port" qubot_messages_received_total)
   kill -TERM "$me"
   wait "$me" || true
   echo "$got" >"$out/$tag.messages"
