@@ -1,0 +1,67 @@
+//! The bench harness end to end, in its quick form: it runs real raw-zenoh and Qubot process
+//! pairs, writes `report.json` with the fields the bench issue names, and draws the plots.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn quick_latency_run_writes_the_report_and_the_plots() {
+    let out = std::env::temp_dir().join(format!("qubot-bench-test-{}", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_qubot-bench"))
+        .args(["run", "--quick", "--only", "latency", "--out"])
+        .arg(&out)
+        .output()
+        .expect("running qubot-bench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "qubot-bench failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("| latency (one hop) |"),
+        "no table printed:\n{stdout}"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report.json"))
+            .expect("JSON");
+    assert!(
+        report["machine"]["cpus"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        report["machine"]
+    );
+    assert!(report["git_rev"].is_string() && report["allocator"] == "mimalloc");
+    let cases = report["cases"].as_array().expect("cases");
+    // 5 payloads x 2 transports x 2 allocators.
+    assert_eq!(cases.len(), 20);
+    for c in cases {
+        assert_eq!(c["kind"], "latency");
+        assert!(matches!(c["transport"].as_str(), Some("shm" | "tcp")), "{c}");
+        assert!(
+            matches!(c["allocator"].as_str(), Some("mimalloc" | "system")),
+            "{c}"
+        );
+        assert!(c["payload_bytes"].as_u64().unwrap_or(0) >= 64, "{c}");
+        for k in [
+            "raw_p50_us",
+            "raw_p99_us",
+            "qubot_p50_us",
+            "qubot_p99_us",
+            "ratio_p50",
+        ] {
+            let v = c[k].as_f64().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v > 0.0, "{k} in {c}");
+        }
+        assert!(c["qubot_p99_us"].as_f64() >= c["qubot_p50_us"].as_f64(), "{c}");
+    }
+    for plot in ["latency.svg", "allocators.svg"] {
+        let svg = std::fs::read_to_string(out.join(plot)).expect(plot);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("Qubot"),
+            "{plot} is not a plot"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
