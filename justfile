@@ -25,12 +25,12 @@ top *ARGS:
 
 # The bench harness: raw zenoh vs Qubot (latency sweep, throughput, allocations; SHM/TCP; mimalloc/system). ~10 min.
 bench *ARGS:
-    cargo build --release -p qubot-benches --bin qubot-bench
+    cargo build --release --workspace
     ./target/release/qubot-bench run {{ARGS}}
 
 # The same with fewer samples and one round (under 2 minutes after the build).
 bench-quick:
-    cargo build --release -p qubot-benches --bin qubot-bench
+    cargo build --release --workspace
     ./target/release/qubot-bench run --quick
 
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
@@ -125,17 +125,17 @@ flood RATE="200" SECS="10" *ARGS:
 
 # Every chaos scenario in deploy/chaos against a pipeline each starts, then a summary table (SCALE < 1: short versions).
 chaos SCALE="1.0":
-    cargo build --release -p qubot
+    cargo build --release --workspace
     ./target/release/qubot chaos deploy/chaos/*.toml --duration-scale {{SCALE}}
 
 # 10-minute 10x scan flood, RSS of every actor each second into target/soak-rss.csv (SCALE < 1: shorter).
 soak SCALE="1.0":
-    cargo build --release -p qubot
+    cargo build --release --workspace
     ./target/release/qubot chaos deploy/soak.toml --duration-scale {{SCALE}} --rss-csv target/soak-rss.csv
 
-# Build with the system allocator instead of mimalloc.
+# Build with the system allocator instead of mimalloc (the whole workspace, so no dependency is rebuilt).
 build-system-alloc:
-    cargo build --release -p qubot --features system-alloc
+    cargo build --release --workspace --features qubot/system-alloc
 
 # N network-namespace edge devices (dev1..devN at 10.77.0.I, an sshd each); needs root.
 lab N="2":
