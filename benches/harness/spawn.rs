@@ -9,10 +9,11 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
+use clap::ValueEnum;
 
 use crate::{
     alloc,
-    roles::{Impl, Kind, RoleArgs, RoleReport},
+    roles::{Kind, RoleArgs, RoleReport},
 };
 
 /// A child process that is killed if the harness gives up on it.
@@ -98,25 +99,18 @@ impl Drop for Proc {
     }
 }
 
+/// The name clap parses back for an enum value.
+fn value<T: ValueEnum>(v: T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 fn role_argv(a: &RoleArgs) -> Vec<String> {
-    let imp = match a.imp {
-        Impl::Raw => "raw",
-        Impl::Qubot => "qubot",
-    };
-    let kind = match a.kind {
-        Kind::Echo => "echo",
-        Kind::Ping => "ping",
-        Kind::Sink => "sink",
-        Kind::Source => "source",
-    };
-    let transport = match a.transport {
-        crate::roles::Transport::Shm => "shm",
-        crate::roles::Transport::Tcp => "tcp",
-    };
     [
-        ("--impl", imp.to_owned()),
-        ("--kind", kind.to_owned()),
-        ("--transport", transport.to_owned()),
+        ("--impl", value(a.imp)),
+        ("--kind", value(a.kind)),
+        ("--transport", value(a.transport)),
         ("--payload", a.payload.to_string()),
         ("--endpoint", a.endpoint.clone()),
         ("--count", a.count.to_string()),

@@ -2,6 +2,7 @@
 //! that listens, and a client (`ping` or `source`) that connects to it. Both sides of a pair
 //! are either raw zenoh or Qubot, with the same transport, payload, QoS and SHM pool.
 
+mod measure;
 pub mod qubot;
 pub mod raw;
 

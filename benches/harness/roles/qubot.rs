@@ -15,8 +15,10 @@ use qubot_msg::{now_ns, Ping};
 use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
 
 use super::{
-    announce_ready, print_report, raw::SinkMeter, read_stamp, stamp, wait_for_stdin_eof, Kind, RoleArgs,
-    RoleReport, Transport, PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
+    announce_ready,
+    measure::{publish_loop, SinkMeter},
+    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, RoleArgs, RoleReport, Transport, PING_KEY,
+    PING_TOPIC, PONG_KEY, PONG_TOPIC,
 };
 use crate::alloc;
 
@@ -321,7 +323,7 @@ fn source(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
     if !p.wait_for_subscribers(Duration::from_secs(10)) {
         return Err(anyhow!("no sink matched within 10 s"));
     }
-    let report = super::raw::publish_loop(args, |i| publish(&p, args.payload, i))?;
+    let report = publish_loop(args, |i| publish(&p, args.payload, i))?;
     std::thread::sleep(Duration::from_millis(300));
     print_report(&report)
 }

@@ -29,38 +29,36 @@ pub fn install(addr: Option<SocketAddr>, robot: &str, host: &str) -> anyhow::Res
         .add_global_label("host", host)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .context("setting histogram buckets")?;
-    match addr {
+    // Nobody scrapes a tool without a listener: its histograms are drained by an upkeep, as
+    // a scrape would, so their samples do not pile up for the life of the process.
+    let upkeep = match addr {
         Some(addr) => {
             b = b.with_http_listener(addr);
             b.install()
                 .with_context(|| format!("serving metrics on {addr}"))?;
+            None
         }
-        None => {
-            // Nobody scrapes: drain histograms periodically, as a scrape would, so their
-            // samples do not pile up for the life of a long-running tool.
-            let handle = b.install_recorder().context("installing the metrics recorder")?;
-            std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_secs(5));
-                    handle.run_upkeep();
-                })
-                .context("starting the metrics upkeep thread")?;
-        }
-    }
+        None => Some(b.install_recorder().context("installing the metrics recorder")?),
+    };
     names::describe_all();
     metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "allocator" => crate::alloc::NAME)
         .set(1.0);
     let collector = metrics_process::Collector::default();
     collector.describe();
     collector.collect();
-    // Process CPU and RSS are sampled once a second, like a scrape interval would need.
+    // One housekeeping thread: process CPU and RSS each second (what a scrape interval
+    // needs), and the upkeep every fifth second where nobody scrapes.
     std::thread::Builder::new()
-        .name("process-metrics".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(1));
-            collector.collect();
+        .name("metrics-housekeeping".into())
+        .spawn(move || {
+            for tick in 1u64.. {
+                std::thread::sleep(Duration::from_secs(1));
+                collector.collect();
+                if let Some(handle) = upkeep.as_ref().filter(|_| tick % 5 == 0) {
+                    handle.run_upkeep();
+                }
+            }
         })
-        .context("starting the process-metrics thread")?;
+        .context("starting the metrics housekeeping thread")?;
     Ok(())
 }

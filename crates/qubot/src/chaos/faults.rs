@@ -213,14 +213,27 @@ fn stop(pipe: &Pipeline, s: &Scenario, st: &Stop, log: &Mutex<FaultLog>) -> anyh
     let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
     signal(pid, libc::SIGSTOP)?;
     std::thread::sleep(Duration::from_secs_f64(st.for_s));
+    recover(pipe, s, log, format!("SIGSTOP {a} for {:.1} s", st.for_s), || {
+        signal(pid, libc::SIGCONT)
+    })
+}
+
+/// Ends a fault with `restore` and records how long the loop took to flow again after it
+/// (`None`: not within the scenario's recovery timeout).
+fn recover(
+    pipe: &Pipeline,
+    s: &Scenario,
+    log: &Mutex<FaultLog>,
+    what: String,
+    restore: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let before = pipe.applied();
-    signal(pid, libc::SIGCONT)?;
+    restore()?;
     let at = Instant::now();
     let recovered = pipe.wait_applied(before, FLOWING, Duration::from_secs_f64(s.recover_timeout_s));
-    lock(log).recoveries.push((
-        format!("SIGSTOP {a} for {:.1} s", st.for_s),
-        recovered.ok().map(|t| t.duration_since(at).as_secs_f64()),
-    ));
+    lock(log)
+        .recoveries
+        .push((what, recovered.ok().map(|t| t.duration_since(at).as_secs_f64())));
     Ok(())
 }
 
@@ -276,13 +289,11 @@ fn partition(pipe: &Pipeline, s: &Scenario, p: &Partition, log: &Mutex<FaultLog>
     let how = lock(pair).cut()?;
     lock(log).notes.push(format!("link cut with tc qdisc {how}"));
     std::thread::sleep(Duration::from_secs_f64(p.for_s));
-    let before = pipe.applied();
-    lock(pair).heal()?;
-    let at = Instant::now();
-    let recovered = pipe.wait_applied(before, FLOWING, Duration::from_secs_f64(s.recover_timeout_s));
-    lock(log).recoveries.push((
+    recover(
+        pipe,
+        s,
+        log,
         format!("partition for {:.1} s, healed", p.for_s),
-        recovered.ok().map(|t| t.duration_since(at).as_secs_f64()),
-    ));
-    Ok(())
+        || lock(pair).heal(),
+    )
 }
