@@ -29,7 +29,11 @@ fn listener(robot: &str, extra: &[&str]) -> Listener {
     ];
     args.extend_from_slice(extra);
     let proc = Proc::spawn("listen", &args);
-    wait_for("listener /metrics", T, || scrape(&metrics));
+    // Up once its inbox exists (the capacity gauge is set when it subscribes), not merely
+    // once /metrics answers: the exporter starts before the subscription.
+    wait_for("listener inbox", T, || {
+        scrape(&metrics).filter(|t| t.contains("qubot_mailbox_capacity"))
+    });
     Listener {
         proc,
         endpoint,
