@@ -110,9 +110,9 @@ pub struct ActorArgs {
     /// Value of the `host` label (default: the hostname).
     #[arg(long)]
     pub host_label: Option<String>,
-    /// Set by `qubot up`: exit when the supervisor dies.
+    /// Set by `qubot up` to its own pid: exit when that process dies.
     #[arg(long, hide = true)]
-    pub supervised: bool,
+    pub supervisor_pid: Option<u32>,
 }
 
 /// Options every process shares: identity, bus and metrics endpoint.

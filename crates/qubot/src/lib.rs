@@ -2,6 +2,8 @@
 //! calls [`main`]; integration tests reuse the pieces (e.g. [`promtext`]).
 
 mod alloc;
+/// The global allocator this build links (`qubot_build_info{allocator}`).
+pub use alloc::NAME as ALLOCATOR;
 mod chaos;
 pub mod cli;
 #[cfg(feature = "dhat-heap")]
@@ -11,6 +13,7 @@ mod modes;
 pub mod promtext;
 mod supervisor;
 mod telemetry;
+mod term;
 
 use std::process::ExitCode;
 
@@ -24,7 +27,7 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter)
         .init();
     match modes::run(cli) {
         Ok(code) => code,

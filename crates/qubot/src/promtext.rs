@@ -22,32 +22,114 @@ impl Sample {
     }
 }
 
-/// GET `http://addr/metrics`; `None` while the endpoint is not up or answers non-200.
+/// The largest body accepted: a Qubot `/metrics` page is ~100 KiB; a Prometheus query answer
+/// in the tests is smaller still. Anything longer is cut and reported, never buffered whole.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Connect, send and read all happen within this, however the peer trickles its bytes.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a GET gave no body.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("bad address {0:?}")]
+    Address(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("no answer within {0:?}")]
+    Deadline(Duration),
+    #[error("body longer than {0} bytes: cut")]
+    TooLong(usize),
+    #[error("answer is not HTTP 200: {0:?}")]
+    Status(String),
+    #[error("malformed answer: {0}")]
+    Malformed(&'static str),
+}
+
+/// GET `http://addr/metrics`; `None` while the endpoint is not up or answers non-200. A cut
+/// (oversized) or late answer is logged with its reason.
 pub fn scrape(addr: &str) -> Option<String> {
     http_get(addr, "/metrics")
 }
 
-/// A minimal HTTP/1.1 GET on loopback (no client crate for two local uses): the body of a 200
-/// answer, de-chunked if needed; `None` otherwise.
+/// [`get`], with the failure logged (at debug level for "not up yet", warn for the rest).
 pub fn http_get(addr: &str, path: &str) -> Option<String> {
-    let sock: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    match get(addr, path, DEADLINE, MAX_BODY_BYTES) {
+        Ok(body) => Some(body),
+        Err(HttpError::Io(e)) => {
+            tracing::debug!(addr, path, error = %e, "HTTP GET failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(addr, path, error = %e, "HTTP GET rejected");
+            None
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET to our own processes on loopback or the lab's addresses: one request,
+/// `Connection: close`, the body of a 200 answer (de-chunked), within `deadline` and `cap`
+/// bytes. Kept in-house on purpose: a client crate would bring an HTTP stack (and async or TLS
+/// dependencies) into every board's binary for what these few lines do with hard bounds.
+pub fn get(addr: &str, path: &str, deadline: Duration, cap: usize) -> Result<String, HttpError> {
+    let sock: std::net::SocketAddr = addr.parse().map_err(|_| HttpError::Address(addr.into()))?;
+    let until = std::time::Instant::now() + deadline;
+    let left = || {
+        until
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or(HttpError::Deadline(deadline))
+    };
+    let mut s = TcpStream::connect_timeout(&sock, left()?.min(Duration::from_secs(2)))?;
+    s.set_write_timeout(Some(left()?))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let (head, rest) = body.split_once("\r\n\r\n")?;
+    )?;
+    // Head and body together: the cap plus room for the head.
+    let limit = cap + 16 * 1024;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        s.set_read_timeout(Some(left()?))?;
+        let n = match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HttpError::Deadline(deadline))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if raw.len() + n > limit {
+            return Err(HttpError::TooLong(cap));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(raw).map_err(|_| HttpError::Malformed("not UTF-8"))?;
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or(HttpError::Malformed("no end of head"))?;
     if !head.starts_with("HTTP/1.1 200") {
-        return None;
+        return Err(HttpError::Status(head.lines().next().unwrap_or("").into()));
     }
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return Some(rest.to_owned());
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest).ok_or(HttpError::Malformed("bad chunked encoding"))?
+    } else {
+        rest.to_owned()
+    };
+    if body.len() > cap {
+        return Err(HttpError::TooLong(cap));
     }
-    let (mut out, mut rest) = (String::new(), rest);
+    Ok(body)
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
     while let Some((size, tail)) = rest.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).ok()?;
         if n == 0 {
@@ -190,6 +272,58 @@ pub fn quantile(samples: &[Sample], name: &str, filter: &[(&str, &str)], q: f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-shot server on loopback that answers with `answer`, then (when `endless`) keeps
+    /// sending body bytes until the client hangs up.
+    fn serve(answer: Vec<u8>, endless: bool) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().expect("accept");
+            let mut req = [0u8; 1024];
+            let _ = c.read(&mut req);
+            let _ = c.write_all(&answer);
+            // An endless body: chunks until the client hangs up.
+            while endless && c.write_all(&[b'x'; 64 * 1024]).is_ok() {}
+        });
+        addr
+    }
+
+    #[test]
+    fn an_unbounded_body_is_cut_at_the_cap() {
+        let addr = serve(b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), true);
+        let e = get(&addr, "/metrics", Duration::from_secs(10), 1 << 20).expect_err("must be cut");
+        assert!(matches!(e, HttpError::TooLong(n) if n == 1 << 20), "{e}");
+    }
+
+    #[test]
+    fn a_silent_peer_meets_the_deadline() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        // Accepted by the kernel's backlog, never answered.
+        let e = get(&addr, "/metrics", Duration::from_millis(300), 1 << 20).expect_err("deadline");
+        assert!(matches!(e, HttpError::Deadline(_)), "{e}");
+        drop(l);
+    }
+
+    #[test]
+    fn chunked_and_plain_bodies_are_read() {
+        let plain = serve(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            false,
+        );
+        assert_eq!(get(&plain, "/", DEADLINE, 100).expect("plain"), "hello");
+        let chunked = serve(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n".to_vec(),
+            false,
+        );
+        assert_eq!(get(&chunked, "/", DEADLINE, 100).expect("chunked"), "hello");
+        let missing = serve(b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec(), false);
+        assert!(matches!(
+            get(&missing, "/", DEADLINE, 100),
+            Err(HttpError::Status(_))
+        ));
+    }
 
     const PAGE: &str = "# TYPE x_seconds histogram\n\
         x_seconds_bucket{a=\"1\",le=\"0.1\"} 50\n\

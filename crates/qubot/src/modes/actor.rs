@@ -36,8 +36,8 @@ enum Declared {
 }
 
 pub fn run(which: Which, args: ActorArgs) -> anyhow::Result<ExitCode> {
-    if args.supervised {
-        exit_with_parent()?;
+    if let Some(pid) = args.supervisor_pid {
+        exit_with_parent(pid)?;
     }
     let cfg = NodeConfig::load(args.config.as_deref())?;
     let world = cfg.world()?;
@@ -100,15 +100,14 @@ pub fn run(which: Which, args: ActorArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A supervised actor must not outlive its supervisor (e.g. after `kill -9` of `qubot up`).
-fn exit_with_parent() -> anyhow::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_PDEATHSIG)");
-    }
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } == 1 {
-        anyhow::bail!("the supervisor is already gone");
+/// The parent-death signal covers every death after this call; the pid check covers a
+/// supervisor that died before it (we were re-parented). Comparing with 1 instead would stop
+/// every actor of a supervisor that is itself PID 1 (a container's entrypoint).
+fn exit_with_parent(supervisor: u32) -> anyhow::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")?;
+    let parent = nix::unistd::getppid().as_raw();
+    if u32::try_from(parent).ok() != Some(supervisor) {
+        anyhow::bail!("the supervisor (pid {supervisor}) is gone: our parent is pid {parent}");
     }
     Ok(())
 }

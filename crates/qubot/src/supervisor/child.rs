@@ -13,7 +13,9 @@ use std::{
 };
 
 use metrics::Counter;
+use nix::{sys::signal::Signal, unistd::Pid};
 use qubot_actors::config::SupervisorSection;
+use serde_json::json;
 use tokio::{process::Command, sync::watch};
 
 use super::events::Events;
@@ -62,28 +64,39 @@ pub async fn supervise(
             .arg(spec.actor)
             .arg("--config")
             .arg(&spec.config)
-            .arg("--supervised")
+            // The child checks that this process is still its parent (not PID 1: the
+            // supervisor may itself be PID 1 in a container).
+            .arg("--supervisor-pid")
+            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Through us, so a child's log line never lands inside our status line.
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
         {
-            Ok(c) => c,
+            Ok(mut c) => {
+                if let Some(err) = c.stderr.take() {
+                    tokio::spawn(forward_stderr(err));
+                }
+                c
+            }
             Err(e) => {
-                events.emit(spec.actor, "spawn_failed", &[("error", format!("{e:?}"))]);
+                events.emit(spec.actor, "spawn_failed", json!({"error": e.to_string()}));
                 return ChildEnd::GaveUp;
             }
         };
-        let pid = child.id().unwrap_or(0);
-        events.emit(spec.actor, "spawned", &[("pid", pid.to_string())]);
+        // `None` only once the child was reaped, which cannot have happened yet; no pid means
+        // no signal is ever sent by pid (pid 0 would be our own process group).
+        let pid = child.id();
+        events.emit(spec.actor, "spawned", json!({"pid": pid}));
         tokio::select! {
             status = child.wait() => {
                 let how = match status {
                     Ok(s) => describe(s),
-                    Err(e) => format!("\"wait failed: {e}\""),
+                    Err(e) => format!("wait failed: {e}"),
                 };
-                events.emit(spec.actor, "exited", &[("pid", pid.to_string()), ("status", how)]);
+                events.emit(spec.actor, "exited", json!({"pid": pid, "status": how}));
                 // The dead process's shared-memory segments are orphans now.
                 let _ = tokio::task::spawn_blocking(qubot_bus::cleanup_orphaned_shm_segments).await;
                 if *stop.borrow() {
@@ -95,13 +108,13 @@ pub async fn supervise(
                     recent.pop_front();
                 }
                 if recent.len() > spec.policy.max_restarts as usize {
-                    events.emit(spec.actor, "gave_up", &[("restarts_in_window", recent.len().to_string())]);
+                    events.emit(spec.actor, "gave_up", json!({"restarts_in_window": recent.len()}));
                     return ChildEnd::GaveUp;
                 }
                 let delay = backoff(&spec.policy, recent.len());
                 restarts.increment(1);
                 count.fetch_add(1, Ordering::Relaxed);
-                events.emit(spec.actor, "restarting", &[("delay_ms", delay.as_millis().to_string())]);
+                events.emit(spec.actor, "restarting", json!({"delay_ms": delay.as_millis() as u64}));
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => return ChildEnd::Stopped,
@@ -109,20 +122,31 @@ pub async fn supervise(
             }
             _ = stop.changed() => {
                 terminate(&mut child, pid, Duration::from_millis(spec.policy.stop_timeout_ms)).await;
-                events.emit(spec.actor, "stopped", &[("pid", pid.to_string())]);
+                events.emit(spec.actor, "stopped", json!({"pid": pid}));
                 return ChildEnd::Stopped;
             }
         }
     }
 }
 
-async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill() with a pid we spawned and have not reaped yet, and a valid signal.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+/// Copies a child's stderr lines to ours, each on a row of its own; ends when the child's
+/// stderr closes (it exited).
+async fn forward_stderr(err: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(err).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        crate::term::log_line(&line);
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`: bounded by `grace` plus the kernel's reaping.
+async fn terminate(child: &mut tokio::process::Child, pid: Option<u32>, grace: Duration) {
+    // Only a positive pid of a child not yet reaped: never 0 or -1 (process groups).
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|&p| p > 0) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "actor ignored SIGTERM; killing it");
+        tracing::warn!(?pid, "actor ignored SIGTERM; killing it");
         let _ = child.kill().await;
     }
 }
@@ -130,9 +154,9 @@ async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration)
 fn describe(s: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
-        (Some(c), _) => format!("\"exit {c}\""),
-        (None, Some(sig)) => format!("\"signal {sig}\""),
-        _ => "\"unknown\"".into(),
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(sig)) => format!("signal {sig}"),
+        _ => "unknown".into(),
     }
 }
 

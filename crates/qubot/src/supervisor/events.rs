@@ -3,6 +3,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use serde_json::{json, Value};
+
 #[derive(Clone, Copy)]
 pub struct Events {
     enabled: bool,
@@ -15,22 +17,16 @@ impl Events {
         }
     }
 
-    /// `fields` values are JSON already when they start with `"`, else numbers.
-    pub fn emit(&self, actor: &str, event: &str, fields: &[(&str, String)]) {
-        tracing::info!(actor, event, ?fields, "supervisor");
+    /// One line `{"event", "actor", ...fields}`; `fields` is a JSON object.
+    pub fn emit(&self, actor: &str, event: &str, fields: Value) {
+        tracing::info!(actor, event, %fields, "supervisor");
         if !self.enabled {
             return;
         }
-        let mut line = format!("{{\"event\":\"{event}\",\"actor\":\"{actor}\"");
-        for (k, v) in fields {
-            let quoted = if v.starts_with('"') || v.parse::<f64>().is_ok() {
-                v.clone()
-            } else {
-                format!("{v:?}")
-            };
-            line.push_str(&format!(",\"{k}\":{quoted}"));
+        let mut line = json!({"event": event, "actor": actor});
+        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
+            line.extend(fields);
         }
-        line.push('}');
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();

@@ -24,7 +24,10 @@ use qubot_actors::NodeConfig;
 use qubot_bus::{telemetry, Bus, BusConfig, Received};
 use qubot_msg::State;
 use qubot_robot::World;
-use tokio::sync::watch;
+use tokio::{
+    signal::unix::{signal, Signal, SignalKind},
+    sync::watch,
+};
 
 use crate::{cli::UpArgs, promtext};
 use child::{ChildEnd, ChildSpec};
@@ -58,10 +61,21 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--timeout must be a positive number of seconds, got {t}");
         }
     }
-    // Children get the resolved config (defaults + file + flags) as one file.
-    let run_dir = std::env::temp_dir().join(format!("qubot-up-{}", std::process::id()));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let node_file = run_dir.join("node.toml");
+    // Signals are caught from here on, before anything is spawned: a Ctrl-C at any moment
+    // ends in an orderly stop and a report, never in the default action.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the supervisor runtime")?;
+    let signals = {
+        let _in_rt = rt.enter();
+        Signals::new().context("installing the SIGINT/SIGTERM handlers")?
+    };
+    // Children get the resolved config (defaults + file + flags) as one file, in a private
+    // (0700) directory with an unpredictable name, removed when the run ends.
+    let run_dir = run_dir().context("creating the run directory")?;
+    let node_file = run_dir.path().join("node.toml");
     std::fs::write(&node_file, cfg.to_toml()).with_context(|| format!("writing {}", node_file.display()))?;
 
     let mut bc = BusConfig::new(&cfg.robot, "supervisor", "main");
@@ -79,23 +93,67 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let bus = crate::modes::open(&bc, Some(metrics_addr), args.host_label.as_deref())
         .with_context(|| format!("starting the supervisor (hub {})", cfg.zenoh.hub))?;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the supervisor runtime")?;
-    let report = rt.block_on(supervise(&bus, &cfg, world, &args, node_file));
-    drop(rt);
-    bus.close();
+    let report = rt.block_on(supervise(&bus, &cfg, world, &args, node_file, signals));
+    // Blocking helpers (a scrape, an SHM sweep) get a short grace, never an unbounded wait.
+    rt.shutdown_timeout(Duration::from_millis(200));
     // Every child has exited: their shared-memory segments are orphans now.
     qubot_bus::cleanup_orphaned_shm_segments();
-    let _ = std::fs::remove_dir_all(&run_dir);
+    drop(run_dir);
     let report = report?;
     println!("{}", report.json);
+    let _ = std::io::stdout().flush();
+    close_bounded(bus, Duration::from_secs(1));
     Ok(match report.finish {
         Finish::Goal | Finish::Signal => ExitCode::SUCCESS,
         Finish::Timeout | Finish::GaveUp => ExitCode::from(1),
     })
+}
+
+/// `$XDG_RUNTIME_DIR` (per user, tmpfs) when set, else the temp dir; `qubot-up-XXXXXX`, 0700.
+fn run_dir() -> std::io::Result<tempfile::TempDir> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new().prefix("qubot-up-").tempdir_in(base)
+}
+
+/// Leaves the bus (zenoh's close) but not for longer than `limit`: the report is out and the
+/// children are gone, so a hung close must not hold the operator's Ctrl-C.
+fn close_bounded(bus: Bus, limit: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let closer = std::thread::Builder::new()
+        .name("bus-close".into())
+        .spawn(move || {
+            bus.close();
+            let _ = tx.send(());
+        });
+    if closer.is_ok() && rx.recv_timeout(limit).is_err() {
+        tracing::warn!("the zenoh session did not close within {limit:?}; exiting anyway");
+    }
+}
+
+/// SIGINT and SIGTERM, registered once: a signal that arrives while the loop is busy
+/// elsewhere is kept for the next `recv` (a handler created per loop turn would miss it).
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
 }
 
 /// Defaults, then the config file, then command-line flags; validated as a whole.
@@ -147,6 +205,7 @@ async fn supervise(
     world: World,
     args: &UpArgs,
     node_file: PathBuf,
+    mut signals: Signals,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let events = Events::new();
@@ -171,12 +230,13 @@ async fn supervise(
         ("actuator", cfg.actuator.enabled),
     ];
     let mut tasks = Vec::new();
-    let mut restart_counts = Vec::new();
+    let mut restart_counts = serde_json::Map::new();
+    let mut counts = Vec::new();
     for (actor, on) in enabled {
         // Registered for every actor, so dashboards show 0 rather than nothing.
         let restarts = metrics::counter!(telemetry::ACTOR_RESTARTS, "actor" => actor);
         let count = Arc::new(AtomicU64::new(0));
-        restart_counts.push((actor, count.clone()));
+        counts.push((actor, count.clone()));
         if !on {
             continue;
         }
@@ -197,12 +257,13 @@ async fn supervise(
     let deadline = args
         .timeout
         .map(|t| tokio::time::Instant::now() + Duration::from_secs_f64(t));
-    let status = StatusLine::new(cfg);
+    let actuator_metrics = format!("{}:{}", cfg.metrics_bind, cfg.actuator.metrics_port);
+    let status = StatusLine::start(&actuator_metrics);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let finish = loop {
         tokio::select! {
-            sig = qubot_runtime::shutdown_signal() => {
-                tracing::info!(signal = sig.unwrap_or("?"), "stopping the pipeline");
+            sig = signals.recv() => {
+                tracing::info!(signal = sig, "stopping the pipeline");
                 break Finish::Signal;
             }
             Some((actor, end)) = end_rx.recv() => {
@@ -213,23 +274,43 @@ async fn supervise(
             }
             _ = sleep_until(deadline) => break Finish::Timeout,
             _ = tick.tick() => {
-                let r = referee.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if args.exit_on_goal && r.goal_reached {
+                let (goal, line) = {
+                    let r = referee.lock().unwrap_or_else(|p| p.into_inner());
+                    (r.goal_reached, status.as_ref().and_then(|s| s.line(&r, started)))
+                };
+                if args.exit_on_goal && goal {
                     break Finish::Goal;
                 }
-                status.maybe_print(&r, started);
+                if let Some(line) = line {
+                    crate::term::show_status(&line);
+                }
             }
         }
     };
-    status.clear();
-    // Read the actuator's own account before it stops.
-    let actuator = promtext::scrape(&status.actuator_metrics).and_then(|t| promtext::parse(&t).ok());
+    drop(status);
+    crate::term::end_status();
+    // Read the actuator's own account before it stops (off the loop, with a deadline).
+    let actuator = scrape_within(actuator_metrics, Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
-    for t in tasks {
+    // Every child gets `stop_timeout_ms` after SIGTERM before SIGKILL; past that (+ margin)
+    // the tasks are dropped, which kills what is left (`kill_on_drop`). A second signal
+    // skips the grace.
+    let grace = Duration::from_millis(cfg.supervisor.stop_timeout_ms) + Duration::from_millis(500);
+    let all_stopped = futures_join_all(&mut tasks);
+    tokio::select! {
+        _ = all_stopped => {}
+        _ = tokio::time::sleep(grace) => tracing::warn!("actors did not stop within {grace:?}: killing them"),
+        sig = signals.recv() => tracing::warn!(signal = sig, "second signal: killing the actors"),
+    }
+    for t in tasks.into_iter().filter(|t| !t.is_finished()) {
+        t.abort();
         let _ = t.await;
     }
     drop(state_sub);
-    let r = referee.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (actor, n) in counts {
+        restart_counts.insert(actor.into(), n.load(Ordering::Relaxed).into());
+    }
+    let r = referee.lock().unwrap_or_else(|p| p.into_inner());
     let safe_stops = actuator
         .as_ref()
         .map(|m| promtext::sum(m, telemetry::SAFE_STOPS, &[]));
@@ -237,29 +318,49 @@ async fn supervise(
         .as_ref()
         .and_then(|m| promtext::quantile(m, telemetry::PIPELINE_LATENCY, &[], 0.99))
         .map(|s| s * 1e3);
-    let restarts: Vec<String> = restart_counts
-        .iter()
-        .map(|(a, n)| format!("\"{a}\":{}", n.load(Ordering::Relaxed)))
-        .collect();
-    let restarts = format!("{{{}}}", restarts.join(","));
-    let num = |v: Option<f64>| {
-        v.filter(|v| v.is_finite())
-            .map_or("null".to_owned(), |v| format!("{v:.3}"))
-    };
-    let json = format!(
-        "{{\"world\":{world_name:?},\"finish\":\"{}\",\"goal_reached\":{},\"duration_s\":{:.3},\"min_clearance_m\":{},\"robot_radius_m\":{},\"collisions\":{},\"safe_stops\":{},\"pipeline_latency_p99_ms\":{},\"states\":{},\"final_pose\":{},\"restarts\":{restarts}}}",
-        finish.as_str(),
-        r.goal_reached,
-        started.elapsed().as_secs_f64(),
-        num(Some(r.min_clearance_m)),
-        r.robot_radius_m(),
-        r.collisions,
-        safe_stops.map_or("null".to_owned(), |v| format!("{v}")),
-        num(p99_ms),
-        r.states,
-        r.last.map_or("null".to_owned(), |s| format!("[{:.3},{:.3},{:.3}]", s.x, s.y, s.theta)),
-    );
-    Ok(Report { finish, json })
+    let json = serde_json::json!({
+        "world": world_name,
+        "finish": finish.as_str(),
+        "goal_reached": r.goal_reached,
+        "duration_s": round3(started.elapsed().as_secs_f64()),
+        "min_clearance_m": finite(r.min_clearance_m),
+        "robot_radius_m": r.robot_radius_m(),
+        "collisions": r.collisions,
+        "safe_stops": safe_stops,
+        "pipeline_latency_p99_ms": p99_ms.and_then(finite),
+        "states": r.states,
+        "final_pose": r.last.map(|s| [round3(s.x), round3(s.y), round3(s.theta)]),
+        "restarts": restart_counts,
+    });
+    Ok(Report {
+        finish,
+        json: json.to_string(),
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+/// Rounded to mm (or µs); `None` (JSON null) for a value that is not finite.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then(|| round3(v))
+}
+
+/// Waits for every task (each ends on its own once the stop is sent).
+async fn futures_join_all(tasks: &mut [tokio::task::JoinHandle<()>]) {
+    for t in tasks.iter_mut() {
+        if !t.is_finished() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// A scrape on a blocking thread, given up after `limit`.
+async fn scrape_within(addr: String, limit: Duration) -> Option<Vec<promtext::Sample>> {
+    let job =
+        tokio::task::spawn_blocking(move || promtext::scrape(&addr).and_then(|t| promtext::parse(&t).ok()));
+    tokio::time::timeout(limit, job).await.ok()?.ok()?
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -269,58 +370,79 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The actuator's pipeline latency p50 (s) and safe stops, from its latest scrape.
+type Figures = (Option<f64>, f64);
+
 /// One refreshed line on a terminal: where the robot is, how far to go, safe stops, command
-/// latency. Silent when stderr is not a terminal.
+/// latency. Only when stderr is a terminal. The actuator's figures come from a scraper thread,
+/// so a slow `/metrics` never holds the supervisor's loop.
 struct StatusLine {
-    tty: bool,
-    actuator_metrics: String,
-    last: Mutex<Instant>,
+    actuator: Arc<Mutex<Option<Figures>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    last: Mutex<Option<Instant>>,
 }
 
 impl StatusLine {
-    fn new(cfg: &NodeConfig) -> StatusLine {
-        StatusLine {
-            tty: std::io::stderr().is_terminal(),
-            actuator_metrics: format!("{}:{}", cfg.metrics_bind, cfg.actuator.metrics_port),
-            last: Mutex::new(Instant::now()),
+    fn start(actuator_metrics: &str) -> Option<StatusLine> {
+        if !std::io::stderr().is_terminal() {
+            return None;
         }
+        let line = StatusLine {
+            actuator: Arc::default(),
+            stop: Arc::default(),
+            last: Mutex::new(None),
+        };
+        let (shared, stop, addr) = (
+            line.actuator.clone(),
+            line.stop.clone(),
+            actuator_metrics.to_owned(),
+        );
+        let _ = std::thread::Builder::new()
+            .name("status-scrape".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let m = promtext::scrape(&addr).and_then(|t| promtext::parse(&t).ok());
+                    let figures = m.map(|m| {
+                        (
+                            promtext::quantile(&m, telemetry::PIPELINE_LATENCY, &[], 0.5),
+                            promtext::sum(&m, telemetry::SAFE_STOPS, &[]),
+                        )
+                    });
+                    *shared.lock().unwrap_or_else(|p| p.into_inner()) = figures;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+        Some(line)
     }
 
-    fn maybe_print(&self, r: &Referee, started: Instant) {
-        if !self.tty {
-            return;
-        }
+    /// The line to show, at most once a second.
+    fn line(&self, r: &Referee, started: Instant) -> Option<String> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() < Duration::from_secs(1) {
-            return;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return None;
         }
-        *last = Instant::now();
-        let m = promtext::scrape(&self.actuator_metrics).and_then(|t| promtext::parse(&t).ok());
-        let p50 = m
-            .as_ref()
-            .and_then(|m| promtext::quantile(m, telemetry::PIPELINE_LATENCY, &[], 0.5));
-        let stops = m
-            .as_ref()
-            .map_or(0.0, |m| promtext::sum(m, telemetry::SAFE_STOPS, &[]));
+        *last = Some(Instant::now());
+        let (p50, stops) = self
+            .actuator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or((None, 0.0));
         let (pose, dist) = match (r.last, r.distance_to_goal()) {
             (Some(s), Some(d)) => (format!("({:.2}, {:.2})", s.x, s.y), format!("{d:.2} m")),
             _ => ("waiting for state".into(), "-".into()),
         };
-        let line = format!(
-            "\r[{:>5.1}s] pose {pose}  to goal {dist}  min clearance {:.2} m  collisions {}  safe stops {stops}  latency p50 {}",
+        Some(format!(
+            "[{:>5.1}s] pose {pose}  to goal {dist}  min clearance {:.2} m  collisions {}  safe stops {stops}  latency p50 {}",
             started.elapsed().as_secs_f64(),
             r.min_clearance_m,
             r.collisions,
             p50.map_or("-".into(), |s| format!("{:.1} ms", s * 1e3)),
-        );
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{line}\x1b[K");
-        let _ = err.flush();
+        ))
     }
+}
 
-    fn clear(&self) {
-        if self.tty {
-            eprintln!();
-        }
+impl Drop for StatusLine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
