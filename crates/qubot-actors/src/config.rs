@@ -288,6 +288,10 @@ impl NodeConfig {
         }
         let s = &self.supervisor;
         range("supervisor.restart_window_s", s.restart_window_s, 0.1, 86_400.0)?;
+        int_range("supervisor.max_restarts", s.max_restarts.into(), 0, 1000)?;
+        int_range("supervisor.backoff_max_ms", s.backoff_max_ms, 1, 600_000)?;
+        // The supervisor's own stop is bounded by this + 1 s (SIGTERM, then SIGKILL).
+        int_range("supervisor.stop_timeout_ms", s.stop_timeout_ms, 100, 60_000)?;
         if s.backoff_initial_ms == 0 || s.backoff_initial_ms > s.backoff_max_ms {
             return Err(invalid(
                 "supervisor.backoff_initial_ms",
@@ -303,6 +307,10 @@ impl NodeConfig {
         }
         range("sensor.rate_hz", se.rate_hz, 1.0, 100.0)?;
         range("sensor.range_max_m", se.range_max_m, 0.5, 100.0)?;
+        // Pools are mapped by every receiver for its lifetime (DESIGN §10): keep them modest.
+        int_range("sensor.shm_pool_mib", se.shm_pool_mib, 1, MAX_POOL_MIB)?;
+        int_range("sensor.frame_width", se.frame_width.into(), 0, 8192)?;
+        int_range("sensor.frame_height", se.frame_height.into(), 0, 8192)?;
         let frame = se.frame_width as u64 * se.frame_height as u64 * 3;
         if frame > 0 {
             range("sensor.frame_hz", se.frame_hz, 0.1, 100.0)?;
@@ -323,6 +331,7 @@ impl NodeConfig {
         range("planner.safety_margin_m", p.safety_margin_m, 0.0, 2.0)?;
         range("planner.v_max", p.v_max, 0.01, 10.0)?;
         range("planner.w_max", p.w_max, 0.01, 20.0)?;
+        int_range("planner.shm_pool_mib", p.shm_pool_mib, 1, MAX_POOL_MIB)?;
         let a = &self.actuator;
         range("actuator.tick_hz", a.tick_hz, 5.0, 1000.0)?;
         if !(20..=10_000).contains(&a.cmd_timeout_ms) {
@@ -332,6 +341,7 @@ impl NodeConfig {
         range("actuator.w_max", a.w_max, 0.01, 20.0)?;
         range("actuator.a_max", a.a_max, 0.01, 100.0)?;
         range("actuator.alpha_max", a.alpha_max, 0.01, 200.0)?;
+        int_range("actuator.shm_pool_mib", a.shm_pool_mib, 1, MAX_POOL_MIB)?;
         self.world()?;
         Ok(())
     }
@@ -339,6 +349,17 @@ impl NodeConfig {
 
 fn segment(field: &str, v: &str) -> Result<(), ConfigError> {
     qubot_bus::check_segment(v).map_err(|reason| invalid(field, reason))
+}
+
+/// The largest shared-memory pool a process may ask for (MiB).
+pub const MAX_POOL_MIB: u64 = 4096;
+
+fn int_range(field: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} is outside {lo}..={hi}")))
+    }
 }
 
 fn range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
@@ -377,6 +398,22 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert!(err("[sensor]\nbeams = 10").contains("sensor.beams"));
+        // Every numeric field has a range, including the ones a shift or a sum would overflow.
+        for (section, key, bad) in [
+            ("planner", "shm_pool_mib", "18446744073709551615"),
+            ("actuator", "shm_pool_mib", "0"),
+            ("sensor", "shm_pool_mib", "1099511627776"),
+            ("sensor", "frame_width", "100000"),
+            ("supervisor", "max_restarts", "4000000000"),
+            ("supervisor", "stop_timeout_ms", "0"),
+            ("supervisor", "backoff_max_ms", "18446744073709551615"),
+        ] {
+            let e = err(&format!("[{section}]\n{key} = {bad}"));
+            assert!(
+                e.contains(&format!("{section}.{key}")),
+                "{section}.{key} = {bad}: {e}"
+            );
+        }
         assert!(err("[sensor]\nbeems = 720").contains("beems"));
         assert!(err("[planner]\nmetrics_port = 9901").contains("planner.metrics_port"));
         assert!(err("[actuator]\ncmd_timeout_ms = 0").contains("actuator.cmd_timeout_ms"));
