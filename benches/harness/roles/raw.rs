@@ -42,7 +42,7 @@ pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
 /// implicit SHM copies, SHM on or off by transport.
 fn open(args: &RoleArgs) -> anyhow::Result<Session> {
     let mut c = zenoh::Config::default();
-    let endpoint = format!("[{:?}]", args.endpoint);
+    let endpoint = serde_json::json!([args.endpoint]).to_string();
     let mut set = |k: &str, v: &str| c.insert_json5(k, v).map_err(|e| anyhow!("zenoh config {k}: {e}"));
     set("mode", "\"peer\"")?;
     set("scouting/multicast/enabled", "false")?;

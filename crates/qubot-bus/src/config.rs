@@ -81,9 +81,9 @@ impl BusConfig {
     }
 }
 
+/// A JSON array of strings (JSON is valid json5), escaped properly whatever the endpoint holds.
 fn json_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(","))
+    serde_json::Value::from(items).to_string()
 }
 
 fn set(cfg: &mut zenoh::Config, key: &str, value: &str) -> Result<(), BusError> {

@@ -67,15 +67,17 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     let elapsed = start.elapsed().as_secs_f64();
     drop(pubs);
     bus.close();
-    println!(
-        "{{\"key\":\"{key}\",\"kind\":\"{}\",\"publishers\":{},\"sent\":{},\"bytes\":{},\"errors\":{},\"duration_s\":{elapsed:.3},\"achieved_rate\":{:.1}}}",
-        default_topic,
-        args.publishers,
-        totals.messages,
-        totals.bytes,
-        totals.errors,
-        totals.messages as f64 / elapsed.max(1e-9)
-    );
+    let report = serde_json::json!({
+        "key": key,
+        "kind": default_topic,
+        "publishers": args.publishers,
+        "sent": totals.messages,
+        "bytes": totals.bytes,
+        "errors": totals.errors,
+        "duration_s": (elapsed * 1e3).round() / 1e3,
+        "achieved_rate": (totals.messages as f64 / elapsed.max(1e-9) * 10.0).round() / 10.0,
+    });
+    println!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -102,11 +102,19 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         }
         let healthy = seen.values().all(|s| s.live && s.metrics);
         if healthy || Instant::now() >= deadline {
-            let parts: Vec<String> = seen
+            let processes: serde_json::Map<String, serde_json::Value> = seen
                 .iter()
-                .map(|(a, s)| format!("\"{a}\":{{\"live\":{},\"metrics\":{}}}", s.live, s.metrics))
+                .map(|(a, s)| {
+                    (
+                        a.to_string(),
+                        serde_json::json!({"live": s.live, "metrics": s.metrics}),
+                    )
+                })
                 .collect();
-            println!("{{\"healthy\":{healthy},\"processes\":{{{}}}}}", parts.join(","));
+            println!(
+                "{}",
+                serde_json::json!({"healthy": healthy, "processes": processes})
+            );
             bus.close();
             return Ok(if healthy {
                 ExitCode::SUCCESS

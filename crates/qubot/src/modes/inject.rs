@@ -62,7 +62,7 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         args.what.clone()
     };
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut parts = Vec::new();
+    let mut sent = serde_json::Map::new();
     for w in &what {
         for _ in 0..args.count {
             let bytes = damaged(*w, &mut rng)?;
@@ -72,18 +72,18 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .context("putting bytes")?;
         }
-        parts.push(format!("\"{}\":{}", name(*w), args.count));
+        sent.insert(name(*w).into(), args.count.into());
     }
     // Closing the session drops what is still queued for the network: let it drain first.
     std::thread::sleep(Duration::from_millis(200));
     drop(publisher);
     bus.close();
-    println!(
-        "{{\"key\":\"{}\",\"sent\":{{{}}},\"total\":{}}}",
-        args.key,
-        parts.join(","),
-        args.count * what.len() as u64
-    );
+    let report = serde_json::json!({
+        "key": args.key,
+        "sent": sent,
+        "total": args.count * what.len() as u64,
+    });
+    println!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 

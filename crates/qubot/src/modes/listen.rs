@@ -32,17 +32,17 @@ impl Listener {
         self.handled += 1;
         if self.print {
             let s = m.header.stamp;
-            println!(
-                "{{\"seq\":{},\"kind\":\"{}\",\"wire_len\":{},\"payload_len\":{},\"shm\":{},\"payload_borrows_shm\":{},\"gathered\":{},\"age_us\":{}}}",
-                s.seq,
-                m.header.kind.as_str(),
-                m.wire_len(),
-                m.payload().len(),
-                m.is_shm(),
-                m.payload_borrows_shm(),
-                m.gathered,
-                now_ns().saturating_sub(s.publish_ns) / 1000
-            );
+            let line = serde_json::json!({
+                "seq": s.seq,
+                "kind": m.header.kind.as_str(),
+                "wire_len": m.wire_len(),
+                "payload_len": m.payload().len(),
+                "shm": m.is_shm(),
+                "payload_borrows_shm": m.payload_borrows_shm(),
+                "gathered": m.gathered,
+                "age_us": now_ns().saturating_sub(s.publish_ns) / 1000,
+            });
+            println!("{line}");
         }
         if self.target > 0 && self.handled >= self.target {
             if let Some(tx) = self.done.take() {
