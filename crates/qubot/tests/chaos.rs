@@ -112,15 +112,17 @@ fn malformed_scenario_meets_its_slos() {
     );
 }
 
-/// Runs when root with `ip netns`; otherwise the verdict must say it was skipped, and why.
+/// Runs when root with `ip netns`; otherwise the verdict must say it was skipped (never
+/// passed), and why; under CI=true the skip fails the test.
 #[test]
 fn partition_scenario_meets_its_slos_or_says_it_was_skipped() {
     let _g = serial();
     let (code, v, err) = chaos(&format!("{SCENARIOS}/partition.toml"));
     if let Some(why) = v["skipped"].as_str() {
-        assert_eq!(code, 0, "a skip is not a failure: {v:#}");
+        assert_eq!(v["result"], "skipped", "{v:#}");
+        assert!(v.get("passed").is_none(), "a skip must not say passed: {v:#}");
         assert!(err.contains("SKIPPED"), "a skip must be said on stderr: {err}");
-        eprintln!("partition scenario skipped: {why}");
+        skip_or_fail("partition scenario", why);
         return;
     }
     assert_passed(

@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+use nix::{sys::signal::Signal, unistd::Pid};
 
 use super::{
     pipeline::{lock, Pipeline},
@@ -176,13 +177,14 @@ fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLo
     Ok(())
 }
 
-fn signal(pid: u32, sig: i32) -> anyhow::Result<()> {
-    let pid = i32::try_from(pid).context("pid out of range")?;
-    // SAFETY: kill with a pid the supervisor reported for one of its children.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+/// A signal to a pid the supervisor reported for one of its children; never 0 or negative
+/// (a process group).
+fn signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .context("pid out of range")?;
+    nix::sys::signal::kill(Pid::from_raw(pid), sig).with_context(|| format!("kill({pid}, {sig})"))
 }
 
 fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
@@ -192,7 +194,7 @@ fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyho
             let a = actor.as_str();
             let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
             let before = pipe.applied();
-            signal(pid, libc::SIGKILL)?;
+            signal(pid, Signal::SIGKILL)?;
             let at = Instant::now();
             lock(log).kills += 1;
             let recovered = pipe
@@ -211,10 +213,10 @@ fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyho
 fn stop(pipe: &Pipeline, s: &Scenario, st: &Stop, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
     let a = st.actor.as_str();
     let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
-    signal(pid, libc::SIGSTOP)?;
+    signal(pid, Signal::SIGSTOP)?;
     std::thread::sleep(Duration::from_secs_f64(st.for_s));
     recover(pipe, s, log, format!("SIGSTOP {a} for {:.1} s", st.for_s), || {
-        signal(pid, libc::SIGCONT)
+        signal(pid, Signal::SIGCONT)
     })
 }
 

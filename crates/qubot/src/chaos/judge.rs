@@ -333,8 +333,24 @@ fn median(v: &[f64]) -> f64 {
 fn accounting(e: &Evidence) -> Vec<Outcome> {
     let w = e.w;
     let from = w.accounting_from.as_ref().unwrap_or(&w.idle.1);
-    let floods_inside = w.accounting_from.is_none();
-    let tol = e.scenario.accounting_tolerance;
+    balance(
+        from,
+        &w.end,
+        w.accounting_from.is_none(),
+        e.log,
+        e.scenario.accounting_tolerance,
+    )
+}
+
+/// The accounting of every flow between two snapshots (`floods_inside`: the floods' scans
+/// were sent inside the window, so they count as published).
+pub fn balance(
+    from: &Snapshot,
+    to: &Snapshot,
+    floods_inside: bool,
+    log: &FaultLog,
+    tol: f64,
+) -> Vec<Outcome> {
     let flows = [
         ("scan", "sensor", "planner"),
         ("cmd", "planner", "actuator"),
@@ -342,25 +358,19 @@ fn accounting(e: &Evidence) -> Vec<Outcome> {
     ];
     flows
         .iter()
-        .filter(|(_, p, s)| w.end.second.contains_key(p) && w.end.first.contains_key(s))
+        .filter(|(_, p, s)| to.second.contains_key(p) && to.first.contains_key(s))
         .map(|&(topic, publisher, subscriber)| {
             let second = |s: &'_ Snapshot| s.second.get(publisher).cloned().unwrap_or_default();
-            let mut published = delta(
-                &second(&w.end),
-                &second(from),
-                names::PUBLISHED,
-                &[("topic", topic)],
-            );
+            let mut published = delta(&second(to), &second(from), names::PUBLISHED, &[("topic", topic)]);
             if topic == "scan" && floods_inside {
-                published += e
-                    .log
+                published += log
                     .floods
                     .iter()
                     .filter(|f| f.topic == "scan")
                     .map(|f| f.sent)
                     .sum::<f64>();
             }
-            let (end, start) = (actor(&w.end, subscriber), actor(from, subscriber));
+            let (end, start) = (actor(to, subscriber), actor(from, subscriber));
             let mine = [("actor", subscriber), ("topic", topic)];
             let received = delta(end, start, names::RECEIVED, &mine);
             let mut dropped = 0.0;

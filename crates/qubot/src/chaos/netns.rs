@@ -2,7 +2,7 @@
 //! cut (every packet dropped, both directions) and healed. Names are unique to the run and
 //! everything is removed on drop, also when the scenario fails half-way.
 
-use std::{os::fd::AsRawFd, process::Command};
+use std::process::Command;
 
 use anyhow::{bail, Context};
 
@@ -17,8 +17,7 @@ pub struct NetnsPair {
 
 /// Why the partition scenario cannot run here, or `None` when it can.
 pub fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Some("not running as root (network namespaces need CAP_NET_ADMIN)".into());
     }
     match Command::new("ip").args(["netns", "list"]).output() {
@@ -129,10 +128,9 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> anyhow::Resu
     let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: setns with a valid namespace fd; it changes only this (scoped) thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns {ns}: {}", std::io::Error::last_os_error());
-            }
+            // Changes only this (scoped) thread's network namespace.
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .with_context(|| format!("setns {ns}"))?;
             Ok(f())
         })
         .join()

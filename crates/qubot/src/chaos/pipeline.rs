@@ -189,10 +189,11 @@ impl Pipeline {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe; the pipeline must not outlive this runner.
+        // SAFETY: the closure only calls prctl, which is async-signal-safe; the pipeline must
+        // not outlive this runner.
         unsafe {
             cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
                 Ok(())
             });
         }
@@ -336,9 +337,10 @@ impl Pipeline {
     /// SIGINT to every supervisor, then their run reports (last stdout line).
     pub fn stop(&mut self) -> anyhow::Result<()> {
         for u in &self.ups {
+            // A pid we spawned and have not reaped (never 0: that would be our process group).
             if let Ok(pid) = i32::try_from(u.child.id()) {
-                // SAFETY: a pid we spawned and have not reaped; SIGINT is a valid signal.
-                unsafe { libc::kill(pid, libc::SIGINT) };
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
             }
         }
         for u in &mut self.ups {
