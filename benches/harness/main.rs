@@ -43,6 +43,9 @@ enum Cmd {
         /// Measured messages per side (after 500 warm-up), published at 2000/s.
         #[arg(long, default_value_t = 4000)]
         count: u64,
+        /// Raw and Qubot alternate this many times; the figures are the medians.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
     },
     /// One process of a measured pair (started by `run`).
     #[command(hide = true)]
@@ -69,9 +72,11 @@ fn main() -> anyhow::Result<()> {
             transport,
             payload,
             count,
+            rounds,
         } => {
             let mut plan = run::Plan::new(true);
             plan.allocs_count = count;
+            plan.rounds = rounds;
             let case = run::allocs(&plan, transport, payload, alloc::name())?;
             println!("{}", serde_json::to_string(&case)?);
             Ok(())

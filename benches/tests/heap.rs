@@ -8,14 +8,22 @@
 //! also counted), so it fails this test too. Live heap growth is in the JSON for reading but
 //! not asserted: histogram samples are freed by deferred (epoch) reclamation after a scrape,
 //! so the live figure at any instant carries the last scrape window's samples.
+//!
+//! zenoh's own allocations per message depend on how its batches happen to fall, so one raw
+//! run against one Qubot run measures the machine's weather as much as Qubot: raw and Qubot
+//! alternate for several rounds and the medians are compared, and the cases run one at a
+//! time (never beside each other on two cores).
 
-use std::process::Command;
+use std::{process::Command, sync::Mutex};
 
 use serde_json::Value;
 
+static SERIAL: Mutex<()> = Mutex::new(());
+
 fn case(transport: &str, payload: usize, count: u64) -> Value {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_qubot-bench"))
-        .args(["allocs", "--transport", transport])
+        .args(["allocs", "--transport", transport, "--rounds", "3"])
         .args(["--payload", &payload.to_string(), "--count", &count.to_string()])
         .output()
         .expect("running qubot-bench");

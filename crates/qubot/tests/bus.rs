@@ -113,8 +113,10 @@ fn payloads_cross_processes_in_shared_memory_and_are_read_in_place() {
             assert_eq!(m["gathered"], false);
         }
     }
-    clean_shm();
+    // Look before cleaning: a segment a finished process left behind is what this catches
+    // (clean-shm would remove it first and hide it).
     let left: Vec<_> = shm_files().difference(&before).cloned().collect();
+    clean_shm();
     assert!(left.is_empty(), "SHM segments left behind: {left:?}");
 }
 
@@ -148,7 +150,8 @@ fn heap_publishing_is_not_shared_memory() {
             "0",
         ],
     );
-    let (_, lines) = l.proc.finish(T);
+    let (code, lines) = l.proc.finish(T);
+    assert_eq!(code, 0, "listener exit");
     assert_eq!(lines.len(), 2);
     for line in &lines {
         assert_eq!(json(line)["shm"], false, "{line}");
@@ -341,7 +344,8 @@ fn metrics_page_is_prometheus_text_with_build_info() {
     assert_eq!(info[0].value, 1.0);
     assert_eq!(
         info[0].labels.get("allocator").map(String::as_str),
-        Some("mimalloc")
+        Some(qubot::ALLOCATOR),
+        "the allocator this build links"
     );
     assert_eq!(
         info[0].labels.get("version").map(String::as_str),

@@ -140,9 +140,16 @@ fn killed_planner_safe_stops_restarts_and_the_robot_still_arrives() {
         let n = actuator_metric(&up, "qubot_safe_stops_total", &[("reason", "cmd_timeout")])?;
         (n >= 1.0).then_some(())
     });
-    // The watchdog fired within the command timeout plus one 50 Hz tick of silence.
+    // The watchdog fired within the command timeout plus one actuator tick of silence (both
+    // read from the config this run used).
+    let node = node_config(&cfg);
+    let timeout = node.actuator.cmd_timeout_ms as f64 / 1e3;
+    let tick = 1.0 / node.actuator.tick_hz;
     let silence = actuator_metric(&up, "qubot_watchdog_silence_seconds", &[]).expect("silence");
-    assert!((0.25..=0.27).contains(&silence), "watchdog silence {silence} s");
+    assert!(
+        (timeout..=timeout + tick + 1e-3).contains(&silence),
+        "watchdog silence {silence} s, timeout {timeout} s, tick {tick} s"
+    );
     let replanner = up.spawned("planner");
     assert_ne!(replanner, planner);
     let (code, report) = up.report();
@@ -258,12 +265,12 @@ fn stale_invalid_and_malformed_commands_are_rejected_and_never_move_the_robot() 
     assert_eq!(sum(&m, "qubot_pipeline_latency_seconds_count", &[]), 0.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
+    let world = node_config(&cfg).world().expect("world");
+    let start = (world.start.x, world.start.y);
     let _ = std::fs::remove_file(&cfg);
     assert_eq!(code, 0, "{report}");
     let pose = report["final_pose"].as_array().expect("final pose");
     let (x, y) = (pose[0].as_f64().expect("x"), pose[1].as_f64().expect("y"));
-    // The built-in world's start pose.
-    let start = (1.0, 4.0);
     assert!(
         (x - start.0).abs() < 1e-6 && (y - start.1).abs() < 1e-6,
         "robot moved to ({x}, {y})"
@@ -317,4 +324,10 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
     assert_eq!(report["finish"], "gave_up");
     assert_eq!(report["restarts"]["planner"], 2, "{report}");
     drop(blocker);
+}
+
+/// The node config a test wrote, as `qubot up` resolves it (defaults + the file).
+fn node_config(path: &std::path::Path) -> qubot_actors::NodeConfig {
+    let text = std::fs::read_to_string(path).expect("test config");
+    qubot_actors::NodeConfig::from_toml(&text, &path.display().to_string()).expect("test config parses")
 }
