@@ -1,7 +1,8 @@
 //! Deploying to edge devices, for real: `deploy/lab.sh` makes network-namespace devices with
 //! an sshd each, `deploy/deploy.sh` bundles, copies over SSH, switches, restarts, waits for
-//! health and rolls back. Needs root and `ip netns`; skipped (with a message) elsewhere. Each
-//! test has its own lab (names and a /24 unique to the run) and removes it even on failure.
+//! health and rolls back. Needs root and `ip netns`; skipped (with a message) elsewhere, and a
+//! failure under `CI=true`. Each test has its own lab (names and a /24 unique to the run) and
+//! removes it even on failure.
 
 mod common;
 
@@ -40,22 +41,18 @@ fn unavailable() -> Option<String> {
     None
 }
 
+/// A lab of `$n` devices for test `$test`, or return from the test (`skip_or_fail`: a failure
+/// under `CI=true`, `SKIPPED: ...` elsewhere) when this machine cannot make one.
 macro_rules! lab_or_skip {
-    ($n:expr) => {
+    ($test:expr, $n:expr) => {
         match unavailable() {
             Some(why) => {
-                skipped(&why);
+                skip_or_fail($test, &format!("network-namespace deploy test: {why}"));
                 return;
             }
             None => Lab::up($n),
         }
     };
-}
-
-/// Says why a test did nothing, on the real stderr: libtest hides a passing test's `eprintln!`.
-fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: network-namespace deploy test: {why}");
 }
 
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -254,7 +251,10 @@ const SPLIT: [&str; 2] = ["\"sensor\"", "\"planner\", \"actuator\""];
 #[test]
 fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!(
+        "two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor",
+        2
+    );
     let inv = lab.inventory(
         "inventory.toml",
         "[groups]\nlab = [\"dev1\", \"dev2\"]",
@@ -328,7 +328,10 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
 #[test]
 fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!(
+        "unhealthy_release_rolls_back_and_the_previous_one_keeps_running",
+        2
+    );
     let good = lab.inventory("good.toml", "", &SPLIT, "");
     let (code, out) = lab.deploy(&good, "all", 30);
     assert_eq!(code, 0, "first deploy failed");
@@ -372,7 +375,7 @@ fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
 #[test]
 fn partitioned_link_safe_stops_then_the_flow_resumes() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!("partitioned_link_safe_stops_then_the_flow_resumes", 2);
     // Slow driving, so that the goal is still far when the link goes down.
     let inv = lab.inventory(
         "inventory.toml",
@@ -458,8 +461,10 @@ fn inventory_errors_name_the_field_and_exit_2() {
 #[test]
 fn systemd_unit_verifies_clean() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: systemd-analyze is not installed");
+        skip_or_fail(
+            "systemd_unit_verifies_clean",
+            "systemd-analyze is not installed (apt-get install systemd)",
+        );
         return;
     };
     assert!(out.status.success());
@@ -559,7 +564,7 @@ fn bounded(secs: u32, args: &[&str]) -> (String, String) {
 #[test]
 fn only_fleet_certificates_connect_and_only_the_planner_commands() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!("only_fleet_certificates_connect_and_only_the_planner_commands", 2);
     // dev2 logs zenoh's access-control decisions, so that a denial is visible.
     let inv = lab.inventory(
         "inventory.toml",
