@@ -100,14 +100,14 @@ pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, Invento
         let h = inv.host(name)?;
         let procs = std::iter::once("supervisor").chain(ACTORS.into_iter().filter(|a| h.runs(a)));
         for p in procs {
-            groups.push(format!(
-                "{{\"targets\": [\"{}:{}\"], \"labels\": {{\"process\": \"{p}\"}}}}",
-                h.address,
-                h.ports.of(p)
-            ));
+            groups.push(serde_json::json!({
+                "targets": [format!("{}:{}", h.address, h.ports.of(p))],
+                "labels": { "process": p },
+            }));
         }
     }
-    Ok(format!("[\n  {}\n]\n", groups.join(",\n  ")))
+    // `{:#}`: serde_json's pretty printer.
+    Ok(format!("{:#}\n", serde_json::Value::Array(groups)))
 }
 
 #[cfg(test)]
@@ -157,10 +157,19 @@ cmd_timeout_ms = 300
     fn targets_list_each_process_of_each_host() {
         let inv = Inventory::parse(INV).expect("valid");
         let j = targets_json(&inv, &["a".into(), "b".into()]).expect("json");
-        assert_eq!(j.matches("\"targets\"").count(), 5);
-        assert!(
-            j.contains("\"10.0.0.2:9903\"], \"labels\": {\"process\": \"actuator\"}"),
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}: {j}"));
+        let group = |t: &str, p: &str| serde_json::json!({"targets": [t], "labels": {"process": p}});
+        assert_eq!(
+            v,
+            serde_json::json!([
+                group("10.0.0.1:9900", "supervisor"),
+                group("10.0.0.1:9901", "sensor"),
+                group("10.0.0.2:9900", "supervisor"),
+                group("10.0.0.2:9902", "planner"),
+                group("10.0.0.2:9903", "actuator"),
+            ]),
             "{j}"
         );
+        assert!(j.ends_with("]\n"), "{j}");
     }
 }
