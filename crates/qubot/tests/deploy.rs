@@ -372,6 +372,80 @@ fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     assert!(out.contains("dev1: skipped"), "{out}");
 }
 
+/// Everything in /tmp whose name starts with `prefix`.
+fn tmp_entries(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .expect("/tmp")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn hostile_inventory_values_are_rejected_before_any_host_is_touched() {
+    let _g = serial();
+    let lab = lab_or_skip!(
+        "hostile_inventory_values_are_rejected_before_any_host_is_touched",
+        1
+    );
+    let pid = std::process::id();
+    let marker = format!("qubot-pwned-{pid}");
+    let escape = format!("qubot-x-{pid}");
+    let good = lab.inventory("good.toml", "", &["\"sensor\", \"planner\", \"actuator\""], "");
+    let text = std::fs::read_to_string(&good).expect("inventory");
+    let root_line = format!("root = \"{}\"", lab.root(1).display());
+    let addr_line = format!("address = \"{}\"", lab.addr(1));
+    assert!(text.contains(&root_line) && text.contains(&addr_line), "{text}");
+    // Each would run `touch` somewhere: in the remote commands (root), as ssh's ProxyCommand
+    // (user), when the service sources its env file on the device (log); the address only
+    // reaches ssh's arguments, but is held to being an IP address all the same.
+    let cases = [
+        (
+            "hosts.dev1.root",
+            text.replace(
+                &root_line,
+                &format!("root = \"/tmp/{escape}'; touch /tmp/{marker}-root; '\""),
+            ),
+        ),
+        (
+            "hosts.dev1.user",
+            format!("{text}user = \"-oProxyCommand=touch /tmp/{marker}-user\"\n"),
+        ),
+        (
+            "hosts.dev1.log",
+            format!("{text}log = \"info`touch /tmp/{marker}-log`\"\n"),
+        ),
+        (
+            "hosts.dev1.address",
+            text.replace(
+                &addr_line,
+                &format!("address = \"{}$(touch /tmp/{marker}-address)\"", lab.addr(1)),
+            ),
+        ),
+    ];
+    for (field, inventory) in cases {
+        let f = lab.dir.join("hostile.toml");
+        std::fs::write(&f, &inventory).expect("write inventory");
+        let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
+        assert_eq!(code, 2, "{field}: inventory check: {err}");
+        assert!(err.contains(&format!("inventory: {field}: ")), "{err}");
+        let (code, out) = lab.deploy(&f, "all", 10);
+        assert_eq!(code, 2, "{field}: the deploy was not refused");
+        assert!(
+            out.contains(&format!("inventory: {field}: ")),
+            "the error does not name {field}:\n{out}"
+        );
+        // Nothing ran and nothing was built or copied.
+        assert_eq!(tmp_entries(&marker), Vec::<String>::new(), "{field}");
+        assert_eq!(tmp_entries(&escape), Vec::<String>::new(), "{field}");
+        assert!(!lab.dir.join("stage").exists(), "{field}: a bundle was built");
+        assert!(!lab.root(1).exists(), "{field}: dev1 was touched");
+    }
+    // The device was reachable all along: the refusals are the inventory check's.
+    assert_eq!(lab.ssh(1, "true").0, 0, "dev1 does not answer over SSH");
+}
+
 #[test]
 fn partitioned_link_safe_stops_then_the_flow_resumes() {
     let _g = serial();
@@ -444,12 +518,22 @@ fn inventory_errors_name_the_field_and_exit_2() {
     )
     .expect("write");
     let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("hosts.a.actors") && err.contains("\"lidar\""),
         "{err}"
     );
+    // A deploy root that would end the quoting of the remote commands.
+    std::fs::write(
+        &f,
+        "robot = \"r\"\n[hosts.a]\naddress = \"10.0.0.1\"\nroot = \"/opt/q'; reboot; '\"\n\
+         actors = [\"sensor\", \"planner\", \"actuator\"]\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("inventory: hosts.a.root: "), "{err}");
     let (code, out, err) = run(
         &["inventory", "check", &format!("{REPO}/deploy/inventory.toml")],
         T,

@@ -110,6 +110,26 @@ pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, Invento
     Ok(format!("{:#}\n", serde_json::Value::Array(groups)))
 }
 
+/// The host's `env` file (sourced by `qubot-service`, systemd's `EnvironmentFile=`), when the
+/// inventory sets `log`.
+pub fn env_file(inv: &Inventory, host: &str) -> Result<Option<String>, InventoryError> {
+    let h = inv.host(host)?;
+    Ok(h.log.as_ref().map(|log| format!("RUST_LOG={}\n", sh_quote(log))))
+}
+
+/// `s` as one word of a POSIX shell (and of a systemd environment file): unchanged when it is
+/// made only of characters no shell interprets, else in single quotes, each `'` written `'\''`.
+pub fn sh_quote(s: &str) -> String {
+    let plain = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ',' | ':' | '=' | '@' | '%' | '+')
+    };
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +191,53 @@ cmd_timeout_ms = 300
             "{j}"
         );
         assert!(j.ends_with("]\n"), "{j}");
+    }
+
+    #[test]
+    fn sh_quote_makes_one_inert_word() {
+        assert_eq!(sh_quote("info,zenoh=warn"), "info,zenoh=warn");
+        assert_eq!(sh_quote("/opt/qubot"), "/opt/qubot");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote("q[a{b=c}]=debug"), "'q[a{b=c}]=debug'");
+        // A real shell reads each back as exactly one word, running nothing.
+        let hostile = [
+            "x'; touch /nonexistent/qubot-pwned; '",
+            "$(id) `id` ${HOME} *",
+            "a\nb\\'\"",
+            "-n",
+            "",
+        ];
+        for s in hostile {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", sh_quote(s)))
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{s:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn env_file_sets_rust_log_only_when_asked() {
+        let inv = Inventory::parse(INV).expect("valid");
+        assert_eq!(env_file(&inv, "a").expect("a"), None);
+        let inv =
+            Inventory::parse(&INV.replace("root = \"/srv/a\"", "log = \"info,zenoh=warn\"")).expect("valid");
+        assert_eq!(
+            env_file(&inv, "a").expect("a").as_deref(),
+            Some("RUST_LOG=info,zenoh=warn\n")
+        );
+        let inv = Inventory::parse(&INV.replace(
+            "root = \"/srv/a\"",
+            "root = \"/srv/a\"\nlog = \"info,qubot[actor{name=planner}]=debug\"",
+        ))
+        .expect("valid");
+        assert_eq!(
+            env_file(&inv, "a").expect("a").as_deref(),
+            Some("RUST_LOG='info,qubot[actor{name=planner}]=debug'\n")
+        );
     }
 }
