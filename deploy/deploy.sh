@@ -32,6 +32,13 @@ ssh_opts=(-o BatchMode=yes -o ConnectTimeout=5)
 
 say() { echo "deploy: $*"; }
 die() { echo "deploy: error: $*" >&2; exit 2; }
+# One word for the device's shell, whatever it is (POSIX sh: single quotes, each ' as '\'').
+# `qubot inventory check` already restricts the inventory's values to inert characters; this
+# also covers what comes back from a device (the release `current` points at).
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+
+[[ $health_timeout =~ ^[0-9]+$ ]] || die "QUBOT_HEALTH_TIMEOUT must be a number of seconds, got '$health_timeout'"
+[[ $rollback_timeout =~ ^[0-9]+$ ]] || die "QUBOT_ROLLBACK_TIMEOUT must be a number of seconds, got '$rollback_timeout'"
 
 if [ -n "${QUBOT_BIN:-}" ]; then
   bin=$QUBOT_BIN
@@ -91,25 +98,25 @@ on() {
 service() {
   local target=$1 root=$2 verb=$3
   on "$target" "set -e
-    if [ \"\$(cat /proc/1/comm 2>/dev/null)\" = systemd ] && [ '$root' = /opt/qubot ]; then
-      if [ '$verb' != status ]; then
-        install -m 644 '$root/current/qubot.service' /etc/systemd/system/qubot.service
+    if [ \"\$(cat /proc/1/comm 2>/dev/null)\" = systemd ] && [ $(q "$root") = /opt/qubot ]; then
+      if [ $(q "$verb") != status ]; then
+        install -m 644 $(q "$root/current/qubot.service") /etc/systemd/system/qubot.service
         systemctl daemon-reload
       fi
-      systemctl '$verb' qubot
+      systemctl $(q "$verb") qubot
     else
-      '$root/current/qubot-service' '$verb' '$root'
+      $(q "$root/current/qubot-service") $(q "$verb") $(q "$root")
     fi"
 }
 
 healthy() {
   local target=$1 root=$2 timeout=${3:-$health_timeout}
-  on "$target" "'$root/current/qubot' health --config '$root/current/node.toml' --timeout $timeout"
+  on "$target" "$(q "$root/current/qubot") health --config $(q "$root/current/node.toml") --timeout $(q "$timeout")"
 }
 
 # Points <root>/current at releases/$3 atomically (rename over the old link).
 switch() {
-  on "$1" "cd '$2' && ln -sfn 'releases/$3' current.new && mv -T current.new current"
+  on "$1" "cd $(q "$2") && ln -sfn $(q "releases/$3") current.new && mv -T current.new current"
 }
 
 declare -A result
@@ -123,7 +130,7 @@ for line in "${hosts[@]}"; do
     result[$host]="failed: bundle could not be built"; failed=$host; continue
   fi
   echo "$rev" >"$stage_root/$host/bundle/REVISION"
-  current=$(on "$target" "readlink '$root/current' 2>/dev/null || true") || {
+  current=$(on "$target" "readlink $(q "$root/current") 2>/dev/null || true") || {
     result[$host]="failed: unreachable over SSH ($target)"; failed=$host; continue; }
   previous=${current#releases/}
   if [ "$previous" = "$version" ] && service "$target" "$root" status >/dev/null 2>&1; then
@@ -133,7 +140,7 @@ for line in "${hosts[@]}"; do
   fi
   say "$host: copying release $version to $target:$root/releases/$version"
   if ! tar -C "$stage_root/$host/bundle" -cf - . | on "$target" "set -e
-      d='$root/releases/$version'
+      d=$(q "$root/releases/$version")
       if [ ! -d \"\$d\" ]; then rm -rf \"\$d.tmp\"; mkdir -p \"\$d.tmp\"; tar -C \"\$d.tmp\" -xf -; mv -T \"\$d.tmp\" \"\$d\"; else cat >/dev/null; fi"; then
     result[$host]="failed: copy over SSH"; failed=$host; continue
   fi
@@ -144,13 +151,13 @@ for line in "${hosts[@]}"; do
     result[$host]="switched ${previous:-(none)} -> $version"
     switched+=("$host")
     # Keep the five newest releases (always the current and the previous one).
-    on "$target" "cd '$root/releases' && ls -1t | tail -n +6 | grep -vxF -e '$version' -e '${previous:-none}' | xargs -r rm -rf --" || true
+    on "$target" "cd $(q "$root/releases") && ls -1t | tail -n +6 | grep -vxF -e $(q "$version") -e $(q "${previous:-none}") | xargs -r rm -rf --" || true
     say "$host: healthy: $report"
     continue
   fi
   failed=$host
   say "$host: UNHEALTHY: $report"
-  on "$target" "tail -n 15 '$root/qubot.log'" 2>/dev/null | sed "s/^/deploy: $host log: /" || true
+  { on "$target" "tail -n 15 $(q "$root/qubot.log")" 2>/dev/null || true; } | while IFS= read -r l; do say "$host log: $l"; done
   if [ -n "$previous" ]; then
     say "$host: rolling back to $previous"
     switch "$target" "$root" "$previous"
