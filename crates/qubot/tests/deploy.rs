@@ -91,8 +91,14 @@ impl Lab {
 
     /// Runs a deploy/ script with this lab's environment; exit code and stdout+stderr.
     fn script(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        self.script_at(&Path::new(REPO).join("deploy").join(script), args, env)
+    }
+
+    /// Runs the script at `path` (a copy of deploy/ may sit elsewhere) with this lab's
+    /// environment; exit code and stdout+stderr.
+    fn script_at(&self, path: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         let out = Command::new("bash")
-            .arg(Path::new(REPO).join("deploy").join(script))
+            .arg(path)
             .args(args)
             .env("LAB_NAME", &self.name)
             .env("LAB_NET", &self.net)
@@ -131,9 +137,14 @@ impl Lab {
     }
 
     fn deploy(&self, inv: &Path, hosts: &str, health_s: u32) -> (i32, String) {
+        self.deploy_with(&Path::new(REPO).join("deploy/deploy.sh"), inv, hosts, health_s)
+    }
+
+    /// `deploy` with the deploy script at `script` (the bundle takes its files from there).
+    fn deploy_with(&self, script: &Path, inv: &Path, hosts: &str, health_s: u32) -> (i32, String) {
         let t = health_s.to_string();
-        let (code, out) = self.script(
-            "deploy.sh",
+        let (code, out) = self.script_at(
+            script,
             &["--inventory", &inv.display().to_string(), hosts],
             &[("QUBOT_HEALTH_TIMEOUT", &t)],
         );
@@ -370,6 +381,125 @@ fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     let (code, out) = lab.deploy(&bad, "dev2,dev1", 10);
     assert_eq!(code, 1);
     assert!(out.contains("dev1: skipped"), "{out}");
+}
+
+/// The release a deploy copied to `host`, from its progress line.
+fn copied(out: &str, host: &str) -> String {
+    let prefix = format!("deploy: {host}: copying release ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("nothing was copied to {host}:\n{out}"))
+        .to_owned()
+}
+
+/// `qubot health` on device I against the release it runs now.
+fn assert_healthy(lab: &Lab, i: usize) {
+    let root = lab.root(i).display().to_string();
+    let (code, health) = lab.ssh(
+        i,
+        &format!("{root}/current/qubot health --config {root}/current/node.toml --timeout 20"),
+    );
+    assert_eq!(code, 0, "dev{i}: the release it runs is not healthy: {health}");
+}
+
+/// A copy of deploy/ under `dir` whose service wrapper cannot start anything, as after a bad
+/// edit: its `restart` stops the running release, then fails. Returns the copy's deploy.sh.
+fn broken_wrapper_tree(dir: &Path) -> PathBuf {
+    let tree = dir.join("broken");
+    std::fs::create_dir_all(&tree).expect("dir");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(Path::new(REPO).join("deploy"))
+        .arg(&tree)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "copying deploy/");
+    let wrapper = tree.join("deploy/qubot-service");
+    let text = std::fs::read_to_string(&wrapper).expect("wrapper");
+    let start = "start() {\n  running && return 0\n";
+    assert!(
+        text.contains(start),
+        "deploy/qubot-service changed: update how this test breaks it"
+    );
+    let broken = "start() {\n  echo \"qubot-service: cannot start (broken wrapper)\" >&2\n  return 1\n";
+    std::fs::write(&wrapper, text.replace(start, broken)).expect("write wrapper");
+    tree.join("deploy/deploy.sh")
+}
+
+#[test]
+fn failed_restart_or_switch_rolls_back_and_ends_in_the_summary() {
+    let _g = serial();
+    let lab = lab_or_skip!("failed_restart_or_switch_rolls_back_and_ends_in_the_summary", 2);
+    let inv = lab.inventory("inventory.toml", "", &SPLIT, "");
+    let broken = broken_wrapper_tree(&lab.dir);
+
+    // A first release that cannot start: nothing to roll back to, so dev2 is stopped, the
+    // rollout stops before dev1, and the script still ends in the summary.
+    let (code, out) = lab.deploy_with(&broken, &inv, "dev2,dev1", 10);
+    assert_eq!(code, 1, "a failed restart must fail the deploy");
+    let vb = copied(&out, "dev2");
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: FAILED: restarting on {vb} failed and no previous release to roll back to (stopped)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("deploy:   dev1: skipped"), "{out}");
+    assert!(!lab.root(1).exists(), "dev1 was touched after dev2 failed");
+
+    // A good release on both.
+    let (code, out) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "good deploy failed");
+    let v1 = switched_to(&out, "dev1");
+    let v2 = switched_to(&out, "dev2");
+    let pid = lab.supervisor_pid(2);
+
+    // The broken release again: its restart stops dev2's supervisor, then fails. dev2 goes
+    // back to v2, started again and healthy; dev1 is not touched.
+    let (code, out) = lab.deploy_with(&broken, &inv, "dev2,dev1", 10);
+    assert_eq!(code, 1, "a failed restart must fail the deploy");
+    let vb = copied(&out, "dev2");
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: rolled back to {v2} (restarting on {vb} failed)"
+        )),
+        "no rollback in:\n{out}"
+    );
+    assert!(out.contains("deploy:   dev1: skipped"), "{out}");
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    assert_eq!(lab.current(1), format!("releases/{v1}"));
+    assert_ne!(
+        lab.supervisor_pid(2),
+        pid,
+        "the rollback did not start the previous release again"
+    );
+    assert_healthy(&lab, 2);
+
+    // A switch that fails: a directory (an operator's leftover) where the switch makes its
+    // new link, so renaming it over `current` fails. dev2 stays on v2 and is restarted there.
+    std::fs::create_dir_all(lab.root(2).join("current.new")).expect("dir");
+    let changed = lab.inventory(
+        "changed.toml",
+        "",
+        &SPLIT,
+        "[hosts.dev2.node.planner]\nv_max = 0.15\n",
+    );
+    let pid = lab.supervisor_pid(2);
+    let (code, out) = lab.deploy(&changed, "dev2", 10);
+    assert_eq!(code, 1, "a failed switch must fail the deploy");
+    let vs = copied(&out, "dev2");
+    assert_ne!(vs, v2);
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: rolled back to {v2} (switching to {vs} failed)"
+        )),
+        "no rollback in:\n{out}"
+    );
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    assert_ne!(lab.supervisor_pid(2), pid, "the rollback did not restart v2");
+    assert_healthy(&lab, 2);
 }
 
 /// Everything in /tmp whose name starts with `prefix`.
