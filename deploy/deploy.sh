@@ -14,7 +14,9 @@
 #   QUBOT_STAGE           where bundles are assembled (default target/deploy)
 #
 # Hosts are deployed one after the other; the first failure stops the rollout so that at most
-# one host is ever on a bad release, and the summary says which hosts run what.
+# one host is ever on a bad release, and the summary says which hosts run what. Once a release
+# is copied to a host, any failure there (switch, restart, health) rolls that host back to its
+# previous release; the script always ends with the summary.
 # Version = hash of the bundle's contents: deploying the same bundle again is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,13 @@ ssh_opts=(-o BatchMode=yes -o ConnectTimeout=5)
 
 say() { echo "deploy: $*"; }
 die() { echo "deploy: error: $*" >&2; exit 2; }
+# One word for the device's shell, whatever it is (POSIX sh: single quotes, each ' as '\'').
+# `qubot inventory check` already restricts the inventory's values to inert characters; this
+# also covers what comes back from a device (the release `current` points at).
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+
+[[ $health_timeout =~ ^[0-9]+$ ]] || die "QUBOT_HEALTH_TIMEOUT must be a number of seconds, got '$health_timeout'"
+[[ $rollback_timeout =~ ^[0-9]+$ ]] || die "QUBOT_ROLLBACK_TIMEOUT must be a number of seconds, got '$rollback_timeout'"
 
 if [ -n "${QUBOT_BIN:-}" ]; then
   bin=$QUBOT_BIN
@@ -54,23 +63,24 @@ rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then rev="$rev-dirty"; fi
 stage_root=${QUBOT_STAGE:-target/deploy}
 
-# Builds host $1's bundle in $stage_root/$1/bundle; prints its version.
+# Builds host $1's bundle in $stage_root/$1/bundle; prints its version. (Called as a condition,
+# where `set -e` does not apply: each step fails the bundle itself.)
 bundle() {
   local host=$1 arch=$2 out="$stage_root/$1/bundle"
   [ "$arch" = "$local_arch" ] || { echo "host arch $arch but the binary is $local_arch (cross-build first)" >&2; return 1; }
-  rm -rf "$out"
-  mkdir -p "$out/tls"
-  cp "$shipped" "$out/qubot"
-  cp deploy/qubot-service deploy/systemd/qubot.service "$out/"
-  cp -r deploy/worlds "$out/worlds"
-  "$bin" inventory render "$inv" --host "$host" --out "$out"
+  rm -rf "$out" || return 1
+  mkdir -p "$out/tls" || return 1
+  cp "$shipped" "$out/qubot" || return 1
+  cp deploy/qubot-service deploy/systemd/qubot.service "$out/" || return 1
+  cp -r deploy/worlds "$out/worlds" || return 1
+  "$bin" inventory render "$inv" --host "$host" --out "$out" || return 1
   if [ -f "$out/zenoh.json5" ]; then
     for f in ca.crt "$host.crt" "$host.key"; do
       [ -f "$certs/$f" ] || { echo "missing $certs/$f: run 'just certs' (fleet.tls = true)" >&2; return 1; }
     done
-    cp "$certs/ca.crt" "$out/tls/ca.crt"
-    cp "$certs/$host.crt" "$out/tls/host.crt"
-    install -m 600 "$certs/$host.key" "$out/tls/host.key"
+    cp "$certs/ca.crt" "$out/tls/ca.crt" || return 1
+    cp "$certs/$host.crt" "$out/tls/host.crt" || return 1
+    install -m 600 "$certs/$host.key" "$out/tls/host.key" || return 1
   fi
   # Content hash over names and bytes, independent of mtimes and of the git revision.
   (cd "$out" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
@@ -91,25 +101,56 @@ on() {
 service() {
   local target=$1 root=$2 verb=$3
   on "$target" "set -e
-    if [ \"\$(cat /proc/1/comm 2>/dev/null)\" = systemd ] && [ '$root' = /opt/qubot ]; then
-      if [ '$verb' != status ]; then
-        install -m 644 '$root/current/qubot.service' /etc/systemd/system/qubot.service
+    if [ \"\$(cat /proc/1/comm 2>/dev/null)\" = systemd ] && [ $(q "$root") = /opt/qubot ]; then
+      if [ $(q "$verb") != status ]; then
+        install -m 644 $(q "$root/current/qubot.service") /etc/systemd/system/qubot.service
         systemctl daemon-reload
       fi
-      systemctl '$verb' qubot
+      systemctl $(q "$verb") qubot
     else
-      '$root/current/qubot-service' '$verb' '$root'
+      $(q "$root/current/qubot-service") $(q "$verb") $(q "$root")
     fi"
 }
 
 healthy() {
   local target=$1 root=$2 timeout=${3:-$health_timeout}
-  on "$target" "'$root/current/qubot' health --config '$root/current/node.toml' --timeout $timeout"
+  on "$target" "$(q "$root/current/qubot") health --config $(q "$root/current/node.toml") --timeout $(q "$timeout")"
 }
 
 # Points <root>/current at releases/$3 atomically (rename over the old link).
 switch() {
-  on "$1" "cd '$2' && ln -sfn 'releases/$3' current.new && mv -T current.new current"
+  on "$1" "cd $(q "$2") && ln -sfn $(q "releases/$3") current.new && mv -T current.new current"
+}
+
+# After a failure ($5) on host $1 (target $2, root $3): back to release $4, restarted and
+# healthy, or stopped when there is no previous release. Sets the host's summary line; never
+# exits the script.
+rollback() {
+  local host=$1 target=$2 root=$3 previous=$4 why=$5 now=""
+  if [ -z "$previous" ]; then
+    if service "$target" "$root" stop >/dev/null; then
+      result[$host]="FAILED: $why and no previous release to roll back to (stopped)"
+    else
+      result[$host]="FAILED: $why and no previous release to roll back to (could not stop it either)"
+    fi
+    return 0
+  fi
+  say "$host: rolling back to $previous"
+  # A failed switch leaves the link where it was; switching it again could fail the same way.
+  now=$(on "$target" "readlink $(q "$root/current")") || now=""
+  if [ "$now" != "releases/$previous" ] && ! switch "$target" "$root" "$previous"; then
+    result[$host]="FAILED: $why, and switching back to $previous failed too"
+    return 0
+  fi
+  if ! service "$target" "$root" restart >/dev/null; then
+    result[$host]="FAILED: $why, and restarting $previous failed too"
+    return 0
+  fi
+  if healthy "$target" "$root" "$rollback_timeout" >/dev/null; then
+    result[$host]="rolled back to $previous ($why)"
+  else
+    result[$host]="FAILED: $why, and the rollback to $previous is unhealthy too"
+  fi
 }
 
 declare -A result
@@ -123,7 +164,7 @@ for line in "${hosts[@]}"; do
     result[$host]="failed: bundle could not be built"; failed=$host; continue
   fi
   echo "$rev" >"$stage_root/$host/bundle/REVISION"
-  current=$(on "$target" "readlink '$root/current' 2>/dev/null || true") || {
+  current=$(on "$target" "readlink $(q "$root/current") 2>/dev/null || true") || {
     result[$host]="failed: unreachable over SSH ($target)"; failed=$host; continue; }
   previous=${current#releases/}
   if [ "$previous" = "$version" ] && service "$target" "$root" status >/dev/null 2>&1; then
@@ -133,43 +174,40 @@ for line in "${hosts[@]}"; do
   fi
   say "$host: copying release $version to $target:$root/releases/$version"
   if ! tar -C "$stage_root/$host/bundle" -cf - . | on "$target" "set -e
-      d='$root/releases/$version'
+      d=$(q "$root/releases/$version")
       if [ ! -d \"\$d\" ]; then rm -rf \"\$d.tmp\"; mkdir -p \"\$d.tmp\"; tar -C \"\$d.tmp\" -xf -; mv -T \"\$d.tmp\" \"\$d\"; else cat >/dev/null; fi"; then
     result[$host]="failed: copy over SSH"; failed=$host; continue
   fi
-  switch "$target" "$root" "$version"
-  service "$target" "$root" restart >/dev/null
-  say "$host: waiting up to ${health_timeout}s for every actor (liveliness + /metrics)"
-  if report=$(healthy "$target" "$root"); then
-    result[$host]="switched ${previous:-(none)} -> $version"
-    switched+=("$host")
-    # Keep the five newest releases (always the current and the previous one).
-    on "$target" "cd '$root/releases' && ls -1t | tail -n +6 | grep -vxF -e '$version' -e '${previous:-none}' | xargs -r rm -rf --" || true
-    say "$host: healthy: $report"
-    continue
+  # From here on the host may be on the new release: every failure rolls it back.
+  if ! switch "$target" "$root" "$version"; then
+    why="switching to $version failed"
+  elif ! service "$target" "$root" restart >/dev/null; then
+    why="restarting on $version failed"
+  else
+    say "$host: waiting up to ${health_timeout}s for every actor (liveliness + /metrics)"
+    if report=$(healthy "$target" "$root"); then
+      result[$host]="switched ${previous:-(none)} -> $version"
+      switched+=("$host")
+      # Keep the five newest releases (always the current and the previous one).
+      on "$target" "cd $(q "$root/releases") && ls -1t | tail -n +6 | grep -vxF -e $(q "$version") -e $(q "${previous:-none}") | xargs -r rm -rf --" || true
+      say "$host: healthy: $report"
+      continue
+    fi
+    why="$version was unhealthy"
+    say "$host: UNHEALTHY: $report"
   fi
   failed=$host
-  say "$host: UNHEALTHY: $report"
-  on "$target" "tail -n 15 '$root/qubot.log'" 2>/dev/null | sed "s/^/deploy: $host log: /" || true
-  if [ -n "$previous" ]; then
-    say "$host: rolling back to $previous"
-    switch "$target" "$root" "$previous"
-    service "$target" "$root" restart >/dev/null
-    if report=$(healthy "$target" "$root" "$rollback_timeout"); then
-      result[$host]="rolled back to $previous ($version was unhealthy)"
-    else
-      result[$host]="FAILED: $version unhealthy, and the rollback to $previous is unhealthy too"
-    fi
-  else
-    service "$target" "$root" stop >/dev/null || true
-    result[$host]="FAILED: $version unhealthy and no previous release to roll back to (stopped)"
-  fi
+  say "$host: $why"
+  { on "$target" "tail -n 15 $(q "$root/qubot.log")" 2>/dev/null || true; } | while IFS= read -r l; do say "$host log: $l"; done
+  rollback "$host" "$target" "$root" "$previous" "$why"
 done
 
-# Prometheus file SD: every process of the robot, written atomically.
-mkdir -p "$targets"
-"$bin" inventory targets "$inv" all >"$targets/.$robot.json.tmp"
-mv -f "$targets/.$robot.json.tmp" "$targets/$robot.json"
+# Prometheus file SD: every process of the robot, written atomically. Not fatal: the summary
+# below must still say what every host runs.
+if ! { mkdir -p "$targets" && "$bin" inventory targets "$inv" all >"$targets/.$robot.json.tmp" &&
+  mv -f "$targets/.$robot.json.tmp" "$targets/$robot.json"; }; then
+  say "WARNING: could not write the Prometheus targets $targets/$robot.json"
+fi
 
 say "summary (revision $rev):"
 for line in "${hosts[@]}"; do

@@ -1,7 +1,8 @@
 //! Deploying to edge devices, for real: `deploy/lab.sh` makes network-namespace devices with
 //! an sshd each, `deploy/deploy.sh` bundles, copies over SSH, switches, restarts, waits for
-//! health and rolls back. Needs root and `ip netns`; skipped (with a message) elsewhere. Each
-//! test has its own lab (names and a /24 unique to the run) and removes it even on failure.
+//! health and rolls back. Needs root and `ip netns`; skipped (with a message) elsewhere, and a
+//! failure under `CI=true`. Each test has its own lab (names and a /24 unique to the run) and
+//! removes it even on failure.
 
 mod common;
 
@@ -40,22 +41,18 @@ fn unavailable() -> Option<String> {
     None
 }
 
+/// A lab of `$n` devices for test `$test`, or return from the test (`skip_or_fail`: a failure
+/// under `CI=true`, `SKIPPED: ...` elsewhere) when this machine cannot make one.
 macro_rules! lab_or_skip {
-    ($n:expr) => {
+    ($test:expr, $n:expr) => {
         match unavailable() {
             Some(why) => {
-                skipped(&why);
+                skip_or_fail($test, &format!("network-namespace deploy test: {why}"));
                 return;
             }
             None => Lab::up($n),
         }
     };
-}
-
-/// Says why a test did nothing, on the real stderr: libtest hides a passing test's `eprintln!`.
-fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: network-namespace deploy test: {why}");
 }
 
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -94,8 +91,14 @@ impl Lab {
 
     /// Runs a deploy/ script with this lab's environment; exit code and stdout+stderr.
     fn script(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        self.script_at(&Path::new(REPO).join("deploy").join(script), args, env)
+    }
+
+    /// Runs the script at `path` (a copy of deploy/ may sit elsewhere) with this lab's
+    /// environment; exit code and stdout+stderr.
+    fn script_at(&self, path: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         let out = Command::new("bash")
-            .arg(Path::new(REPO).join("deploy").join(script))
+            .arg(path)
             .args(args)
             .env("LAB_NAME", &self.name)
             .env("LAB_NET", &self.net)
@@ -134,9 +137,14 @@ impl Lab {
     }
 
     fn deploy(&self, inv: &Path, hosts: &str, health_s: u32) -> (i32, String) {
+        self.deploy_with(&Path::new(REPO).join("deploy/deploy.sh"), inv, hosts, health_s)
+    }
+
+    /// `deploy` with the deploy script at `script` (the bundle takes its files from there).
+    fn deploy_with(&self, script: &Path, inv: &Path, hosts: &str, health_s: u32) -> (i32, String) {
         let t = health_s.to_string();
-        let (code, out) = self.script(
-            "deploy.sh",
+        let (code, out) = self.script_at(
+            script,
             &["--inventory", &inv.display().to_string(), hosts],
             &[("QUBOT_HEALTH_TIMEOUT", &t)],
         );
@@ -254,7 +262,10 @@ const SPLIT: [&str; 2] = ["\"sensor\"", "\"planner\", \"actuator\""];
 #[test]
 fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!(
+        "two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor",
+        2
+    );
     let inv = lab.inventory(
         "inventory.toml",
         "[groups]\nlab = [\"dev1\", \"dev2\"]",
@@ -328,7 +339,10 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
 #[test]
 fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!(
+        "unhealthy_release_rolls_back_and_the_previous_one_keeps_running",
+        2
+    );
     let good = lab.inventory("good.toml", "", &SPLIT, "");
     let (code, out) = lab.deploy(&good, "all", 30);
     assert_eq!(code, 0, "first deploy failed");
@@ -369,10 +383,203 @@ fn unhealthy_release_rolls_back_and_the_previous_one_keeps_running() {
     assert!(out.contains("dev1: skipped"), "{out}");
 }
 
+/// The release a deploy copied to `host`, from its progress line.
+fn copied(out: &str, host: &str) -> String {
+    let prefix = format!("deploy: {host}: copying release ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("nothing was copied to {host}:\n{out}"))
+        .to_owned()
+}
+
+/// `qubot health` on device I against the release it runs now.
+fn assert_healthy(lab: &Lab, i: usize) {
+    let root = lab.root(i).display().to_string();
+    let (code, health) = lab.ssh(
+        i,
+        &format!("{root}/current/qubot health --config {root}/current/node.toml --timeout 20"),
+    );
+    assert_eq!(code, 0, "dev{i}: the release it runs is not healthy: {health}");
+}
+
+/// A copy of deploy/ under `dir` whose service wrapper cannot start anything, as after a bad
+/// edit: its `restart` stops the running release, then fails. Returns the copy's deploy.sh.
+fn broken_wrapper_tree(dir: &Path) -> PathBuf {
+    let tree = dir.join("broken");
+    std::fs::create_dir_all(&tree).expect("dir");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(Path::new(REPO).join("deploy"))
+        .arg(&tree)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "copying deploy/");
+    let wrapper = tree.join("deploy/qubot-service");
+    let text = std::fs::read_to_string(&wrapper).expect("wrapper");
+    let start = "start() {\n  running && return 0\n";
+    assert!(
+        text.contains(start),
+        "deploy/qubot-service changed: update how this test breaks it"
+    );
+    let broken = "start() {\n  echo \"qubot-service: cannot start (broken wrapper)\" >&2\n  return 1\n";
+    std::fs::write(&wrapper, text.replace(start, broken)).expect("write wrapper");
+    tree.join("deploy/deploy.sh")
+}
+
+#[test]
+fn failed_restart_or_switch_rolls_back_and_ends_in_the_summary() {
+    let _g = serial();
+    let lab = lab_or_skip!("failed_restart_or_switch_rolls_back_and_ends_in_the_summary", 2);
+    let inv = lab.inventory("inventory.toml", "", &SPLIT, "");
+    let broken = broken_wrapper_tree(&lab.dir);
+
+    // A first release that cannot start: nothing to roll back to, so dev2 is stopped, the
+    // rollout stops before dev1, and the script still ends in the summary.
+    let (code, out) = lab.deploy_with(&broken, &inv, "dev2,dev1", 10);
+    assert_eq!(code, 1, "a failed restart must fail the deploy");
+    let vb = copied(&out, "dev2");
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: FAILED: restarting on {vb} failed and no previous release to roll back to (stopped)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("deploy:   dev1: skipped"), "{out}");
+    assert!(!lab.root(1).exists(), "dev1 was touched after dev2 failed");
+
+    // A good release on both.
+    let (code, out) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "good deploy failed");
+    let v1 = switched_to(&out, "dev1");
+    let v2 = switched_to(&out, "dev2");
+    let pid = lab.supervisor_pid(2);
+
+    // The broken release again: its restart stops dev2's supervisor, then fails. dev2 goes
+    // back to v2, started again and healthy; dev1 is not touched.
+    let (code, out) = lab.deploy_with(&broken, &inv, "dev2,dev1", 10);
+    assert_eq!(code, 1, "a failed restart must fail the deploy");
+    let vb = copied(&out, "dev2");
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: rolled back to {v2} (restarting on {vb} failed)"
+        )),
+        "no rollback in:\n{out}"
+    );
+    assert!(out.contains("deploy:   dev1: skipped"), "{out}");
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    assert_eq!(lab.current(1), format!("releases/{v1}"));
+    assert_ne!(
+        lab.supervisor_pid(2),
+        pid,
+        "the rollback did not start the previous release again"
+    );
+    assert_healthy(&lab, 2);
+
+    // A switch that fails: a directory (an operator's leftover) where the switch makes its
+    // new link, so renaming it over `current` fails. dev2 stays on v2 and is restarted there.
+    std::fs::create_dir_all(lab.root(2).join("current.new")).expect("dir");
+    let changed = lab.inventory(
+        "changed.toml",
+        "",
+        &SPLIT,
+        "[hosts.dev2.node.planner]\nv_max = 0.15\n",
+    );
+    let pid = lab.supervisor_pid(2);
+    let (code, out) = lab.deploy(&changed, "dev2", 10);
+    assert_eq!(code, 1, "a failed switch must fail the deploy");
+    let vs = copied(&out, "dev2");
+    assert_ne!(vs, v2);
+    assert!(
+        out.contains(&format!(
+            "deploy:   dev2: rolled back to {v2} (switching to {vs} failed)"
+        )),
+        "no rollback in:\n{out}"
+    );
+    assert_eq!(lab.current(2), format!("releases/{v2}"));
+    assert_ne!(lab.supervisor_pid(2), pid, "the rollback did not restart v2");
+    assert_healthy(&lab, 2);
+}
+
+/// Everything in /tmp whose name starts with `prefix`.
+fn tmp_entries(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .expect("/tmp")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn hostile_inventory_values_are_rejected_before_any_host_is_touched() {
+    let _g = serial();
+    let lab = lab_or_skip!(
+        "hostile_inventory_values_are_rejected_before_any_host_is_touched",
+        1
+    );
+    let pid = std::process::id();
+    let marker = format!("qubot-pwned-{pid}");
+    let escape = format!("qubot-x-{pid}");
+    let good = lab.inventory("good.toml", "", &["\"sensor\", \"planner\", \"actuator\""], "");
+    let text = std::fs::read_to_string(&good).expect("inventory");
+    let root_line = format!("root = \"{}\"", lab.root(1).display());
+    let addr_line = format!("address = \"{}\"", lab.addr(1));
+    assert!(text.contains(&root_line) && text.contains(&addr_line), "{text}");
+    // Each would run `touch` somewhere: in the remote commands (root), as ssh's ProxyCommand
+    // (user), when the service sources its env file on the device (log); the address only
+    // reaches ssh's arguments, but is held to being an IP address all the same.
+    let cases = [
+        (
+            "hosts.dev1.root",
+            text.replace(
+                &root_line,
+                &format!("root = \"/tmp/{escape}'; touch /tmp/{marker}-root; '\""),
+            ),
+        ),
+        (
+            "hosts.dev1.user",
+            format!("{text}user = \"-oProxyCommand=touch /tmp/{marker}-user\"\n"),
+        ),
+        (
+            "hosts.dev1.log",
+            format!("{text}log = \"info`touch /tmp/{marker}-log`\"\n"),
+        ),
+        (
+            "hosts.dev1.address",
+            text.replace(
+                &addr_line,
+                &format!("address = \"{}$(touch /tmp/{marker}-address)\"", lab.addr(1)),
+            ),
+        ),
+    ];
+    for (field, inventory) in cases {
+        let f = lab.dir.join("hostile.toml");
+        std::fs::write(&f, &inventory).expect("write inventory");
+        let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
+        assert_eq!(code, 2, "{field}: inventory check: {err}");
+        assert!(err.contains(&format!("inventory: {field}: ")), "{err}");
+        let (code, out) = lab.deploy(&f, "all", 10);
+        assert_eq!(code, 2, "{field}: the deploy was not refused");
+        assert!(
+            out.contains(&format!("inventory: {field}: ")),
+            "the error does not name {field}:\n{out}"
+        );
+        // Nothing ran and nothing was built or copied.
+        assert_eq!(tmp_entries(&marker), Vec::<String>::new(), "{field}");
+        assert_eq!(tmp_entries(&escape), Vec::<String>::new(), "{field}");
+        assert!(!lab.dir.join("stage").exists(), "{field}: a bundle was built");
+        assert!(!lab.root(1).exists(), "{field}: dev1 was touched");
+    }
+    // The device was reachable all along: the refusals are the inventory check's.
+    assert_eq!(lab.ssh(1, "true").0, 0, "dev1 does not answer over SSH");
+}
+
 #[test]
 fn partitioned_link_safe_stops_then_the_flow_resumes() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!("partitioned_link_safe_stops_then_the_flow_resumes", 2);
     // Slow driving, so that the goal is still far when the link goes down.
     let inv = lab.inventory(
         "inventory.toml",
@@ -441,12 +648,22 @@ fn inventory_errors_name_the_field_and_exit_2() {
     )
     .expect("write");
     let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("hosts.a.actors") && err.contains("\"lidar\""),
         "{err}"
     );
+    // A deploy root that would end the quoting of the remote commands.
+    std::fs::write(
+        &f,
+        "robot = \"r\"\n[hosts.a]\naddress = \"10.0.0.1\"\nroot = \"/opt/q'; reboot; '\"\n\
+         actors = [\"sensor\", \"planner\", \"actuator\"]\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["inventory", "check", &f.display().to_string()], T);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("inventory: hosts.a.root: "), "{err}");
     let (code, out, err) = run(
         &["inventory", "check", &format!("{REPO}/deploy/inventory.toml")],
         T,
@@ -458,8 +675,10 @@ fn inventory_errors_name_the_field_and_exit_2() {
 #[test]
 fn systemd_unit_verifies_clean() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: systemd-analyze is not installed");
+        skip_or_fail(
+            "systemd_unit_verifies_clean",
+            "systemd-analyze is not installed (apt-get install systemd)",
+        );
         return;
     };
     assert!(out.status.success());
@@ -559,7 +778,7 @@ fn bounded(secs: u32, args: &[&str]) -> (String, String) {
 #[test]
 fn only_fleet_certificates_connect_and_only_the_planner_commands() {
     let _g = serial();
-    let lab = lab_or_skip!(2);
+    let lab = lab_or_skip!("only_fleet_certificates_connect_and_only_the_planner_commands", 2);
     // dev2 logs zenoh's access-control decisions, so that a denial is visible.
     let inv = lab.inventory(
         "inventory.toml",

@@ -71,7 +71,7 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         }
         InventoryCmd::Render { file, host, out } => {
             let inv = Inventory::load(&file)?;
-            let h = inv.host(&host)?;
+            inv.host(&host)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let write = |name: &str, text: &str| {
                 let p = out.join(name);
@@ -88,8 +88,8 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             if inv.fleet.tls {
                 write("zenoh.json5", &security::zenoh_json5(&inv, &host)?)?;
             }
-            if let Some(log) = &h.log {
-                write("env", &format!("RUST_LOG={log}\n"))?;
+            if let Some(env) = render::env_file(&inv, &host)? {
+                write("env", &env)?;
             }
         }
         InventoryCmd::Targets { file, selector } => {

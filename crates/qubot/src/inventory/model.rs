@@ -154,6 +154,7 @@ impl Inventory {
     /// Every check that must pass before a build or a copy.
     pub fn check(&self) -> Result<(), InventoryError> {
         qubot_bus::check_segment(&self.robot).map_err(|r| err("robot", r))?;
+        check_name(&self.robot).map_err(|r| err("robot", r))?;
         if self.hosts.is_empty() {
             return Err(err("hosts", "no host defined"));
         }
@@ -165,6 +166,7 @@ impl Inventory {
         for (name, h) in &self.hosts {
             let f = |k: &str| format!("hosts.{name}.{k}");
             qubot_bus::check_segment(name).map_err(|r| err(format!("hosts.{name}"), r))?;
+            check_name(name).map_err(|r| err(format!("hosts.{name}"), r))?;
             let addr: IpAddr = h
                 .address
                 .parse()
@@ -178,6 +180,7 @@ impl Inventory {
             if h.user.trim().is_empty() {
                 return Err(err(f("user"), "must name the SSH user"));
             }
+            check_user(&h.user).map_err(|r| err(f("user"), r))?;
             if !ARCHES.contains(&h.arch.as_str()) {
                 return Err(err(
                     f("arch"),
@@ -186,6 +189,10 @@ impl Inventory {
             }
             if !h.root.is_absolute() {
                 return Err(err(f("root"), format!("{:?} must be an absolute path", h.root)));
+            }
+            check_root(&h.root).map_err(|r| err(f("root"), r))?;
+            if let Some(log) = &h.log {
+                check_log(log).map_err(|r| err(f("log"), r))?;
             }
             if h.actors.is_empty() {
                 return Err(err(f("actors"), "lists no actor"));
@@ -227,6 +234,7 @@ impl Inventory {
             }
         }
         for (g, members) in &self.groups {
+            check_name(g).map_err(|r| err(format!("groups.{g}"), r))?;
             if self.hosts.contains_key(g) || g == "all" {
                 return Err(err(
                     format!("groups.{g}"),
@@ -294,6 +302,75 @@ impl Inventory {
             .find(|(_, h)| h.actors.iter().any(|a| a == actor))
             .map(|(n, _)| n.as_str())
     }
+}
+
+// What the inventory's values may contain. They reach the remote shell commands of the deploy
+// (`root`), ssh's command line (`user@address`), file names and certificate subjects (host and
+// robot names) and the service's env file (`log`): each is restricted to characters that mean
+// nothing to a shell, so that a typo or a hostile inventory is rejected here, before anything is
+// built, copied or run. (The deploy script quotes them as well.) `address` must parse as an IP
+// address, which admits only digits, hex letters, '.' and ':'.
+
+/// Host, group and robot names: a letter or digit, then letters, digits, '.', '_' or '-'.
+fn check_name(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid name (at most 63 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+        ))
+    }
+}
+
+/// An SSH user name as POSIX systems accept it; never starting with '-' (ssh would read an option).
+fn check_user(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid user name (at most 32 of A-Z a-z 0-9 . _ -, starting with a letter or '_')"
+        ))
+    }
+}
+
+/// The deploy root: an absolute path of `[A-Za-z0-9._/-]` without a `..` component.
+fn check_root(p: &Path) -> Result<(), String> {
+    let s = p.to_str().ok_or_else(|| format!("{p:?} is not valid UTF-8"))?;
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    {
+        return Err(format!(
+            "{s:?} may contain only A-Z a-z 0-9 . _ - / (it is used in shell commands on the device)"
+        ));
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err(format!("{s:?} must not contain a \"..\" component"));
+    }
+    Ok(())
+}
+
+/// `RUST_LOG` of the host's processes: a tracing filter (`target=level,...`, spans in `[...]`,
+/// fields in `{...}`), made of the characters such filters use, that tracing can parse.
+fn check_log(s: &str) -> Result<(), String> {
+    let filter_char = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | ',' | '=' | '-' | '[' | ']' | '{' | '}')
+    };
+    if s.is_empty() || !s.chars().all(filter_char) {
+        return Err(format!(
+            "{s:?} is not a tracing filter (only A-Z a-z 0-9 _ : . , = - [ ] {{ }}, e.g. \"info,zenoh=warn\")"
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| format!("{s:?} is not a tracing filter: {e}"))?;
+    Ok(())
 }
 
 impl Host {
@@ -382,5 +459,58 @@ actors = ["planner", "actuator"]
         assert!(e.reason.contains("sensor.beams"), "{e}");
         let e = fails(&GOOD.replace("address = \"10.0.0.2\"", "adress = \"10.0.0.2\""));
         assert!(e.reason.contains("adress"), "{e}");
+    }
+
+    /// Values that would reach a shell command or the env file with a meaning of their own.
+    #[test]
+    fn values_for_shells_and_env_files_are_restricted_and_name_the_field() {
+        let b = |line: &str| fails(&format!("{GOOD}{line}\n"));
+        for (line, field) in [
+            ("root = \"/tmp/x'; touch /tmp/pwned; '\"", "hosts.b.root"),
+            ("root = \"/opt/qubot/../../etc\"", "hosts.b.root"),
+            ("root = \"/opt/$(id)\"", "hosts.b.root"),
+            ("root = \"/opt/qu bot\"", "hosts.b.root"),
+            ("user = \"-oProxyCommand=touch\"", "hosts.b.user"),
+            ("user = \"root;id\"", "hosts.b.user"),
+            ("user = \"a@b\"", "hosts.b.user"),
+            ("log = \"info\\nLD_PRELOAD=/tmp/x.so\"", "hosts.b.log"),
+            ("log = \"info`id`\"", "hosts.b.log"),
+            ("log = \"$(id)\"", "hosts.b.log"),
+            ("log = \"info zenoh=warn\"", "hosts.b.log"),
+            ("log = \"\"", "hosts.b.log"),
+            ("log = \"info,zenoh=[\"", "hosts.b.log"),
+        ] {
+            let e = b(line);
+            assert_eq!(e.field, field, "{line}: {e}");
+        }
+        let e = fails(&GOOD.replace("10.0.0.1", "10.0.0.1;id"));
+        assert_eq!(e.field, "hosts.a.address", "{e}");
+        let e = fails(
+            &GOOD
+                .replace("[hosts.a]", "[hosts.\"a'b\"]")
+                .replace("\"a\", ", "\"a'b\", "),
+        );
+        assert_eq!(e.field, "hosts.a'b", "{e}");
+        let e = fails(
+            &GOOD
+                .replace("[hosts.a]", "[hosts.\"-a\"]")
+                .replace("\"a\", ", "\"-a\", "),
+        );
+        assert_eq!(e.field, "hosts.-a", "{e}");
+        let e = fails(&GOOD.replace("robot = \"r1\"", "robot = \"r1;id\""));
+        assert_eq!(e.field, "robot", "{e}");
+        let e = fails(&GOOD.replace("lab = ", "\"l;b\" = "));
+        assert_eq!(e.field, "groups.l;b", "{e}");
+
+        // What real inventories use is accepted.
+        let ok = |line: &str| {
+            Inventory::parse(&format!("{GOOD}{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));
+        };
+        ok("root = \"/var/lib/qubot-lab/dev2/opt/qubot\"");
+        ok("root = \"/srv/qubot_2.1\"");
+        ok("user = \"qubot-deploy\"");
+        ok("user = \"_svc.qubot\"");
+        ok("log = \"info,zenoh=warn,zenoh::net::routing::interceptor::access_control=trace\"");
+        ok("log = \"qubot[actor{name=planner}]=debug\"");
     }
 }

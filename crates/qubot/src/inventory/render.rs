@@ -100,14 +100,34 @@ pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, Invento
         let h = inv.host(name)?;
         let procs = std::iter::once("supervisor").chain(ACTORS.into_iter().filter(|a| h.runs(a)));
         for p in procs {
-            groups.push(format!(
-                "{{\"targets\": [\"{}:{}\"], \"labels\": {{\"process\": \"{p}\"}}}}",
-                h.address,
-                h.ports.of(p)
-            ));
+            groups.push(serde_json::json!({
+                "targets": [format!("{}:{}", h.address, h.ports.of(p))],
+                "labels": { "process": p },
+            }));
         }
     }
-    Ok(format!("[\n  {}\n]\n", groups.join(",\n  ")))
+    // `{:#}`: serde_json's pretty printer.
+    Ok(format!("{:#}\n", serde_json::Value::Array(groups)))
+}
+
+/// The host's `env` file (sourced by `qubot-service`, systemd's `EnvironmentFile=`), when the
+/// inventory sets `log`.
+pub fn env_file(inv: &Inventory, host: &str) -> Result<Option<String>, InventoryError> {
+    let h = inv.host(host)?;
+    Ok(h.log.as_ref().map(|log| format!("RUST_LOG={}\n", sh_quote(log))))
+}
+
+/// `s` as one word of a POSIX shell (and of a systemd environment file): unchanged when it is
+/// made only of characters no shell interprets, else in single quotes, each `'` written `'\''`.
+pub fn sh_quote(s: &str) -> String {
+    let plain = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ',' | ':' | '=' | '@' | '%' | '+')
+    };
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
@@ -157,10 +177,67 @@ cmd_timeout_ms = 300
     fn targets_list_each_process_of_each_host() {
         let inv = Inventory::parse(INV).expect("valid");
         let j = targets_json(&inv, &["a".into(), "b".into()]).expect("json");
-        assert_eq!(j.matches("\"targets\"").count(), 5);
-        assert!(
-            j.contains("\"10.0.0.2:9903\"], \"labels\": {\"process\": \"actuator\"}"),
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}: {j}"));
+        let group = |t: &str, p: &str| serde_json::json!({"targets": [t], "labels": {"process": p}});
+        assert_eq!(
+            v,
+            serde_json::json!([
+                group("10.0.0.1:9900", "supervisor"),
+                group("10.0.0.1:9901", "sensor"),
+                group("10.0.0.2:9900", "supervisor"),
+                group("10.0.0.2:9902", "planner"),
+                group("10.0.0.2:9903", "actuator"),
+            ]),
             "{j}"
+        );
+        assert!(j.ends_with("]\n"), "{j}");
+    }
+
+    #[test]
+    fn sh_quote_makes_one_inert_word() {
+        assert_eq!(sh_quote("info,zenoh=warn"), "info,zenoh=warn");
+        assert_eq!(sh_quote("/opt/qubot"), "/opt/qubot");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote("q[a{b=c}]=debug"), "'q[a{b=c}]=debug'");
+        // A real shell reads each back as exactly one word, running nothing.
+        let hostile = [
+            "x'; touch /nonexistent/qubot-pwned; '",
+            "$(id) `id` ${HOME} *",
+            "a\nb\\'\"",
+            "-n",
+            "",
+        ];
+        for s in hostile {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", sh_quote(s)))
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{s:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn env_file_sets_rust_log_only_when_asked() {
+        let inv = Inventory::parse(INV).expect("valid");
+        assert_eq!(env_file(&inv, "a").expect("a"), None);
+        let inv =
+            Inventory::parse(&INV.replace("root = \"/srv/a\"", "log = \"info,zenoh=warn\"")).expect("valid");
+        assert_eq!(
+            env_file(&inv, "a").expect("a").as_deref(),
+            Some("RUST_LOG=info,zenoh=warn\n")
+        );
+        let inv = Inventory::parse(&INV.replace(
+            "root = \"/srv/a\"",
+            "root = \"/srv/a\"\nlog = \"info,qubot[actor{name=planner}]=debug\"",
+        ))
+        .expect("valid");
+        assert_eq!(
+            env_file(&inv, "a").expect("a").as_deref(),
+            Some("RUST_LOG='info,qubot[actor{name=planner}]=debug'\n")
         );
     }
 }
