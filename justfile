@@ -142,6 +142,11 @@ chaos SCALE="1.0":
     cargo build --release --workspace
     ./target/release/qubot chaos deploy/chaos/*.toml --duration-scale {{SCALE}}
 
+# N start/flood/SIGINT cycles of `qubot up`: each must stop within stop_timeout_ms + 1 s, leaving no actor behind.
+stress-stop N="200":
+    cargo build --release --workspace
+    bash deploy/stress-stop.sh {{N}}
+
 # 10-minute 10x scan flood, RSS of every actor each second into target/soak-rss.csv (SCALE < 1: shorter).
 soak SCALE="1.0":
     cargo build --release --workspace
