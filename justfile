@@ -107,16 +107,28 @@ test:
     skipped=$(grep -c '^SKIPPED: ' "$log" || true)
     grep -E '^test result:' "$log" | awk -v s="$skipped" '{p += $4; f += $6} END {printf "tests: %d passed, %d failed, %d skipped\n", p - s, f, s}'
 
-# Fail if zenoh shared-memory segments are left in /dev/shm, then clean them. Look first: a
-# segment a dead process left is exactly what must be seen (cleaning first would hide it).
+# Look at /dev/shm before cleaning it: a zenoh segment still mapped by a live process means a
+# process outlived the suite (fail); segments no process holds are what zenoh leaves by design
+# when a process exits (a receiver keeps every sender's pool mapped for life, so nobody can
+# unlink the last ones): listed, then removed, and anything clean-shm cannot remove fails.
 shm-check:
     #!/usr/bin/env bash
     set -euo pipefail
+    held=0
+    for f in /dev/shm/*.zenoh; do
+        [ -e "$f" ] || continue
+        holders=$(grep -l -- "$f" /proc/[0-9]*/maps 2>/dev/null | cut -d/ -f3 | tr '\n' ' ' || true)
+        if [ -n "$holders" ]; then
+            echo "shm-check: $f is still mapped by pid(s) $holders" >&2
+            held=$((held + 1))
+        else
+            echo "shm-check: $f held by no process (removed below)"
+        fi
+    done
+    ./target/release/qubot clean-shm
     left=$(ls /dev/shm | grep -c '\.zenoh$' || true)
-    if [ "$left" != 0 ]; then
-        echo "shm-check: $left zenoh segment(s) left in /dev/shm:" >&2
-        ls -la /dev/shm >&2
-        ./target/release/qubot clean-shm
+    if [ "$held" != 0 ] || [ "$left" != 0 ]; then
+        echo "shm-check: $held segment(s) held by live processes, $left left after clean-shm" >&2
         exit 1
     fi
     echo "shm-check: /dev/shm clean"

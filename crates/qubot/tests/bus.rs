@@ -113,10 +113,18 @@ fn payloads_cross_processes_in_shared_memory_and_are_read_in_place() {
             assert_eq!(m["gathered"], false);
         }
     }
-    // Look before cleaning: a segment a finished process left behind is what this catches
-    // (clean-shm would remove it first and hide it).
-    let left: Vec<_> = shm_files().difference(&before).cloned().collect();
+    // Look before cleaning: the processes have exited, so no new segment may still be mapped
+    // by anyone (a holder would be a process that outlived its test). Segments held by no one
+    // are zenoh's by design (a receiver maps every sender's pool for life, so the last process
+    // out cannot unlink them): clean-shm must remove every one of them.
+    let new: Vec<_> = shm_files().difference(&before).cloned().collect();
+    let held: Vec<_> = new.iter().filter(|f| shm_holders(f).is_some()).collect();
+    assert!(
+        held.is_empty(),
+        "SHM segments still mapped after the processes exited: {held:?}"
+    );
     clean_shm();
+    let left: Vec<_> = shm_files().difference(&before).cloned().collect();
     assert!(left.is_empty(), "SHM segments left behind: {left:?}");
 }
 

@@ -200,6 +200,18 @@ pub fn shm_files() -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The pids that map `/dev/shm/<name>`, if any process does.
+pub fn shm_holders(name: &str) -> Option<Vec<u32>> {
+    let path = format!("/dev/shm/{name}");
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(&path)))
+        .collect();
+    (!pids.is_empty()).then_some(pids)
+}
+
 /// Parses one line of the CLI's JSON output.
 pub fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
