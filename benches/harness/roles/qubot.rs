@@ -143,7 +143,7 @@ impl StreamHandler<Deliver<Ping>> for Echo {
 
 fn echo(bus: &Bus) -> anyhow::Result<()> {
     let pong = bus
-        .publisher_on(PONG_KEY, PONG_TOPIC, "0")
+        .publisher_on(PONG_KEY, PONG_TOPIC, bus.source())
         .map_err(|e| anyhow!("{e}"))?;
     let (stopper, _) = stop_after(wait_for_stdin_eof);
     run_system(async move {
@@ -235,7 +235,7 @@ impl StreamHandler<Deliver<Ping>> for Pinger {
 
 fn ping(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
     let p = bus
-        .publisher_on(PING_KEY, PING_TOPIC, "0")
+        .publisher_on(PING_KEY, PING_TOPIC, bus.source())
         .map_err(|e| anyhow!("{e}"))?;
     if !p.wait_for_subscribers(Duration::from_secs(10)) {
         return Err(anyhow!("no echo matched within 10 s"));
@@ -318,7 +318,7 @@ fn sink(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
 
 fn source(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
     let p = bus
-        .publisher_on(PING_KEY, PING_TOPIC, "0")
+        .publisher_on(PING_KEY, PING_TOPIC, bus.source())
         .map_err(|e| anyhow!("{e}"))?;
     if !p.wait_for_subscribers(Duration::from_secs(10)) {
         return Err(anyhow!("no sink matched within 10 s"));

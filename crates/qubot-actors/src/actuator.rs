@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, SpawnHandle, StreamHandler};
+use actix::{Actor, AsyncContext, Context, StreamHandler};
 use metrics::{Counter, Gauge, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received, Topic};
 use qubot_msg::{now_ns, Command, State};
 use qubot_robot::{DiffDrive, DriveLimits, Point, World};
-use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, LogLimiter, Subscription};
+use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, LogLimiter, Subscription};
 
 use crate::NodeConfig;
 
@@ -35,12 +35,14 @@ pub struct Actuator {
     cmd_timeout: Duration,
     /// The command being applied; meaningful only while `driving`.
     cmd: (f64, f64),
+    /// When the command being applied expires (ns since epoch): capture of the scan it was
+    /// planned on plus the pipeline budget. Past it the drive gets zero, whatever the timer.
+    cmd_deadline_ns: u64,
     driving: bool,
     goal_reached: bool,
     last_cmd_seq: u64,
     last_cmd_at: Instant,
     last_tick: Instant,
-    watchdog: Option<SpawnHandle>,
     meters: Meters,
     log: LogLimiter,
 }
@@ -72,12 +74,12 @@ impl Actuator {
             tick: Duration::from_secs_f64(1.0 / a.tick_hz),
             cmd_timeout: Duration::from_millis(a.cmd_timeout_ms),
             cmd: (0.0, 0.0),
+            cmd_deadline_ns: 0,
             driving: false,
             goal_reached: false,
             last_cmd_seq: 0,
             last_cmd_at: now,
             last_tick: now,
-            watchdog: None,
             log: LogLimiter::per_second(),
             meters: Meters {
                 latency: metrics::histogram!(telemetry::PIPELINE_LATENCY),
@@ -89,7 +91,7 @@ impl Actuator {
         }
     }
 
-    fn on_command(&mut self, m: Received<Command>, ctx: &mut Context<Self>) {
+    fn on_command(&mut self, m: Received<Command>) {
         let c = m.body;
         if !(c.v.is_finite() && c.w.is_finite() && c.v.abs() <= V_ABS_LIMIT && c.w.abs() <= W_ABS_LIMIT) {
             self.meters.invalid.increment(1);
@@ -111,6 +113,7 @@ impl Actuator {
             return;
         }
         self.cmd = (c.v, c.w);
+        self.cmd_deadline_ns = c.deadline_ns;
         self.last_cmd_seq = m.header.stamp.seq;
         self.last_cmd_at = Instant::now();
         if !self.driving {
@@ -121,17 +124,11 @@ impl Actuator {
         if origin > 0 && origin <= now {
             self.meters.latency.record((now - origin) as f64 * 1e-9);
         }
-        // Re-arm the watchdog: it fires `cmd_timeout` after the newest fresh command.
-        if let Some(h) = self.watchdog.take() {
-            ctx.cancel_future(h);
-        }
-        self.watchdog = Some(ctx.run_later(self.cmd_timeout, |a, _| a.trip()));
     }
 
     /// No fresh command within the timeout: command zero velocity (the drive decelerates
     /// within its limits), count it, say it.
     fn trip(&mut self) {
-        self.watchdog = None;
         if !self.driving {
             return;
         }
@@ -147,12 +144,24 @@ impl Actuator {
         let now = Instant::now();
         let dt = now.duration_since(self.last_tick).as_secs_f64().min(0.5);
         self.last_tick = now;
+        // The watchdog runs on every tick, before anything is applied: no fresh command within
+        // the timeout is a safe stop, and a late tick (a stalled process) must not apply an
+        // old command for its whole `dt`.
+        if self.driving && self.last_cmd_at.elapsed() >= self.cmd_timeout {
+            self.trip();
+        }
+        // The command drives only for the part of this tick before its deadline.
+        let left_s = self.cmd_deadline_ns.saturating_sub(now_ns()) as f64 * 1e-9;
         let (v, w) = if self.driving && !self.goal_reached {
             self.cmd
         } else {
             (0.0, 0.0)
         };
-        self.drive.step(v, w, dt);
+        let applied = dt.min(left_s);
+        self.drive.step(v, w, applied);
+        if applied < dt {
+            self.drive.step(0.0, 0.0, dt - applied);
+        }
         if !self.goal_reached && self.drive.pose.point().dist(self.goal) <= self.goal_tolerance {
             self.goal_reached = true;
             // Stopping at the goal is the plan, not a safe stop: the watchdog has nothing to do.
@@ -186,24 +195,24 @@ impl Actor for Actuator {
 
 impl StreamHandler<Deliver<Command>> for Actuator {
     fn handle(&mut self, d: Deliver<Command>, ctx: &mut Context<Self>) {
-        d.drain(self, ctx, |a, m, ctx| a.on_command(m, ctx));
+        d.drain(self, ctx, |a, m, _| a.on_command(m));
     }
 }
 
-/// Starts the actuator subscribed to the planner's commands. Commands are reliable and few:
-/// a small inbox that refuses the newest when full (a backlog means they are stale anyway).
+/// Starts the actuator bound to its planner's commands. Only the newest command matters (an
+/// older one queued behind it is superseded, counted), so the inbox keeps the latest.
 pub async fn start(
     bus: &Bus,
     cfg: &NodeConfig,
     world: &World,
     pubs: ActuatorBus,
 ) -> Result<Vec<Subscription>, BusError> {
-    let key = qubot_bus::key(&cfg.robot, "planner", "*", "cmd");
-    let opts = InboxOptions::new(16, DropPolicy::Newest);
-    let (sub, commands) = subscribe::<Command>(bus, &key, "cmd", opts).await?;
+    let planner = bus.bind("planner", &cfg.planner.instance).await?;
+    let (sub, commands) =
+        subscribe_bound::<Command>(bus, &planner, "cmd", InboxOptions::KEEP_LATEST, |_| None).await?;
     Actuator::create(|ctx| {
         ctx.add_stream(commands);
         Actuator::new(cfg, world, pubs)
     });
-    Ok(vec![sub])
+    Ok(vec![sub, Subscription::binding(planner)])
 }

@@ -106,8 +106,16 @@ pub struct PlannerSection {
     pub enabled: bool,
     pub instance: String,
     pub metrics_port: u16,
-    /// A command is valid this long after it was planned; the actuator rejects it afterwards.
+    /// The pipeline budget: a command is valid until the capture time of the scan it was
+    /// planned on plus this; the actuator rejects it (or stops applying it) afterwards, and the
+    /// planner does not plan on a scan already older than this.
     pub cmd_deadline_ms: u64,
+    /// Scans with more beams are refused before the inbox (`oversize`); per-beam caches never
+    /// grow past this.
+    pub max_beams: u32,
+    /// A scan whose stamped pose is farther than this (m) from the odometry pose at its capture
+    /// time is dropped as `implausible`.
+    pub pose_tolerance_m: f64,
     pub safety_margin_m: f64,
     pub v_max: f64,
     pub w_max: f64,
@@ -194,7 +202,9 @@ impl Default for PlannerSection {
             enabled: true,
             instance: "main".into(),
             metrics_port: 9902,
-            cmd_deadline_ms: 200,
+            cmd_deadline_ms: 300,
+            max_beams: 4096,
+            pose_tolerance_m: 0.3,
             safety_margin_m: 0.15,
             v_max: 0.8,
             w_max: 2.0,
@@ -329,6 +339,14 @@ impl NodeConfig {
             return Err(invalid("planner.cmd_deadline_ms", "must be within 10..=10000"));
         }
         range("planner.safety_margin_m", p.safety_margin_m, 0.0, 2.0)?;
+        int_range("planner.max_beams", p.max_beams.into(), 1, 1 << 16)?;
+        range("planner.pose_tolerance_m", p.pose_tolerance_m, 0.01, 10.0)?;
+        if self.sensor.enabled && self.sensor.beams > p.max_beams {
+            return Err(invalid(
+                "planner.max_beams",
+                format!("{} is below sensor.beams ({})", p.max_beams, self.sensor.beams),
+            ));
+        }
         range("planner.v_max", p.v_max, 0.01, 10.0)?;
         range("planner.w_max", p.w_max, 0.01, 20.0)?;
         int_range("planner.shm_pool_mib", p.shm_pool_mib, 1, MAX_POOL_MIB)?;

@@ -1,7 +1,15 @@
 //! The planner: keeps only the latest scan, plans on a worker thread (CPU-bound work off the
 //! I/O thread), and publishes velocity commands with the scan's origin stamp and a deadline.
+//!
+//! Trust (DESIGN §4a): scans come only from the bound sensor, the robot's pose only from the
+//! bound actuator's state (odometry) at the scan's capture time, never from the scan body;
+//! a scan older than the pipeline budget is not planned on, and a command's deadline is the
+//! scan's capture time plus that budget.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, StreamHandler, SyncArbiter,
@@ -9,9 +17,9 @@ use actix::{
 };
 use metrics::{Counter, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received, Topic};
-use qubot_msg::{now_ns, Command, Scan};
+use qubot_msg::{now_ns, Command, Scan, State};
 use qubot_robot::{Planner as Vfh, PlannerConfig, Point, Pose2, RangeSource, ScanInput, World};
-use qubot_runtime::{subscribe, Deliver, InboxOptions, Subscription};
+use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
 use crate::NodeConfig;
 
@@ -25,8 +33,8 @@ pub fn declare(bus: &Bus) -> Result<PlannerBus, BusError> {
     })
 }
 
-/// One planning step, run on the worker thread.
-struct PlanJob(Received<Scan>);
+/// One planning step, run on the worker thread: the scan and the odometry pose at its capture.
+struct PlanJob(Received<Scan>, Pose2);
 
 struct PlanOutcome {
     v: f64,
@@ -66,12 +74,7 @@ impl Handler<PlanJob> for PlanWorker {
             range_max: b.range_max,
             ranges: RangeSource::Bytes(m.payload()),
         };
-        let pose = Pose2 {
-            x: b.pose_x,
-            y: b.pose_y,
-            theta: b.pose_theta,
-        };
-        let plan = self.vfh.plan(&scan, pose, self.goal);
+        let plan = self.vfh.plan(&scan, job.1, self.goal);
         self.hits.increment(self.vfh.cache_hits() - hits);
         self.misses.increment(self.vfh.cache_misses() - misses);
         self.duration.record(start.elapsed().as_secs_f64());
@@ -84,10 +87,17 @@ impl Handler<PlanJob> for PlanWorker {
     }
 }
 
+/// Odometry poses by the actuator's publish time (ns), newest last; a second's worth.
+const POSE_HISTORY: usize = 64;
+
 pub struct Planner {
     worker: Addr<PlanWorker>,
     bus: PlannerBus,
-    deadline: Duration,
+    /// The pipeline budget (capture to applied).
+    budget: Duration,
+    pose_tolerance_m: f64,
+    poses: VecDeque<(u64, Pose2)>,
+    drops: ScanDrops,
     busy: bool,
     /// The wake-up for scans that arrived while the worker was busy. They wait in the
     /// keep-latest inbox, which counts every one a newer scan replaces as `superseded`
@@ -99,12 +109,46 @@ impl Actor for Planner {
     type Context = Context<Self>;
 }
 
+/// Scans handled but not planned on, by reason.
+struct ScanDrops {
+    stale: Counter,
+    implausible: Counter,
+    no_pose: Counter,
+}
+
 impl Planner {
+    /// The odometry pose at `t_ns`: the newest state published at or before it (the one the
+    /// sensor ray-cast from), else the oldest one after it.
+    fn pose_at(&self, t_ns: u64) -> Option<Pose2> {
+        self.poses
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= t_ns)
+            .or_else(|| self.poses.front())
+            .map(|(_, p)| *p)
+    }
+
     fn dispatch(&mut self, scan: Received<Scan>, ctx: &mut Context<Self>) {
+        let origin = scan.header.stamp.origin_ns;
+        if now_ns().saturating_sub(origin) > self.budget.as_nanos() as u64 {
+            // A command planned on it would be stale before it left: replayed, or we stalled.
+            self.drops.stale.increment(1);
+            return;
+        }
+        let Some(pose) = self.pose_at(origin) else {
+            self.drops.no_pose.increment(1);
+            return;
+        };
+        let b = scan.body;
+        let (dx, dy) = (b.pose_x - pose.x, b.pose_y - pose.y);
+        if !(dx.hypot(dy) <= self.pose_tolerance_m) {
+            self.drops.implausible.increment(1);
+            return;
+        }
         self.busy = true;
         let fut = self
             .worker
-            .send(PlanJob(scan))
+            .send(PlanJob(scan, pose))
             .into_actor(self)
             .map(|res, p, ctx| {
                 p.busy = false;
@@ -128,12 +172,35 @@ impl Planner {
         let cmd = Command {
             v: out.v,
             w: out.w,
-            deadline_ns: now_ns() + self.deadline.as_nanos() as u64,
+            // From the capture of the scan it was planned on, not from now: a plan made from an
+            // old scan is rejected however fresh its publication.
+            deadline_ns: out.origin_ns.saturating_add(self.budget.as_nanos() as u64),
             scan_seq: out.scan_seq,
         };
         if let Err(e) = self.bus.cmd.publish(&cmd, out.origin_ns, 0, |_| {}) {
             tracing::warn!(error = %e, "publishing command");
         }
+    }
+}
+
+/// Odometry from the bound actuator: the pose history scans are checked and planned against.
+impl StreamHandler<Deliver<State>> for Planner {
+    fn handle(&mut self, d: Deliver<State>, ctx: &mut Context<Self>) {
+        d.drain(self, ctx, |p, m, _| {
+            let s = m.body;
+            if !(s.x.is_finite() && s.y.is_finite() && s.theta.is_finite()) {
+                return;
+            }
+            if p.poses.len() == POSE_HISTORY {
+                p.poses.pop_front();
+            }
+            let pose = Pose2 {
+                x: s.x,
+                y: s.y,
+                theta: s.theta,
+            };
+            p.poses.push_back((m.header.stamp.publish_ns, pose));
+        });
     }
 }
 
@@ -147,7 +214,13 @@ impl StreamHandler<Deliver<Scan>> for Planner {
     }
 }
 
-/// Starts the planner (actor + one worker thread) subscribed to the sensor's scans.
+/// More beams than configured: refused before the inbox, so nothing is ever sized by it.
+fn admit_scan(max_beams: u32) -> impl Fn(&Scan) -> Option<&'static str> + Send + Sync + 'static {
+    move |s| (s.beams > max_beams).then_some("oversize")
+}
+
+/// Starts the planner (actor + one worker thread) bound to its sensor's scans and its
+/// actuator's odometry.
 pub async fn start(
     bus: &Bus,
     cfg: &NodeConfig,
@@ -170,18 +243,42 @@ pub async fn start(
         hits: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "hit"),
         misses: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "miss"),
     });
-    let key = qubot_bus::key(&cfg.robot, "sensor", "*", "scan");
-    let (sub, scans) = subscribe::<Scan>(bus, &key, "scan", InboxOptions::KEEP_LATEST).await?;
+    let sensor = bus.bind("sensor", &cfg.sensor.instance).await?;
+    let actuator = bus.bind("actuator", &cfg.actuator.instance).await?;
+    let (scan_sub, scans) = subscribe_bound::<Scan>(
+        bus,
+        &sensor,
+        "scan",
+        InboxOptions::KEEP_LATEST,
+        admit_scan(cfg.planner.max_beams),
+    )
+    .await?;
+    let (state_sub, states) =
+        subscribe_bound::<State>(bus, &actuator, "state", InboxOptions::KEEP_LATEST, |_| None).await?;
+    let drop = |reason: &'static str| metrics::counter!(telemetry::DROPPED, "actor" => "planner", "topic" => "scan", "reason" => reason);
     let planner = Planner {
         worker,
         bus: pubs,
-        deadline: Duration::from_millis(cfg.planner.cmd_deadline_ms),
+        budget: Duration::from_millis(cfg.planner.cmd_deadline_ms),
+        pose_tolerance_m: cfg.planner.pose_tolerance_m,
+        poses: VecDeque::with_capacity(POSE_HISTORY),
+        drops: ScanDrops {
+            stale: drop("stale"),
+            implausible: drop("implausible"),
+            no_pose: drop("no_pose"),
+        },
         busy: false,
         parked: None,
     };
     Planner::create(|ctx| {
+        ctx.add_stream(states);
         ctx.add_stream(scans);
         planner
     });
-    Ok(vec![sub])
+    Ok(vec![
+        scan_sub,
+        state_sub,
+        Subscription::binding(sensor),
+        Subscription::binding(actuator),
+    ])
 }

@@ -7,7 +7,7 @@ use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_bus::{Bus, BusError, Publisher, Topic};
 use qubot_msg::{now_ns, Frame, Scan, State};
 use qubot_robot::{Lidar, LidarConfig, Pose2, World};
-use qubot_runtime::{subscribe, Deliver, InboxOptions, Subscription};
+use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
 use crate::NodeConfig;
 
@@ -130,19 +130,20 @@ impl StreamHandler<Deliver<State>> for Sensor {
     }
 }
 
-/// Starts the sensor and subscribes it to the actuator's state (keep-latest: only the
-/// newest pose matters).
+/// Starts the sensor bound to its actuator's state (keep-latest: only the newest pose
+/// matters; another source's state never moves the simulated lidar).
 pub async fn start(
     bus: &Bus,
     cfg: &NodeConfig,
     world: World,
     pubs: SensorBus,
 ) -> Result<Vec<Subscription>, BusError> {
-    let key = qubot_bus::key(&cfg.robot, "actuator", "*", "state");
-    let (sub, states) = subscribe::<State>(bus, &key, "state", InboxOptions::KEEP_LATEST).await?;
+    let actuator = bus.bind("actuator", &cfg.actuator.instance).await?;
+    let (sub, states) =
+        subscribe_bound::<State>(bus, &actuator, "state", InboxOptions::KEEP_LATEST, |_| None).await?;
     Sensor::create(|ctx| {
         ctx.add_stream(states);
         Sensor::new(cfg, world, pubs)
     });
-    Ok(vec![sub])
+    Ok(vec![sub, Subscription::binding(actuator)])
 }

@@ -68,6 +68,13 @@ impl BusConfig {
                 c
             }
         };
+        // No message larger than the wire format allows is ever reassembled: zenoh's default
+        // (1 GiB) would let any peer make us buffer that much before our decoder says no.
+        set(
+            &mut cfg,
+            "transport/link/rx/max_message_size",
+            &MAX_WIRE_MESSAGE.to_string(),
+        )?;
         if !self.listen.is_empty() {
             set(&mut cfg, "listen/endpoints", &json_list(&self.listen))?;
         }
@@ -80,6 +87,10 @@ impl BusConfig {
         Ok(cfg)
     }
 }
+
+/// The largest message the wire format allows: header, body and bulk payload at their limits.
+pub const MAX_WIRE_MESSAGE: usize =
+    qubot_msg::HEADER_LEN + qubot_msg::MAX_BODY_LEN + qubot_msg::MAX_PAYLOAD_LEN;
 
 /// A JSON array of strings (JSON is valid json5), escaped properly whatever the endpoint holds.
 fn json_list(items: &[String]) -> String {
@@ -106,6 +117,13 @@ mod tests {
             cfg.get_json("scouting/multicast/enabled").expect("scouting"),
             "false"
         );
+    }
+
+    #[test]
+    fn messages_are_capped_at_the_wire_format_limit() {
+        let cfg = BusConfig::new("r", "a", "i").to_zenoh().expect("config");
+        let v = cfg.get_json("transport/link/rx/max_message_size").expect("key");
+        assert_eq!(v, MAX_WIRE_MESSAGE.to_string());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Owns: zenoh configuration, key expressions, topic QoS, SHM provider, metric names.
 //! Must not depend on actix or on any exporter: metrics go through the `metrics` facade.
 
+mod binding;
 mod config;
 mod error;
 mod publisher;
@@ -13,11 +14,13 @@ mod shm;
 pub mod telemetry;
 mod topic;
 
+pub use binding::{Binding, SourceFilter, Verdict};
 pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD};
 pub use error::BusError;
 pub use publisher::{PublishError, Publisher};
+pub use qubot_msg::ActorId;
 pub use received::Received;
-pub use session::Bus;
-pub use topic::{check_segment, key, liveliness_key, QosClass, Topic};
+pub use session::{random_source, Bus};
+pub use topic::{check_segment, key, liveliness_key, token_key, token_source, QosClass, Topic};
 pub use zenoh::shm::cleanup_orphaned_shm_segments;
 pub use zenoh::{pubsub::Subscriber, sample::Sample};

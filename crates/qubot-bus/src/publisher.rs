@@ -36,14 +36,14 @@ impl Publisher {
         inner: zenoh::pubsub::Publisher<'static>,
         shm: Arc<ShmPool>,
         actor: &str,
-        instance: &str,
+        source: ActorId,
         topic: Topic,
     ) -> Self {
         let labels = [("actor", actor.to_owned()), ("topic", topic.name.to_owned())];
         Publisher {
             inner,
             shm,
-            source: ActorId::from_name(actor, instance),
+            source,
             seq: AtomicU64::new(0),
             topic,
             published: metrics::counter!(telemetry::PUBLISHED, &labels),
@@ -70,7 +70,9 @@ impl Publisher {
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, PublishError> {
         let len = encoded_len(body, payload_len)?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        // Taken for good only once the message was put: a failed encode or put leaves no gap
+        // that receivers would count as lost. (One publishing thread per publisher.)
+        let seq = self.seq.load(Ordering::Relaxed);
         let stamp = Stamp {
             seq,
             source: self.source,
@@ -92,6 +94,7 @@ impl Publisher {
             .put(payload)
             .wait()
             .map_err(|e| PublishError::Put(e.to_string()))?;
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         self.published.increment(1);
         self.bytes.increment(len as u64);
         Ok(seq)

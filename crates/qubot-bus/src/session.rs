@@ -1,5 +1,9 @@
-use std::sync::Arc;
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+};
 
+use qubot_msg::ActorId;
 use zenoh::{liveliness::LivelinessToken, pubsub::Subscriber, sample::Sample, Session, Wait};
 
 use crate::{
@@ -7,7 +11,7 @@ use crate::{
     error::{BusError, ZenohError},
     publisher::Publisher,
     shm::ShmPool,
-    topic::{key, liveliness_key, Topic},
+    topic::{key, token_key, Topic},
 };
 
 /// The process's one zenoh session (its connection pool), its SHM provider and its liveliness
@@ -19,7 +23,21 @@ pub struct Bus {
     robot: String,
     actor: String,
     instance: String,
+    /// This process's per-start source id: in every header it publishes and in its token.
+    source: ActorId,
     _token: LivelinessToken,
+}
+
+/// A fresh, unpredictable, non-zero source id. It is a binding nonce, not a secret (every
+/// header shows it): what matters is that a restart or another process never reuses it.
+/// std's RandomState keys SipHash from OS randomness.
+pub fn random_source() -> ActorId {
+    loop {
+        let id = RandomState::new().hash_one((std::process::id(), qubot_msg::now_ns()));
+        if id != 0 {
+            return ActorId(id);
+        }
+    }
 }
 
 impl Bus {
@@ -28,7 +46,8 @@ impl Bus {
         let session = zenoh::open(zcfg)
             .wait()
             .map_err(|e| BusError::Open(ZenohError::from_display(e)))?;
-        let live = liveliness_key(&cfg.robot, &cfg.actor, &cfg.instance);
+        let source = random_source();
+        let live = token_key(&cfg.robot, &cfg.actor, &cfg.instance, source);
         let token = session
             .liveliness()
             .declare_token(live.clone())
@@ -44,6 +63,7 @@ impl Bus {
             robot: cfg.robot.clone(),
             actor: cfg.actor.clone(),
             instance: cfg.instance.clone(),
+            source,
             _token: token,
         })
     }
@@ -57,6 +77,10 @@ impl Bus {
     pub fn instance(&self) -> &str {
         &self.instance
     }
+    /// The source id this process stamps in its headers and announces in its token.
+    pub fn source(&self) -> ActorId {
+        self.source
+    }
     pub fn session(&self) -> &Session {
         &self.session
     }
@@ -65,15 +89,17 @@ impl Bus {
         key(&self.robot, &self.actor, &self.instance, topic)
     }
 
-    /// Declares a publisher on this actor's `topic` (declare once, reuse for every message).
+    /// Declares a publisher on this actor's `topic` (declare once, reuse for every message),
+    /// stamping this process's source id.
     pub fn publisher(&self, topic: Topic) -> Result<Publisher, BusError> {
-        self.publisher_on(&self.own_key(topic.name), topic, &self.instance)
+        self.publisher_on(&self.own_key(topic.name), topic, self.source)
     }
 
-    /// Declares a publisher on an explicit key, e.g. a flood that impersonates a sensor.
-    /// `instance` names the source in headers: give each parallel publisher its own, so that
-    /// receivers track each one's sequence separately.
-    pub fn publisher_on(&self, key_expr: &str, topic: Topic, instance: &str) -> Result<Publisher, BusError> {
+    /// Declares a publisher on an explicit key with an explicit source id, e.g. a flood on a
+    /// sensor's key: give each parallel publisher its own id ([`random_source`]) so receivers
+    /// track each one's sequence separately. Consumers bound to the key's producer count
+    /// these messages as foreign unless the id is the one that producer announced.
+    pub fn publisher_on(&self, key_expr: &str, topic: Topic, source: ActorId) -> Result<Publisher, BusError> {
         let q = topic.qos;
         let inner = self
             .session
@@ -92,7 +118,7 @@ impl Bus {
             inner,
             self.shm.clone(),
             &self.actor,
-            instance,
+            source,
             topic,
         ))
     }

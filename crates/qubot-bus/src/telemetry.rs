@@ -18,6 +18,8 @@ pub const BUILD_INFO: &str = "qubot_build_info";
 pub const SHM_FALLBACK: &str = "qubot_shm_fallback_total";
 pub const PLANNER_CACHE: &str = "qubot_planner_cache_total";
 pub const WATCHDOG_SILENCE: &str = "qubot_watchdog_silence_seconds";
+pub const REBINDS: &str = "qubot_rebinds_total";
+pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";
 
 /// Registers help text and units for every metric, so `promtool check metrics` is clean and
 /// each series is described before its first sample.
@@ -77,5 +79,13 @@ pub fn describe_all() {
         WATCHDOG_SILENCE,
         Unit::Seconds,
         "Time without a fresh command when the actuator watchdog last tripped."
+    );
+    describe_counter!(
+        REBINDS,
+        "Times a consumer moved its binding to a restarted producer (new source id), by actor and producer."
+    );
+    describe_counter!(
+        SEQ_EVICTIONS,
+        "Publishers whose sequence tracking was evicted to keep the tracker bounded, by actor and topic."
     );
 }

@@ -12,7 +12,7 @@ use std::{
 use actix::{Actor, Context};
 use futures_core::Stream;
 use metrics::{Counter, Histogram};
-use qubot_bus::{telemetry, Bus, BusError, Received};
+use qubot_bus::{telemetry, Binding, Bus, BusError, Received, SourceFilter, Verdict};
 use qubot_msg::{now_ns, Body, DecodeError};
 
 use crate::{
@@ -151,18 +151,63 @@ struct ConsumerMeters {
 /// tokio's current-thread scheduler.
 #[must_use = "dropping a Subscription unsubscribes"]
 pub struct Subscription {
-    _sub: qubot_bus::Subscriber<()>,
+    _sub: Option<qubot_bus::Subscriber<()>>,
+    _binding: Option<Binding>,
+}
+
+impl Subscription {
+    /// Keeps a binding (its liveliness subscriber) alive with the actor's subscriptions, so
+    /// that all of them are released together on the main thread.
+    pub fn binding(b: Binding) -> Subscription {
+        Subscription {
+            _sub: None,
+            _binding: Some(b),
+        }
+    }
 }
 
 /// Subscribes to `key_expr` through a bounded inbox; the actor consumes it by adding the
 /// returned stream (`ctx.add_stream`). The zenoh callback decodes the header (the payload
 /// stays in the received buffer), counts bad input and transport gaps by reason, and queues
-/// the message without ever blocking zenoh's threads.
+/// the message without ever blocking zenoh's threads. Any source is accepted: for probes and
+/// tools. An actor that acts on what it receives uses [`subscribe_bound`].
 pub async fn subscribe<B>(
     bus: &Bus,
     key_expr: &str,
     topic: &str,
     opts: InboxOptions,
+) -> Result<(Subscription, InboxStream<B>), BusError>
+where
+    B: Body + Send + 'static,
+{
+    subscribe_with(bus, key_expr, topic, opts, None, |_| None).await
+}
+
+/// Subscribes to the exact key of the producer `binding` names and queues only messages from
+/// the producer it is bound to: anything else on that key is decoded (so a flood still loads
+/// the path) and counted as `reason="foreign"`, never queued. `admit` rejects a decoded message
+/// before the inbox with a drop reason (e.g. `oversize` for more beams than configured).
+pub async fn subscribe_bound<B>(
+    bus: &Bus,
+    binding: &Binding,
+    topic: &str,
+    opts: InboxOptions,
+    admit: impl Fn(&B) -> Option<&'static str> + Send + Sync + 'static,
+) -> Result<(Subscription, InboxStream<B>), BusError>
+where
+    B: Body + Send + 'static,
+{
+    let key = binding.key(topic);
+    subscribe_with(bus, &key, topic, opts, Some(binding.filter()), admit).await
+}
+
+async fn subscribe_with<B>(
+    bus: &Bus,
+    key_expr: &str,
+    topic: &str,
+    opts: InboxOptions,
+    source: Option<SourceFilter>,
+    admit: impl Fn(&B) -> Option<&'static str> + Send + Sync + 'static,
 ) -> Result<(Subscription, InboxStream<B>), BusError>
 where
     B: Body + Send + 'static,
@@ -193,7 +238,18 @@ where
         match Received::<B>::decode(sample.payload().clone()) {
             Err(e) => intake.reject(&e),
             Ok(msg) => {
+                if let Some(reason) = admit(&msg.body) {
+                    intake.drop_as(reason);
+                    return;
+                }
                 let stamp = msg.header.stamp;
+                if source
+                    .as_ref()
+                    .is_some_and(|f| f.check(stamp.source) == Verdict::Foreign)
+                {
+                    intake.drop_as("foreign");
+                    return;
+                }
                 intake
                     .age
                     .record(received_ns.saturating_sub(stamp.publish_ns) as f64 * 1e-9);
@@ -205,7 +261,13 @@ where
         }
     };
     let sub = bus.subscribe(key_expr, callback).await?;
-    Ok((Subscription { _sub: sub }, stream))
+    Ok((
+        Subscription {
+            _sub: Some(sub),
+            _binding: None,
+        },
+        stream,
+    ))
 }
 
 /// Receive-side accounting that happens before the inbox: bad input and lost messages.
@@ -216,7 +278,7 @@ struct Intake {
     lost: Counter,
     rejected: Mutex<HashMap<&'static str, Counter>>,
     /// Last sequence number seen per publisher (by source id), to count transport losses.
-    last_seq: Mutex<HashMap<u64, u64>>,
+    last_seq: Mutex<SeqTracker>,
     log: LogLimiter,
 }
 
@@ -228,7 +290,10 @@ impl Intake {
             age: metrics::histogram!(telemetry::MESSAGE_AGE, "actor" => actor.to_owned(), "topic" => topic.to_owned()),
             lost: drop_counter(actor, topic, "lost"),
             rejected: Mutex::new(HashMap::new()),
-            last_seq: Mutex::new(HashMap::new()),
+            last_seq: Mutex::new(SeqTracker::new(
+                MAX_TRACKED_SOURCES,
+                metrics::counter!(telemetry::SEQ_EVICTIONS, "actor" => actor.to_owned(), "topic" => topic.to_owned()),
+            )),
             log: LogLimiter::per_second(),
         }
     }
@@ -236,28 +301,124 @@ impl Intake {
     /// Counts a message that failed to decode under its reason, and logs at most once a second.
     fn reject(&self, e: &DecodeError) {
         let reason = e.reason();
-        {
-            let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(reason)
-                .or_insert_with(|| drop_counter(&self.actor, &self.topic, reason))
-                .increment(1);
-        }
+        self.count(reason);
         if let Some(suppressed) = self.log.allow() {
             tracing::warn!(actor = %self.actor, topic = %self.topic, reason, error = %e, suppressed, "dropped bad message");
         }
     }
 
-    /// A jump in a publisher's sequence means messages lost in transport (best-effort drop).
-    /// A sequence that goes back means the publisher restarted: start tracking afresh.
+    /// Counts a well-formed message refused before the inbox (foreign source, oversize...).
+    fn drop_as(&self, reason: &'static str) {
+        self.count(reason);
+        if let Some(suppressed) = self.log.allow() {
+            tracing::warn!(actor = %self.actor, topic = %self.topic, reason, suppressed, "dropped message");
+        }
+    }
+
+    fn count(&self, reason: &'static str) {
+        let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(reason)
+            .or_insert_with(|| drop_counter(&self.actor, &self.topic, reason))
+            .increment(1);
+    }
+
     fn track_sequence(&self, source: u64, seq: u64) {
-        let mut map = self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
-        match map.insert(source, seq) {
-            Some(prev) if seq > prev + 1 => self.lost.increment(seq - prev - 1),
-            _ => {}
+        let lost = self
+            .last_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .track(source, seq);
+        if lost > 0 {
+            self.lost.increment(lost);
+        }
+    }
+}
+
+/// Sources whose sequence is tracked at once: a consumer bound to one producer needs one; a
+/// probe on a busy key a handful. Past this, the oldest entry is evicted (and counted), so a
+/// peer cycling through fake source ids cannot grow a receiver's memory.
+pub const MAX_TRACKED_SOURCES: usize = 64;
+
+/// Last sequence number per source, bounded.
+struct SeqTracker {
+    last: HashMap<u64, (u64, u64)>,
+    cap: usize,
+    /// Insertion counter: the entry with the smallest one is the oldest.
+    tick: u64,
+    evicted: Counter,
+}
+
+impl SeqTracker {
+    fn new(cap: usize, evicted: Counter) -> SeqTracker {
+        SeqTracker {
+            last: HashMap::with_capacity(cap),
+            cap,
+            tick: 0,
+            evicted,
+        }
+    }
+
+    /// Messages lost before `seq` from `source`: a jump in a publisher's sequence means
+    /// messages lost in transport (best-effort drop); a sequence that goes back means the
+    /// publisher restarted, so tracking starts afresh. Checked arithmetic throughout: a
+    /// hostile `u64::MAX` neither overflows nor counts a loss.
+    fn track(&mut self, source: u64, seq: u64) -> u64 {
+        self.tick = self.tick.wrapping_add(1);
+        if !self.last.contains_key(&source) && self.last.len() >= self.cap {
+            if let Some(oldest) = self.last.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
+                self.last.remove(&oldest);
+                self.evicted.increment(1);
+            }
+        }
+        match self.last.insert(source, (seq, self.tick)) {
+            Some((prev, _)) => prev
+                .checked_add(1)
+                .and_then(|next| seq.checked_sub(next))
+                .unwrap_or(0),
+            None => 0,
         }
     }
 }
 
 fn drop_counter(actor: &str, topic: &str, reason: &'static str) -> Counter {
     metrics::counter!(telemetry::DROPPED, "actor" => actor.to_owned(), "topic" => topic.to_owned(), "reason" => reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(cap: usize) -> SeqTracker {
+        SeqTracker::new(cap, metrics::counter!("test_evictions"))
+    }
+
+    #[test]
+    fn gaps_count_as_lost_and_restarts_do_not() {
+        let mut t = tracker(4);
+        assert_eq!(t.track(1, 0), 0);
+        assert_eq!(t.track(1, 1), 0);
+        assert_eq!(t.track(1, 5), 3);
+        assert_eq!(t.track(1, 2), 0, "a restart goes back");
+    }
+
+    #[test]
+    fn hostile_sequence_numbers_do_not_overflow() {
+        let mut t = tracker(4);
+        assert_eq!(t.track(9, u64::MAX), 0);
+        assert_eq!(t.track(9, u64::MAX), 0);
+        assert_eq!(t.track(9, 0), 0);
+        assert_eq!(t.track(9, u64::MAX), u64::MAX - 1);
+    }
+
+    #[test]
+    fn a_million_sources_keep_the_tracker_at_its_cap() {
+        let mut t = tracker(MAX_TRACKED_SOURCES);
+        for id in 0..1_000_000u64 {
+            t.track(id, 0);
+        }
+        assert_eq!(t.last.len(), MAX_TRACKED_SOURCES);
+        // The newest are kept: the producer a consumer hears all the time stays tracked.
+        assert!(t.last.contains_key(&999_999));
+        assert_eq!(t.track(999_999, 2), 1);
+    }
 }

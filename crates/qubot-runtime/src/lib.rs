@@ -9,7 +9,7 @@ mod inbox;
 mod ratelimit;
 mod shutdown;
 
-pub use bridge::{subscribe, Deliver, InboxStream, Subscription};
+pub use bridge::{subscribe, subscribe_bound, Deliver, InboxStream, Subscription, MAX_TRACKED_SOURCES};
 pub use inbox::{DropPolicy, Inbox, InboxOptions};
 pub use ratelimit::LogLimiter;
 pub use shutdown::shutdown_signal;

@@ -222,6 +222,12 @@ pub struct FloodArgs {
     /// drained, lets receivers see any trailing loss as a sequence gap and count it.
     #[arg(long, default_value_t = 250)]
     pub linger_ms: u64,
+    /// Replace the robot's sensor: join as the producer the key names (its liveliness token,
+    /// with this process's source id) and stamp each scan with the pose the actuator reports,
+    /// so the planner plans on these synthetic scans. Start the pipeline without its simulated
+    /// sensor (`[sensor] enabled = false`). One publisher only.
+    #[arg(long)]
+    pub as_producer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -235,10 +241,22 @@ pub enum Malformed {
     Oversize,
     BadBody,
     Trailing,
-    /// A well-formed command whose deadline has passed (the actuator must reject it).
+    /// A well-formed command planned on a scan captured 2 s ago: its deadline (capture + the
+    /// default pipeline budget) has passed (the actuator must reject it).
     StaleCommand,
     /// A well-formed command with a NaN velocity (the actuator must reject it).
     InvalidCommand,
+    /// A well-formed, fresh command at full speed ahead (only the bound planner may steer).
+    DriveCommand,
+    /// Well-formed, fresh actuator state with the robot far away (only the bound actuator
+    /// may say where the robot is).
+    FarState,
+    /// A well-formed scan captured 2 s ago (a replay).
+    StaleScan,
+    /// A well-formed scan of 16 Mi beams (64 MiB of ranges), far above any planner's cap.
+    HugeScan,
+    /// A well-formed 8-beam scan from a new source id per message (a peer cycling ids).
+    DistinctSources,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +280,25 @@ pub struct InjectArgs {
     /// hub's) does not mean every subscriber is reachable yet.
     #[arg(long, default_value_t = 0)]
     pub wait_peers: usize,
+    /// Join as the producer the key names (declare its liveliness token with this process's
+    /// source id), so consumers bound to it take these messages as their producer's: for
+    /// testing a consumer's own checks with its real producer stopped or disabled.
+    #[arg(long)]
+    pub as_producer: bool,
+    /// Stamp this source id (16 hex digits) instead of a fresh random one, e.g. to replay a
+    /// restarted producer's old id.
+    #[arg(long, value_parser = parse_source, conflicts_with = "as_producer")]
+    pub source: Option<u64>,
+    /// Messages per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+}
+
+fn parse_source(s: &str) -> Result<u64, String> {
+    u64::from_str_radix(s, 16)
+        .ok()
+        .filter(|&v| v != 0)
+        .ok_or_else(|| format!("{s:?} is not a non-zero source id in hex"))
 }
 
 /// Key expression segments must not contain separators or wildcards.

@@ -17,9 +17,10 @@ use crate::promtext::{self, Sample};
 
 /// Drop reasons decided before a message reaches a handler (inbox policies, transport gaps):
 /// a published message ends as exactly one of received, one of these, or still in flight.
-/// Handler-level rejections (`stale`, `invalid`) are received messages, and decode errors
-/// are foreign bytes no Qubot publisher counted.
-const BEFORE_HANDLER: [&str; 4] = ["mailbox_full", "evicted", "superseded", "lost"];
+/// Handler-level rejections (`stale`, `invalid`, `implausible`) are received messages, and
+/// decode errors are foreign bytes no Qubot publisher counted. A flood's well-formed scans
+/// are published (they count) and refused before the inbox as `foreign`.
+const BEFORE_HANDLER: [&str; 5] = ["mailbox_full", "evicted", "superseded", "lost", "foreign"];
 const DECODE: [&str; 6] = [
     "truncated",
     "bad_magic",
@@ -234,15 +235,17 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
                 .join("; ");
             (worst, Some(detail))
         }
-        Measure::Collisions => {
-            let c = e
-                .reports
-                .iter()
-                .filter_map(|r| r["collisions"].as_f64())
-                .reduce(|a, b| a + b);
-            (c, None)
-        }
+        Measure::Collisions => (report_sum(e, "collisions"), None),
+        Measure::DistanceM => (report_sum(e, "distance_m"), None),
     }
+}
+
+/// A field of the supervisors' run reports, summed over them.
+fn report_sum(e: &Evidence, field: &str) -> Option<f64> {
+    e.reports
+        .iter()
+        .filter_map(|r| r[field].as_f64())
+        .reduce(|a, b| a + b)
 }
 
 fn ratio(num: Option<f64>, den: Option<f64>) -> (Option<f64>, Option<String>) {

@@ -214,6 +214,9 @@ pub enum Measure {
     FloodRateRatio,
     /// Collisions seen by the supervisor's referee.
     Collisions,
+    /// Path length the robot drove over the whole run (m), from the referee: the loop kept
+    /// making progress rather than standing safe.
+    DistanceM,
 }
 
 impl Scenario {

@@ -1,14 +1,17 @@
 //! `qubot flood`: synthetic sensor traffic on the real sensor's key and wire format, through
 //! SHM loans like the sensor. Bounded in count and time; reports JSON on its last line.
+//! Each publisher stamps its own random source id: a planner bound to the real sensor decodes
+//! every flood scan (the load is real) and counts it as `foreign` (it never steers).
 
 use std::{
     process::ExitCode,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use qubot_bus::{Publisher, Topic};
-use qubot_msg::{now_ns, Frame, Ping, Scan};
+use qubot_msg::{now_ns, Frame, Ping, Scan, State};
 
 use crate::cli::{FloodArgs, MsgKind};
 
@@ -34,13 +37,47 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--kind must be scan, frame or ping: a flood is sensor traffic")
         }
     };
-    let bus = super::start(&args.common, "flood", "flood0")?;
     let key = args
         .key
         .clone()
-        .unwrap_or_else(|| qubot_bus::key(bus.robot(), "sensor", "lidar0", default_topic));
+        .unwrap_or_else(|| qubot_bus::key(&args.common.robot, "sensor", "lidar0", default_topic));
+    let bus = if args.as_producer {
+        if args.publishers != 1 {
+            anyhow::bail!("--as-producer replaces one sensor: --publishers must be 1");
+        }
+        let parts: Vec<&str> = key.split('/').collect();
+        let [_, robot, actor, instance, _] = parts[..] else {
+            anyhow::bail!("--as-producer needs a key qubot/<robot>/<actor>/<instance>/<topic>, got {key}");
+        };
+        let mut common = args.common.clone();
+        common.robot = robot.to_owned();
+        super::start(&common, actor, instance)?
+    } else {
+        super::start(&args.common, "flood", "flood0")?
+    };
+    // The robot's pose, for scans that stand in for its sensor's (--as-producer).
+    let pose = Arc::new(Mutex::new((0.0, 0.0, 0.0)));
+    let state_sub = if args.as_producer {
+        let p = pose.clone();
+        let states = qubot_bus::key(bus.robot(), "actuator", "*", "state");
+        let sub = futures_lite_block(bus.subscribe(&states, move |sample| {
+            if let Ok(m) = qubot_bus::Received::<State>::decode(sample.payload().clone()) {
+                *p.lock().unwrap_or_else(|e| e.into_inner()) = (m.body.x, m.body.y, m.body.theta);
+            }
+        }))?;
+        Some(sub)
+    } else {
+        None
+    };
     let pubs = (0..args.publishers)
-        .map(|i| bus.publisher_on(&key, topic, &format!("{}-{i}", bus.instance())))
+        .map(|_| {
+            let source = if args.as_producer {
+                bus.source()
+            } else {
+                qubot_bus::random_source()
+            };
+            bus.publisher_on(&key, topic, source)
+        })
         .collect::<Result<Vec<_>, _>>()
         .context("declaring flood publishers")?;
     if args.wait_subscriber > 0.0
@@ -53,7 +90,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     let totals = std::thread::scope(|s| {
         let handles: Vec<_> = pubs
             .iter()
-            .map(|p| s.spawn(|| flood_one(p, &args, deadline)))
+            .map(|p| s.spawn(|| flood_one(p, &args, deadline, &pose)))
             .collect();
         handles.into_iter().fold(Sent::default(), |mut acc, h| {
             // A panicking flood thread is a bug; count its messages as lost rather than abort.
@@ -66,6 +103,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     });
     let elapsed = start.elapsed().as_secs_f64();
     drop(pubs);
+    drop(state_sub);
     bus.close();
     let report = serde_json::json!({
         "key": key,
@@ -81,7 +119,19 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant) -> Sent {
+type Pose = Arc<Mutex<(f64, f64, f64)>>;
+
+/// Runs a future to completion on this (non-async) thread: zenoh's declarations resolve on
+/// zenoh's own runtime, so a plain executor is enough.
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .unwrap_or_else(|e| panic!("a current-thread runtime: {e}"))
+}
+
+fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant, pose: &Pose) -> Sent {
     let mut sent = Sent::default();
     let size = args.size as usize;
     let tick = if args.rate > 0.0 {
@@ -94,7 +144,7 @@ fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant) -> Sent {
     let body = args.count - 1;
     while sent.messages + sent.errors < body && Instant::now() < deadline {
         for _ in 0..args.burst.min(body - sent.messages - sent.errors) {
-            sent.record(publish(p, args.kind, size));
+            sent.record(publish(p, args.kind, size, pose));
         }
         if let Some(tick) = tick {
             next += tick;
@@ -105,7 +155,7 @@ fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant) -> Sent {
         }
     }
     std::thread::sleep(Duration::from_millis(args.linger_ms));
-    sent.record(publish(p, args.kind, size));
+    sent.record(publish(p, args.kind, size, pose));
     sent
 }
 
@@ -125,12 +175,16 @@ impl Sent {
 }
 
 /// Publishes one synthetic message and returns its payload size.
-fn publish(p: &Publisher, kind: MsgKind, size: usize) -> Result<usize, qubot_bus::PublishError> {
+fn publish(p: &Publisher, kind: MsgKind, size: usize, pose: &Pose) -> Result<usize, qubot_bus::PublishError> {
     let origin = now_ns();
     match kind {
         MsgKind::Scan => {
             let beams = size / 4;
+            let (x, y, theta) = *pose.lock().unwrap_or_else(|e| e.into_inner());
             let scan = Scan {
+                pose_x: x,
+                pose_y: y,
+                pose_theta: theta,
                 angle_min: -std::f32::consts::PI,
                 angle_increment: std::f32::consts::TAU / beams as f32,
                 range_max: 8.0,

@@ -86,7 +86,10 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         seen.insert(
             "supervisor",
             Seen {
-                live: live.contains(&qubot_bus::liveliness_key(&cfg.robot, "supervisor", "main")),
+                live: has_token(
+                    &live,
+                    &qubot_bus::liveliness_key(&cfg.robot, "supervisor", "main"),
+                ),
                 metrics: metrics(cfg.supervisor.metrics_port),
             },
         );
@@ -95,7 +98,7 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
             seen.insert(
                 actor,
                 Seen {
-                    live: live.contains(&key),
+                    live: has_token(&live, &key),
                     metrics: metrics(*port),
                 },
             );
@@ -124,6 +127,14 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// A process's token is its liveliness key plus its source id.
+fn has_token(live: &[String], prefix: &str) -> bool {
+    live.iter().any(|k| {
+        k.strip_prefix(prefix)
+            .is_some_and(|rest| qubot_bus::token_source(rest).is_some() && rest.starts_with('/'))
+    })
 }
 
 /// Liveliness tokens of the robot's processes currently visible on the bus.

@@ -1,13 +1,20 @@
-//! `qubot inject`: a foreign peer that puts damaged bytes on a key, to prove receivers count
-//! and survive bad input. It bypasses the Qubot publisher on purpose.
+//! `qubot inject`: a foreign peer that puts damaged or well-formed-but-unwelcome bytes on a
+//! key, to prove receivers count and survive bad input. It bypasses the Qubot publisher on
+//! purpose. It stamps a fresh random source id (so bound consumers count it `foreign`), the id
+//! given with `--source`, or, with `--as-producer`, joins as the producer the key names.
 
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use qubot_msg::{encode_into, encoded_len, now_ns, Command, Scan, Stamp, HEADER_LEN, MAGIC};
+use qubot_bus::ActorId;
+use qubot_msg::{encode_into, encoded_len, now_ns, Body, Command, Scan, Stamp, State, HEADER_LEN, MAGIC};
 use zenoh::Wait;
 
 use crate::cli::{InjectArgs, Malformed};
+
+/// A command's default pipeline budget (planner.cmd_deadline_ms): how a replayed plan's
+/// deadline is computed.
+const BUDGET_NS: u64 = 300_000_000;
 
 const ALL: [Malformed; 9] = [
     Malformed::Garbage,
@@ -22,7 +29,27 @@ const ALL: [Malformed; 9] = [
 ];
 
 pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
-    let bus = super::start(&args.common, "inject", "inject0")?;
+    let bus = if args.as_producer {
+        // qubot/<robot>/<actor>/<instance>/<topic>: join as that actor instance.
+        let parts: Vec<&str> = args.key.split('/').collect();
+        let [_, robot, actor, instance, _] = parts[..] else {
+            anyhow::bail!(
+                "--as-producer needs a key qubot/<robot>/<actor>/<instance>/<topic>, got {}",
+                args.key
+            );
+        };
+        let mut common = args.common.clone();
+        common.robot = robot.to_owned();
+        common.instance = Some(instance.to_owned());
+        super::start(&common, actor, instance)?
+    } else {
+        super::start(&args.common, "inject", "inject0")?
+    };
+    let fixed = if args.as_producer {
+        Some(bus.source())
+    } else {
+        args.source.map(ActorId)
+    };
     let publisher = bus
         .session()
         .declare_publisher(args.key.clone())
@@ -52,7 +79,9 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    if args.wait_peers > 0 {
+    if args.wait_peers > 0 || args.as_producer {
+        // As a producer, our liveliness token (declared at start) must also have reached the
+        // consumers that bind to it; it travels the same links as the subscription did.
         // The subscriptions of peers just connected arrive right after their links open.
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -61,11 +90,21 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.what.clone()
     };
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        anyhow::bail!("--rate must be a finite number >= 0, got {}", args.rate);
+    }
+    let tick = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let mut next = std::time::Instant::now();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut sent = serde_json::Map::new();
     for w in &what {
         for _ in 0..args.count {
-            let bytes = damaged(*w, &mut rng)?;
+            if let Some(tick) = tick {
+                next += tick;
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+            }
+            let source = fixed.unwrap_or_else(qubot_bus::random_source);
+            let bytes = damaged(*w, &mut rng, source)?;
             publisher
                 .put(bytes)
                 .wait()
@@ -100,24 +139,62 @@ fn name(w: Malformed) -> &'static str {
         Malformed::Trailing => "trailing",
         Malformed::StaleCommand => "stale_command",
         Malformed::InvalidCommand => "invalid_command",
+        Malformed::DriveCommand => "drive_command",
+        Malformed::FarState => "far_state",
+        Malformed::StaleScan => "stale_scan",
+        Malformed::HugeScan => "huge_scan",
+        Malformed::DistinctSources => "distinct_sources",
     }
 }
 
 /// A valid 8-beam scan, then damaged as asked. Offsets follow the header layout of qubot-msg
 /// (magic 0..4, version 4..6, kind 6..8, payload_len 44..48).
-fn damaged(w: Malformed, rng: &mut u64) -> anyhow::Result<Vec<u8>> {
+fn damaged(w: Malformed, rng: &mut u64, source: ActorId) -> anyhow::Result<Vec<u8>> {
+    let now = now_ns();
+    let stamp = |origin_ns: u64| Stamp {
+        source,
+        origin_ns,
+        publish_ns: now,
+        ..Stamp::default()
+    };
     match w {
-        Malformed::StaleCommand => return command(-1.0, 0.5),
-        Malformed::InvalidCommand => return command(1.0, f64::NAN),
+        // Planned on a scan captured 2 s ago: capture + budget is long past.
+        Malformed::StaleCommand => {
+            let origin = now.saturating_sub(2_000_000_000);
+            return command(stamp(origin), origin + BUDGET_NS, 0.5);
+        }
+        Malformed::InvalidCommand => return command(stamp(now), now + BUDGET_NS, f64::NAN),
+        Malformed::DriveCommand => {
+            let cmd = Command {
+                v: 0.8,
+                w: 0.0,
+                deadline_ns: now + BUDGET_NS,
+                scan_seq: 0,
+            };
+            return encoded(&stamp(now), &cmd, 0);
+        }
+        Malformed::FarState => {
+            let state = State {
+                x: 1000.0,
+                y: -1000.0,
+                ..State::default()
+            };
+            return encoded(&stamp(now), &state, 0);
+        }
+        Malformed::StaleScan => {
+            return encoded(&stamp(now.saturating_sub(2_000_000_000)), &scan(8), 32);
+        }
+        Malformed::HugeScan => return encoded(&stamp(now), &scan(16 << 20), 64 << 20),
+        Malformed::DistinctSources => {
+            let own = Stamp {
+                source: ActorId(next(rng) | 1),
+                ..stamp(now)
+            };
+            return encoded(&own, &scan(8), 32);
+        }
         _ => {}
     }
-    let scan = Scan {
-        beams: 8,
-        range_max: 8.0,
-        ..Scan::default()
-    };
-    let mut v = vec![0u8; encoded_len(&scan, 32)?];
-    encode_into(&Stamp::default(), &scan, &mut v)?;
+    let mut v = encoded(&Stamp::default(), &scan(8), 32)?;
     match w {
         Malformed::Garbage => {
             let len = 8 + (next(rng) % 200) as usize;
@@ -138,29 +215,36 @@ fn damaged(w: Malformed, rng: &mut u64) -> anyhow::Result<Vec<u8>> {
             v[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
         }
         Malformed::Trailing => v.push(0),
-        Malformed::StaleCommand | Malformed::InvalidCommand => {}
+        _ => {}
     }
     Ok(v)
 }
 
-/// A valid command message; `deadline_s` is relative to now (negative: already expired).
-fn command(deadline_s: f64, w: f64) -> anyhow::Result<Vec<u8>> {
-    let now = now_ns();
-    let deadline = (now as f64 + deadline_s * 1e9).max(0.0) as u64;
+/// A scan of `beams` far returns (the payload is zeroed: only its size matters here).
+fn scan(beams: u32) -> Scan {
+    Scan {
+        beams,
+        range_max: 8.0,
+        ..Scan::default()
+    }
+}
+
+/// One well-formed message with a zeroed payload of `payload` bytes.
+fn encoded<B: Body>(stamp: &Stamp, body: &B, payload: usize) -> anyhow::Result<Vec<u8>> {
+    let mut v = vec![0u8; encoded_len(body, payload)?];
+    encode_into(stamp, body, &mut v)?;
+    Ok(v)
+}
+
+/// A valid command message with the given deadline.
+fn command(stamp: Stamp, deadline_ns: u64, w: f64) -> anyhow::Result<Vec<u8>> {
     let cmd = Command {
         v: 0.5,
         w,
-        deadline_ns: deadline,
+        deadline_ns,
         scan_seq: 0,
     };
-    let stamp = Stamp {
-        origin_ns: now,
-        publish_ns: now,
-        ..Stamp::default()
-    };
-    let mut v = vec![0u8; encoded_len(&cmd, 0)?];
-    encode_into(&stamp, &cmd, &mut v)?;
-    Ok(v)
+    encoded(&stamp, &cmd, 0)
 }
 
 fn next(s: &mut u64) -> u64 {

@@ -34,6 +34,7 @@ impl Listener {
             let s = m.header.stamp;
             let line = serde_json::json!({
                 "seq": s.seq,
+                "source": format!("{:016x}", s.source.0),
                 "kind": m.header.kind.as_str(),
                 "wire_len": m.wire_len(),
                 "payload_len": m.payload().len(),

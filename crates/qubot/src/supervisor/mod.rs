@@ -212,11 +212,21 @@ async fn supervise(
     let world_name = world.name.clone();
     let referee = Arc::new(Mutex::new(Referee::new(world)));
     let r = referee.clone();
-    let state_key = qubot_bus::key(&cfg.robot, "actuator", "*", "state");
+    // The referee hears only the robot's own actuator (DESIGN §4a): anything else on its key
+    // is counted as foreign and never moves the judged pose.
+    let bound = bus.bind("actuator", &cfg.actuator.instance).await?;
+    let (own, foreign) = (
+        bound.filter(),
+        metrics::counter!(telemetry::DROPPED, "actor" => "supervisor", "topic" => "state", "reason" => "foreign"),
+    );
     let state_sub = bus
-        .subscribe(&state_key, move |sample| {
+        .subscribe(&bound.key("state"), move |sample| {
             if let Ok(m) = Received::<State>::decode(sample.payload().clone()) {
-                r.lock().unwrap_or_else(|p| p.into_inner()).observe(&m.body);
+                if own.check(m.header.stamp.source) == qubot_bus::Verdict::Own {
+                    r.lock().unwrap_or_else(|p| p.into_inner()).observe(&m.body);
+                } else {
+                    foreign.increment(1);
+                }
             }
         })
         .await?;
@@ -307,6 +317,7 @@ async fn supervise(
         let _ = t.await;
     }
     drop(state_sub);
+    drop(bound);
     for (actor, n) in counts {
         restart_counts.insert(actor.into(), n.load(Ordering::Relaxed).into());
     }
@@ -326,6 +337,7 @@ async fn supervise(
         "min_clearance_m": finite(r.min_clearance_m),
         "robot_radius_m": r.robot_radius_m(),
         "collisions": r.collisions,
+        "distance_m": round3(r.distance_m),
         "safe_stops": safe_stops,
         "pipeline_latency_p99_ms": p99_ms.and_then(finite),
         "states": r.states,

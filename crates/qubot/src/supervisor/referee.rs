@@ -15,6 +15,8 @@ pub struct Referee {
     in_collision: bool,
     pub states: u64,
     pub last: Option<State>,
+    /// Path length driven so far (m).
+    pub distance_m: f64,
 }
 
 impl Referee {
@@ -27,6 +29,7 @@ impl Referee {
             in_collision: false,
             states: 0,
             last: None,
+            distance_m: 0.0,
         }
     }
 
@@ -51,6 +54,9 @@ impl Referee {
         }
         self.in_collision = touching;
         self.goal_reached |= s.goal_reached;
+        if let Some(prev) = self.last {
+            self.distance_m += (s.x - prev.x).hypot(s.y - prev.y);
+        }
         self.last = Some(*s);
     }
 }

@@ -254,3 +254,96 @@ pub fn skip_or_fail(test: &str, why: &str) {
     }
     let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
+
+/// A `qubot up` of the reference robot, driven by the tests.
+pub const WORLDS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/worlds");
+/// Generous wall-clock bound for one run (the slowest world needs ~30 s on an idle machine).
+pub const RUN: Duration = Duration::from_secs(150);
+
+/// A `qubot up` with its own hub and metrics ports.
+pub struct Up {
+    pub proc: Proc,
+    pub base: u16,
+    /// The zenoh endpoint the supervisor listens on (for tools that join this robot's bus).
+    pub hub: String,
+}
+
+impl Up {
+    pub fn start(robot: &str, world: &str, extra: &[&str]) -> Up {
+        let hub = format!("tcp/127.0.0.1:{}", free_port());
+        let base = free_port().min(65_000);
+        let base_s = base.to_string();
+        let mut args = vec![
+            "up",
+            "--robot",
+            robot,
+            "--world",
+            world,
+            "--worlds-dir",
+            WORLDS_DIR,
+            "--hub",
+            &hub,
+            "--metrics-port-base",
+            &base_s,
+        ];
+        args.extend_from_slice(extra);
+        Up {
+            proc: Proc::spawn("qubot up", &args),
+            base,
+            hub,
+        }
+    }
+
+    pub fn metrics_of(&self, offset: u16) -> String {
+        format!("127.0.0.1:{}", self.base + offset)
+    }
+
+    /// Reads supervisor events until `actor` was spawned; returns its pid.
+    pub fn spawned(&self, actor: &str) -> u32 {
+        loop {
+            let line = self.proc.line(Duration::from_secs(60));
+            let v = json(&line);
+            if v["event"] == "spawned" && v["actor"] == actor {
+                return v["pid"].as_u64().expect("pid") as u32;
+            }
+        }
+    }
+
+    /// Waits for the run report (the last stdout line) and the exit code.
+    pub fn report(self) -> (i32, serde_json::Value) {
+        let (code, lines) = self.proc.finish(RUN);
+        let last = lines.last().unwrap_or_else(|| panic!("no report; exit {code}"));
+        (code, json(last))
+    }
+}
+
+pub fn actuator_metric(up: &Up, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
+    metrics(&up.metrics_of(3)).map(|m| sum(&m, name, filter))
+}
+
+/// Waits until the actuator has applied `n` commands: the loop is closed and the robot moving.
+pub fn wait_driving(up: &Up, n: f64) {
+    wait_for(
+        "commands flowing to the actuator",
+        Duration::from_secs(60),
+        || {
+            let v = actuator_metric(
+                up,
+                "qubot_messages_received_total",
+                &[("actor", "actuator"), ("topic", "cmd")],
+            )?;
+            (v >= n).then_some(())
+        },
+    );
+}
+
+pub fn assert_clean_run(report: &serde_json::Value) {
+    assert_eq!(report["goal_reached"], true, "{report}");
+    assert_eq!(report["collisions"], 0, "{report}");
+    let clearance = report["min_clearance_m"].as_f64().expect("clearance");
+    let radius = report["robot_radius_m"].as_f64().expect("radius");
+    assert!(
+        clearance > radius,
+        "clearance {clearance} <= radius {radius}: {report}"
+    );
+}

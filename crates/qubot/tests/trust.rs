@@ -1,0 +1,380 @@
+//! Only the robot's own actors steer it (DESIGN §4a), with real processes over real zenoh:
+//! consumers are bound to their configured producer's per-start source id; anything else on
+//! the key is decoded, counted as `foreign` and never acted on; the pose comes from odometry;
+//! freshness is judged from the capture time; untrusted input is bounded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn dropped(addr: &str, actor: &str, topic: &str, reason: &str) -> Option<f64> {
+    metrics(addr).map(|m| {
+        sum(
+            &m,
+            "qubot_messages_dropped_total",
+            &[("actor", actor), ("topic", topic), ("reason", reason)],
+        )
+    })
+}
+
+/// Waits until `actor`'s drop counter for `reason` on `topic` reaches `n` (exactly: more
+/// would mean something else was dropped the same way).
+fn wait_dropped(addr: &str, actor: &str, topic: &str, reason: &str, n: f64) {
+    let got = wait_for(&format!("{actor} {topic} dropped as {reason} >= {n}"), T, || {
+        dropped(addr, actor, topic, reason).filter(|&v| v >= n)
+    });
+    assert_eq!(got, n, "{actor} {topic} {reason}");
+}
+
+/// `qubot inject` onto a running pipeline; returns its JSON report.
+fn inject(hub: &str, robot: &str, key: &str, what: &str, count: u64, extra: &[&str]) -> serde_json::Value {
+    let count_s = count.to_string();
+    let mut args = vec![
+        "inject",
+        "--robot",
+        robot,
+        "--connect",
+        hub,
+        "--key",
+        key,
+        "--what",
+        what,
+        "--count",
+        &count_s,
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args, T);
+    assert_eq!(code, 0, "inject {what}: {err}");
+    json(out.lines().last().expect("inject report"))
+}
+
+/// A node config file with the given TOML, removed on drop.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, toml: &str) -> ConfigFile {
+        let p = std::env::temp_dir().join(format!("qubot-trust-{name}-{}.toml", std::process::id()));
+        std::fs::write(&p, toml).expect("config");
+        ConfigFile(p)
+    }
+
+    fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn start_of(world: &str) -> (f64, f64) {
+    let w = qubot_robot::World::resolve(world, std::path::Path::new(WORLDS_DIR)).expect("world");
+    (w.start.x, w.start.y)
+}
+
+fn assert_at(report: &serde_json::Value, at: (f64, f64)) {
+    let pose = report["final_pose"].as_array().expect("final pose");
+    let (x, y) = (pose[0].as_f64().expect("x"), pose[1].as_f64().expect("y"));
+    assert!(
+        (x - at.0).abs() < 1e-6 && (y - at.1).abs() < 1e-6,
+        "the robot moved to ({x}, {y}) from {at:?}: {report}"
+    );
+}
+
+/// The flood of the README's load script, at 10x the sensor's rate on its real key with
+/// pose (0, 0) and free space: decoded and counted as foreign, the robot reaches its goal.
+#[test]
+fn a_foreign_scan_flood_never_steers_the_robot() {
+    let _g = serial();
+    let up = Up::start("flooded", "corridor", &["--exit-on-goal", "--timeout", "120"]);
+    wait_driving(&up, 5.0);
+    let hub = up.hub.clone();
+    let (code, out, err) = run(
+        &[
+            "flood",
+            "--robot",
+            "flooded",
+            "--connect",
+            &hub,
+            "--wait-subscriber",
+            "10",
+            "--rate",
+            "200",
+            "--duration",
+            "6",
+            "--count",
+            "1200",
+        ],
+        T,
+    );
+    assert_eq!(code, 0, "flood: {err}");
+    let sent = json(out.lines().last().expect("flood report"))["sent"]
+        .as_f64()
+        .expect("sent");
+    assert!(sent >= 1000.0, "the flood ran: {out}");
+    // Best effort: a scan the transport dropped is counted `lost` by sequence, not foreign.
+    let planner = up.metrics_of(2);
+    let counted = wait_for("every flood scan counted", T, || {
+        let m = metrics(&planner)?;
+        let f = |r| {
+            sum(
+                &m,
+                "qubot_messages_dropped_total",
+                &[("actor", "planner"), ("topic", "scan"), ("reason", r)],
+            )
+        };
+        let (foreign, lost) = (f("foreign"), f("lost"));
+        (foreign + lost >= sent).then_some((foreign, lost))
+    });
+    assert!(
+        counted.0 >= sent * 0.95,
+        "flood scans counted as foreign: {counted:?} of {sent}"
+    );
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_clean_run(&report);
+}
+
+/// A well-formed, fresh, full-speed command stream at 100 Hz from a stranger: with no planner
+/// running, the robot never moves; every command is counted as foreign.
+#[test]
+fn a_foreign_command_stream_never_moves_the_robot() {
+    let _g = serial();
+    let cfg = ConfigFile::new("nocmd", "[planner]\nenabled = false\n");
+    let up = Up::start("strangers", "default", &["--config", &cfg.arg()]);
+    up.spawned("actuator");
+    wait_for("the actuator's /metrics", T, || metrics(&up.metrics_of(3)));
+    let hub = up.hub.clone();
+    let key = "qubot/strangers/planner/main/cmd";
+    inject(&hub, "strangers", key, "drive-command", 200, &["--rate", "100"]);
+    wait_dropped(&up.metrics_of(3), "actuator", "cmd", "foreign", 200.0);
+    let m = metrics(&up.metrics_of(3)).expect("actuator metrics");
+    assert_eq!(
+        sum(&m, "qubot_pipeline_latency_seconds_count", &[]),
+        0.0,
+        "nothing applied"
+    );
+    up.proc.signal("INT");
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_at(&report, start_of("default"));
+}
+
+/// Another source's state (the robot somewhere else entirely) moves neither the simulated
+/// lidar nor the referee's judged pose.
+#[test]
+fn foreign_state_moves_neither_the_sensor_nor_the_referee() {
+    let _g = serial();
+    let cfg = ConfigFile::new("nostate", "[planner]\nenabled = false\n");
+    let up = Up::start("mirage", "default", &["--config", &cfg.arg()]);
+    up.spawned("sensor");
+    wait_for("the sensor's /metrics", T, || metrics(&up.metrics_of(1)));
+    let hub = up.hub.clone();
+    inject(
+        &hub,
+        "mirage",
+        "qubot/mirage/actuator/base/state",
+        "far-state",
+        100,
+        &["--rate", "100"],
+    );
+    wait_dropped(&up.metrics_of(1), "sensor", "state", "foreign", 100.0);
+    wait_dropped(&up.metrics_of(0), "supervisor", "state", "foreign", 100.0);
+    up.proc.signal("INT");
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_at(&report, start_of("default"));
+    assert_eq!(report["collisions"], 0, "{report}");
+}
+
+/// A replay: a scan captured 2 s ago from the bound sensor is not planned on, and a command
+/// planned on such a scan (deadline = capture + budget) is not applied.
+#[test]
+fn a_replayed_scan_and_a_plan_made_on_it_are_stale() {
+    let _g = serial();
+    // The injector stands in for the sensor and the planner (their liveliness tokens, its
+    // source id), so the checks judged are freshness, not source.
+    let cfg = ConfigFile::new(
+        "replay",
+        "[sensor]\nenabled = false\n[planner]\nenabled = false\n",
+    );
+    let up = Up::start("replay", "default", &["--config", &cfg.arg()]);
+    up.spawned("actuator");
+    wait_for("the actuator's /metrics", T, || metrics(&up.metrics_of(3)));
+    let hub = up.hub.clone();
+    // The planner alone, bound to the injector-as-sensor: started by hand on this robot.
+    let planner_port = free_port().to_string();
+    let node = ConfigFile::new(
+        "replay-planner",
+        &format!("robot = \"replay\"\n[zenoh]\nhub = \"{hub}\"\n"),
+    );
+    let planner = Proc::spawn(
+        "qubot planner",
+        &[
+            "planner",
+            "--config",
+            &node.arg(),
+            "--metrics-addr",
+            &format!("127.0.0.1:{planner_port}"),
+        ],
+    );
+    let paddr = format!("127.0.0.1:{planner_port}");
+    wait_for("the planner's /metrics", T, || metrics(&paddr));
+    inject(
+        &hub,
+        "replay",
+        "qubot/replay/sensor/lidar0/scan",
+        "stale-scan",
+        5,
+        // At the sensor's pace: each one is planned on or refused, none superseded.
+        &["--as-producer", "--rate", "20"],
+    );
+    wait_dropped(&paddr, "planner", "scan", "stale", 5.0);
+    let m = metrics(&paddr).expect("planner metrics");
+    assert_eq!(
+        sum(&m, "qubot_messages_published_total", &[("topic", "cmd")]),
+        0.0,
+        "no plan from a replay"
+    );
+    drop(planner);
+    inject(
+        &hub,
+        "replay",
+        "qubot/replay/planner/main/cmd",
+        "stale-command",
+        5,
+        &["--as-producer", "--rate", "20"],
+    );
+    wait_dropped(&up.metrics_of(3), "actuator", "cmd", "stale", 5.0);
+    up.proc.signal("INT");
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_at(&report, start_of("default"));
+}
+
+/// kill -9 of the sensor: the planner binds to its successor's new id by itself, the loop
+/// resumes, and the dead sensor's id is foreign from then on.
+#[test]
+fn a_restarted_sensor_is_rebound_and_its_old_id_refused() {
+    let _g = serial();
+    let up = Up::start("rebind", "corridor", &["--timeout", "120"]);
+    let sensor = up.spawned("sensor");
+    wait_driving(&up, 5.0);
+    let hub = up.hub.clone();
+    let key = "qubot/rebind/sensor/lidar0/scan";
+    let (code, out, err) = run(
+        &[
+            "listen",
+            "--robot",
+            "rebind",
+            "--connect",
+            &hub,
+            "--key",
+            key,
+            "--print",
+            "--count",
+            "1",
+        ],
+        T,
+    );
+    assert_eq!(code, 0, "listen: {err}");
+    let old = json(out.lines().next().expect("a scan"))["source"]
+        .as_str()
+        .expect("source")
+        .to_owned();
+    signal_pid(sensor, "KILL");
+    let respawned = up.spawned("sensor");
+    assert_ne!(respawned, sensor);
+    let planner = up.metrics_of(2);
+    wait_for("the planner re-bound", T, || {
+        let m = metrics(&planner)?;
+        (sum(&m, "qubot_rebinds_total", &[("producer", "sensor")]) >= 1.0).then_some(())
+    });
+    let applied = actuator_metric(
+        &up,
+        "qubot_messages_received_total",
+        &[("actor", "actuator"), ("topic", "cmd")],
+    )
+    .expect("applied");
+    wait_driving(&up, applied + 20.0);
+    let before = dropped(&planner, "planner", "scan", "foreign").expect("planner metrics");
+    inject(&hub, "rebind", key, "stale-scan", 5, &["--source", &old]);
+    wait_dropped(&planner, "planner", "scan", "foreign", before + 5.0);
+    up.proc.signal("INT");
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["collisions"], 0, "{report}");
+}
+
+/// Bounds on untrusted input: a million fake source ids do not grow a receiver's memory (its
+/// sequence tracker is capped), and a 16 Mi-beam scan is refused as `oversize` before any
+/// buffer is sized by it.
+#[test]
+fn untrusted_input_is_bounded() {
+    let _g = serial();
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let mut probe = Proc::spawn(
+        "qubot listen",
+        &[
+            "listen",
+            "--robot",
+            "bounds",
+            "--listen",
+            &listen,
+            "--key",
+            "qubot/bounds/sensor/*/scan",
+            "--metrics-addr",
+            &maddr,
+        ],
+    );
+    wait_for("the listener's inbox", T, || {
+        metrics(&maddr).filter(|m| m.iter().any(|s| s.name == "qubot_mailbox_depth"))
+    });
+    // A first million sizes what a burst of a million messages costs anyway (zenoh's buffers,
+    // histogram samples until a scrape); a second million distinct sources must then cost
+    // nothing more: per-source state is capped (an unbounded tracker grows by tens of MiB).
+    let burst = |n: f64| {
+        inject(
+            &listen,
+            "bounds",
+            "qubot/bounds/sensor/fake/scan",
+            "distinct-sources",
+            1_000_000,
+            &[],
+        );
+        wait_for("evictions counted", T, || {
+            let m = metrics(&maddr)?;
+            let e = sum(&m, "qubot_sequence_sources_evicted_total", &[]);
+            (e >= n - 64.0).then_some(e)
+        })
+    };
+    burst(1_000_000.0);
+    let before = probe.rss_bytes();
+    let evicted = burst(2_000_000.0);
+    let grown = probe.rss_bytes().saturating_sub(before) as f64 / (1 << 20) as f64;
+    assert!(
+        grown < 4.0,
+        "1M more fake sources grew the receiver by {grown:.1} MiB ({evicted} evictions)"
+    );
+    assert!(probe.is_running());
+    drop(probe);
+
+    let up = Up::start("huge", "default", &["--timeout", "60"]);
+    wait_driving(&up, 5.0);
+    let hub = up.hub.clone();
+    inject(&hub, "huge", "qubot/huge/sensor/lidar0/scan", "huge-scan", 2, &[]);
+    wait_dropped(&up.metrics_of(2), "planner", "scan", "oversize", 2.0);
+    wait_driving(&up, 40.0);
+    up.proc.signal("INT");
+    let (code, report) = up.report();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["restarts"]["planner"], 0, "{report}");
+}
