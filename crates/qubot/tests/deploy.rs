@@ -274,6 +274,12 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     );
     let (code, out) = lab.deploy(&inv, "lab", 30);
     assert_eq!(code, 0, "deploy failed");
+    // fleet.tls = false: said once per deploy, and the deploy goes on.
+    assert_eq!(
+        out.matches("the fleet is UNAUTHENTICATED").count(),
+        1,
+        "the unauthenticated-fleet warning, once:\n{out}"
+    );
     let v2 = switched_to(&out, "dev2");
     switched_to(&out, "dev1");
     assert_eq!(lab.current(2), format!("releases/{v2}"));
@@ -673,6 +679,60 @@ fn inventory_errors_name_the_field_and_exit_2() {
 }
 
 #[test]
+fn inventory_check_warns_on_stderr_when_the_fleet_is_unauthenticated() {
+    let dir = std::env::temp_dir().join(format!("qubot-inv-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("inventory.toml");
+    let check = |fleet: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "robot = \"r\"\n{fleet}[hosts.a]\naddress = \"10.0.0.1\"\n\
+                 actors = [\"sensor\", \"planner\", \"actuator\"]\n"
+            ),
+        )
+        .expect("write");
+        run(&["inventory", "check", &f.display().to_string()], T)
+    };
+    let name = f.display().to_string();
+    for fleet in ["[fleet]\ntls = false\nzenoh_port = 7500\n", ""] {
+        let (code, out, err) = check(fleet);
+        assert_eq!(code, 0, "a warning, not an error: {err}");
+        assert_eq!(
+            out,
+            format!("{name}: ok (1 hosts, robot r)\n"),
+            "stdout stays as it was"
+        );
+        assert_eq!(err.matches("the fleet is UNAUTHENTICATED").count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("WARNING: {name}: fleet.tls = false")),
+            "{err}"
+        );
+        assert!(
+            err.contains("put scans, commands and state") && err.contains("tls = true"),
+            "{err}"
+        );
+        let port = if fleet.is_empty() { "7447" } else { "7500" };
+        assert!(err.contains(&format!("port {port}")), "{err}");
+    }
+    let (code, out, err) = check("[fleet]\ntls = true\n");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok ("), "{out}");
+    assert!(
+        !err.contains("WARNING"),
+        "a fleet with mutual TLS was warned about: {err}"
+    );
+    // The shipped inventory is a lab's: unauthenticated, and said so.
+    let (code, _, err) = run(
+        &["inventory", "check", &format!("{REPO}/deploy/inventory.toml")],
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the fleet is UNAUTHENTICATED"), "{err}");
+}
+
+#[test]
 fn systemd_unit_verifies_clean() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
         skip_or_fail(
@@ -970,8 +1030,12 @@ fn each_host_puts_only_the_keys_of_the_actors_it_runs() {
     std::fs::write(&inv, logged).expect("write inventory");
     let (code, out) = lab.script("certs.sh", &[&inv.display().to_string()], &[]);
     assert_eq!(code, 0, "certs: {out}");
-    let (code, _) = lab.deploy(&inv, "all", 30);
+    let (code, out) = lab.deploy(&inv, "all", 30);
     assert_eq!(code, 0, "deploy over mutual TLS failed");
+    assert!(
+        !out.contains("UNAUTHENTICATED"),
+        "a fleet with tls = true was warned about:\n{out}"
+    );
 
     // Every role's own keys cross hosts: scans dev1 -> dev2, commands dev2 -> dev3, state
     // dev3 -> dev1 (each every host's health saw its own tokens, or the deploy would fail).

@@ -148,6 +148,21 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
     ))
 }
 
+/// What `qubot inventory check` says on stderr about an inventory with `fleet.tls = false`
+/// (`file` as given): the fleet runs, but nothing on the network is authenticated.
+pub fn unauthenticated_warning(inv: &Inventory, file: &str) -> Option<String> {
+    if inv.fleet.tls {
+        return None;
+    }
+    let port = inv.fleet.zenoh_port;
+    Some(format!(
+        "WARNING: {file}: fleet.tls = false: the fleet is UNAUTHENTICATED.\n\
+         WARNING: its zenoh links are plain TCP without access control: anyone who can reach a host's \
+         port {port} can read every scan and put scans, commands and state that the robot acts on.\n\
+         WARNING: set `tls = true` under [fleet] and run `just certs` (README: \"Operations: deploying to edge devices\").\n"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use zenoh::{key_expr::keyexpr, Wait};
@@ -461,5 +476,19 @@ actors = ["actuator"]
             .expect("rules")
             .iter()
             .all(|r| r["permission"] == "allow"));
+    }
+
+    #[test]
+    fn only_an_inventory_without_tls_is_warned_about() {
+        let inv = Inventory::parse(INV).expect("valid");
+        assert_eq!(unauthenticated_warning(&inv, "inv.toml"), None);
+        let inv = Inventory::parse(&INV.replace("tls = true", "tls = false")).expect("valid");
+        let w = unauthenticated_warning(&inv, "inv.toml").expect("a warning");
+        assert!(
+            w.contains("inv.toml: fleet.tls = false") && w.contains("UNAUTHENTICATED"),
+            "{w}"
+        );
+        assert!(w.contains("port 7447") && w.contains("tls = true"), "{w}");
+        assert!(w.lines().all(|l| l.starts_with("WARNING: ")), "{w}");
     }
 }
