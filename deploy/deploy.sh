@@ -50,8 +50,10 @@ else
   bin=target/release/qubot
 fi
 [ -x "$bin" ] || die "no binary at $bin"
-"$bin" inventory check "$inv" >/dev/null
-robot=$("$bin" inventory check "$inv" | sed -n 's/.*robot \(.*\))$/\1/p')
+# Checked once (exit 2 on an error): its warning about an unauthenticated fleet (fleet.tls =
+# false) reaches stderr once per deploy.
+checked=$("$bin" inventory check "$inv")
+robot=$(sed -n 's/.*robot \(.*\))$/\1/p' <<<"$checked")
 mapfile -t hosts < <("$bin" inventory hosts "$inv" "$sel")
 local_arch=$(uname -m)
 # The bundled binary: debug info dropped (symbols kept for backtraces), 5x smaller to hash and

@@ -274,6 +274,12 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     );
     let (code, out) = lab.deploy(&inv, "lab", 30);
     assert_eq!(code, 0, "deploy failed");
+    // fleet.tls = false: said once per deploy, and the deploy goes on.
+    assert_eq!(
+        out.matches("the fleet is UNAUTHENTICATED").count(),
+        1,
+        "the unauthenticated-fleet warning, once:\n{out}"
+    );
     let v2 = switched_to(&out, "dev2");
     switched_to(&out, "dev1");
     assert_eq!(lab.current(2), format!("releases/{v2}"));
@@ -673,6 +679,60 @@ fn inventory_errors_name_the_field_and_exit_2() {
 }
 
 #[test]
+fn inventory_check_warns_on_stderr_when_the_fleet_is_unauthenticated() {
+    let dir = std::env::temp_dir().join(format!("qubot-inv-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("inventory.toml");
+    let check = |fleet: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "robot = \"r\"\n{fleet}[hosts.a]\naddress = \"10.0.0.1\"\n\
+                 actors = [\"sensor\", \"planner\", \"actuator\"]\n"
+            ),
+        )
+        .expect("write");
+        run(&["inventory", "check", &f.display().to_string()], T)
+    };
+    let name = f.display().to_string();
+    for fleet in ["[fleet]\ntls = false\nzenoh_port = 7500\n", ""] {
+        let (code, out, err) = check(fleet);
+        assert_eq!(code, 0, "a warning, not an error: {err}");
+        assert_eq!(
+            out,
+            format!("{name}: ok (1 hosts, robot r)\n"),
+            "stdout stays as it was"
+        );
+        assert_eq!(err.matches("the fleet is UNAUTHENTICATED").count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("WARNING: {name}: fleet.tls = false")),
+            "{err}"
+        );
+        assert!(
+            err.contains("put scans, commands and state") && err.contains("tls = true"),
+            "{err}"
+        );
+        let port = if fleet.is_empty() { "7447" } else { "7500" };
+        assert!(err.contains(&format!("port {port}")), "{err}");
+    }
+    let (code, out, err) = check("[fleet]\ntls = true\n");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok ("), "{out}");
+    assert!(
+        !err.contains("WARNING"),
+        "a fleet with mutual TLS was warned about: {err}"
+    );
+    // The shipped inventory is a lab's: unauthenticated, and said so.
+    let (code, _, err) = run(
+        &["inventory", "check", &format!("{REPO}/deploy/inventory.toml")],
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the fleet is UNAUTHENTICATED"), "{err}");
+}
+
+#[test]
 fn systemd_unit_verifies_clean() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
         skip_or_fail(
@@ -910,4 +970,191 @@ fn only_fleet_certificates_connect_and_only_the_planner_commands() {
     wait_for("the planner host's commands to arrive", T, || {
         (stale()? >= 5.0).then_some(())
     });
+}
+
+/// `qubot args...` inside device I's network namespace, for at most `secs` seconds: its
+/// stdout and stderr.
+fn bounded_on(lab: &Lab, i: usize, secs: u32, args: &[&str]) -> (String, String) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.netns(i),
+            "timeout",
+            &secs.to_string(),
+            QUBOT,
+        ])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("ip netns exec timeout qubot");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Lines of device I's `qubot.log` (every process of the host logs there) that contain every
+/// one of `parts`.
+fn log_lines(lab: &Lab, i: usize, parts: &[&str]) -> usize {
+    let log = std::fs::read(lab.root(i).join("qubot.log")).unwrap_or_default();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .count()
+}
+
+#[test]
+fn each_host_puts_only_the_keys_of_the_actors_it_runs() {
+    let _g = serial();
+    let lab = lab_or_skip!("each_host_puts_only_the_keys_of_the_actors_it_runs", 3);
+    // One actor per device, each logging zenoh's access-control decisions.
+    let inv = lab.inventory(
+        "inventory.toml",
+        "[fleet]\ntls = true",
+        &["\"sensor\"", "\"planner\"", "\"actuator\""],
+        "",
+    );
+    let acl_log = "log = \"info,zenoh=warn,zenoh::net::routing::interceptor::access_control=trace\"";
+    let text = std::fs::read_to_string(&inv).expect("inventory");
+    let mut logged = String::new();
+    for line in text.lines() {
+        logged.push_str(line);
+        logged.push('\n');
+        if line.starts_with("actors = ") {
+            logged.push_str(acl_log);
+            logged.push('\n');
+        }
+    }
+    assert_eq!(logged.matches(acl_log).count(), 3, "{logged}");
+    std::fs::write(&inv, logged).expect("write inventory");
+    let (code, out) = lab.script("certs.sh", &[&inv.display().to_string()], &[]);
+    assert_eq!(code, 0, "certs: {out}");
+    let (code, out) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "deploy over mutual TLS failed");
+    assert!(
+        !out.contains("UNAUTHENTICATED"),
+        "a fleet with tls = true was warned about:\n{out}"
+    );
+
+    // Every role's own keys cross hosts: scans dev1 -> dev2, commands dev2 -> dev3, state
+    // dev3 -> dev1 (each every host's health saw its own tokens, or the deploy would fail).
+    let received = |i: usize, port: u16, topic: &str| {
+        lab.metric(i, port, "qubot_messages_received_total", &[("topic", topic)])
+    };
+    wait_for("scans, commands and state crossing the three hosts", T, || {
+        (received(2, 9902, "scan")? > 20.0
+            && received(3, 9903, "cmd")? > 20.0
+            && received(1, 9901, "state")? > 20.0)
+            .then_some(())
+    });
+
+    // Damaged messages (bad magic) that any receiver counts as dropped when they reach it.
+    let bad_magic = |i: usize, port: u16, topic: &str| {
+        lab.metric(
+            i,
+            port,
+            "qubot_messages_dropped_total",
+            &[("topic", topic), ("reason", "bad_magic")],
+        )
+    };
+    let certs = lab.dir.join("certs");
+    // `qubot inject` inside device I's namespace, with device I's certificate, once it is
+    // connected to every process of the fleet (three supervisors, three actors).
+    let inject = |i: usize, key: &str| {
+        let host = format!("dev{i}");
+        let cfg = peer_config(&lab.dir, &format!("member{i}"), &member_tls(&certs, &host));
+        let hub = format!("tls/{}:7447", lab.addr(i));
+        let (out, err) = bounded_on(
+            &lab,
+            i,
+            40,
+            &[
+                "inject",
+                "--what",
+                "bad-magic",
+                "--count",
+                "5",
+                "--key",
+                key,
+                "--wait-subscriber",
+                "30",
+                "--wait-peers",
+                "6",
+                "--zenoh-config",
+                &cfg,
+                "--connect",
+                &hub,
+            ],
+        );
+        assert!(
+            out.contains("\"total\":5"),
+            "{host} did not even try to put on {key}: {out} {err}"
+        );
+    };
+    let denied = |i: usize, key: &str| log_lines(&lab, i, &["is unauthorized to", "Put (ingress)", key]);
+
+    // Scans: the planner's host (dev2) and the actuator's (dev3) are refused by the planner.
+    let scan = "qubot/qubot-one/sensor/lidar0/scan";
+    for i in [2, 3] {
+        let before = denied(2, scan);
+        inject(i, scan);
+        // Until the planner has refused all five, or one got through (said just below).
+        wait_for(&format!("the planner refusing dev{i}'s 5 scans"), T, || {
+            (denied(2, scan) >= before + 5 || bad_magic(2, 9902, "scan")? > 0.0).then_some(())
+        });
+        assert_eq!(
+            bad_magic(2, 9902, "scan"),
+            Some(0.0),
+            "a scan put by dev{i} reached the planner"
+        );
+    }
+    // State: the sensor's own host (dev1) and the planner's (dev2) are refused by the sensor
+    // (and by every supervisor).
+    let state = "qubot/qubot-one/actuator/main/state";
+    for i in [1, 2] {
+        let before = denied(1, state);
+        inject(i, state);
+        wait_for(&format!("dev1 refusing dev{i}'s state"), T, || {
+            (denied(1, state) >= before + 5 || bad_magic(1, 9901, "state")? > 0.0).then_some(())
+        });
+        assert_eq!(
+            bad_magic(1, 9901, "state"),
+            Some(0.0),
+            "a state put by dev{i} reached the sensor"
+        );
+    }
+    // A tool's own liveliness token is no fleet actor's: refused too.
+    assert!(
+        log_lines(
+            &lab,
+            2,
+            &[
+                "is unauthorized to",
+                "Liveliness Token (ingress)",
+                "qubot/qubot-one/@live/inject/"
+            ]
+        ) > 0,
+        "dev2 accepted the liveliness token of a `qubot inject`"
+    );
+
+    // The controls: the same bytes from the role's own host do arrive, all five and only them.
+    inject(1, scan);
+    wait_for("the sensor host's scans to reach the planner", T, || {
+        (bad_magic(2, 9902, "scan")? >= 5.0).then_some(())
+    });
+    inject(3, state);
+    wait_for("the actuator host's state to reach the sensor", T, || {
+        (bad_magic(1, 9901, "state")? >= 5.0).then_some(())
+    });
+    assert_eq!(
+        bad_magic(2, 9902, "scan"),
+        Some(5.0),
+        "scans from other hosts arrived late"
+    );
+    assert_eq!(
+        bad_magic(1, 9901, "state"),
+        Some(5.0),
+        "state from other hosts arrived late"
+    );
 }

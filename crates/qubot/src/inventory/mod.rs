@@ -20,7 +20,8 @@ pub struct InventoryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum InventoryCmd {
-    /// Check the inventory; errors name the field (exit 2).
+    /// Check the inventory; errors name the field (exit 2). Warns on stderr when the fleet is
+    /// unauthenticated (`fleet.tls = false`).
     Check { file: PathBuf },
     /// Print the selected hosts, one per line: name, address, user, root, arch (tab-separated).
     Hosts {
@@ -49,6 +50,10 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
     match args.cmd {
         InventoryCmd::Check { file } => {
             let inv = Inventory::load(&file)?;
+            // Valid, but open to anyone on the network: said loudly, on stderr, not an error.
+            if let Some(warning) = security::unauthenticated_warning(&inv, &file.display().to_string()) {
+                eprint!("{warning}");
+            }
             println!(
                 "{}: ok ({} hosts, robot {})",
                 file.display(),

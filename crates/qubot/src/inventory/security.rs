@@ -1,12 +1,14 @@
 //! The zenoh config of a fleet host with `fleet.tls = true`: mutual TLS on every link (the
 //! fleet CA signs one certificate per host, common name = host name) and access control keyed
-//! on those common names. A process without a fleet certificate cannot even open a link; a
-//! fleet member other than the planner's host cannot put commands.
+//! on those common names, derived from which host runs which actor. A process without a fleet
+//! certificate cannot even open a link; a fleet host puts only its own actors' data keys
+//! (`qubot/<robot>/<actor>/**`) and declares only their liveliness tokens (plus its
+//! supervisor's); every fleet host may subscribe to and read everything.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{
-    model::{Inventory, InventoryError},
+    model::{Inventory, InventoryError, ACTORS},
     render::current_dir,
 };
 
@@ -15,6 +17,104 @@ pub const CA: &str = "tls/ca.crt";
 pub const CERT: &str = "tls/host.crt";
 pub const KEY: &str = "tls/host.key";
 
+/// What reading the bus takes: subscriptions and queries, on data and on liveliness.
+const READ: [&str; 4] = [
+    "declare_subscriber",
+    "query",
+    "declare_liveliness_subscriber",
+    "liveliness_query",
+];
+
+/// What a process of the fleet sends another fleet host: its reads, its data, its tokens.
+/// Nothing in Qubot answers queries, so `declare_queryable` and `reply` are allowed nowhere (a
+/// queryable would let a host answer for another role's keys).
+const SEND: [&str; 7] = [
+    "put",
+    "delete",
+    "declare_subscriber",
+    "query",
+    "liveliness_token",
+    "declare_liveliness_subscriber",
+    "liveliness_query",
+];
+
+/// The data keys that the actor's host alone may put: `qubot/<robot>/<actor>/**` (the
+/// sensor's `scan` and `frame`, the planner's `cmd`, the actuator's `state`).
+fn data_keys(robot: &str, actor: &str) -> String {
+    format!("qubot/{robot}/{actor}/**")
+}
+
+/// The liveliness tokens that the process's host alone may declare:
+/// `qubot/<robot>/@live/<process>/**` (`<instance>` and `<instance>/<source id>` alike).
+/// zenoh's `**` does not match a verbatim chunk such as `@live`, so `qubot/**` never covers
+/// these: every liveliness key is listed with its `@live` chunk spelled out.
+fn live_keys(robot: &str, process: &str) -> String {
+    format!("qubot/{robot}/@live/{process}/**")
+}
+
+/// The access-control section of the zenoh config, the same on every fleet host. zenoh
+/// evaluates it per link against the certificate of the host at the other end: ingress rules
+/// say what that host may send into this process (so they carry the roles), egress rules what
+/// this process may send to it (any fleet host may receive anything). Default deny: a
+/// certificate that names no fleet host matches no subject, and anything no rule allows (a put
+/// on another role's keys, a token of another host's actor, a queryable) is dropped.
+pub fn access_control(inv: &Inventory) -> Value {
+    let robot = &inv.robot;
+    let fleet: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
+    let everything = ["qubot/**".to_owned(), format!("qubot/{robot}/@live/**")];
+    let mut rules = vec![
+        json!({
+            "id": "fleet-send",
+            "permission": "allow",
+            "flows": ["egress"],
+            "messages": SEND,
+            "key_exprs": everything,
+        }),
+        json!({
+            "id": "fleet-read",
+            "permission": "allow",
+            "flows": ["ingress"],
+            "messages": READ,
+            "key_exprs": everything,
+        }),
+    ];
+    let mut subjects = vec![json!({ "id": "fleet", "cert_common_names": fleet })];
+    let mut policies = vec![json!({ "rules": ["fleet-send", "fleet-read"], "subjects": ["fleet"] })];
+    for (name, h) in &inv.hosts {
+        let actors: Vec<&str> = ACTORS.into_iter().filter(|a| h.runs(a)).collect();
+        let (put, live, subject) = (
+            format!("put:{name}"),
+            format!("live:{name}"),
+            format!("host:{name}"),
+        );
+        rules.push(json!({
+            "id": put,
+            "permission": "allow",
+            "flows": ["ingress"],
+            "messages": ["put", "delete"],
+            "key_exprs": actors.iter().map(|a| data_keys(robot, a)).collect::<Vec<_>>(),
+        }));
+        // Every host runs a supervisor (`qubot up`) next to its actors.
+        let processes = std::iter::once("supervisor").chain(actors.iter().copied());
+        rules.push(json!({
+            "id": live,
+            "permission": "allow",
+            "flows": ["ingress"],
+            "messages": ["liveliness_token"],
+            "key_exprs": processes.map(|p| live_keys(robot, p)).collect::<Vec<_>>(),
+        }));
+        subjects.push(json!({ "id": subject, "cert_common_names": [name] }));
+        policies.push(json!({ "rules": [put, live], "subjects": [subject] }));
+    }
+    json!({
+        "enabled": true,
+        "default_permission": "deny",
+        "rules": rules,
+        "subjects": subjects,
+        "policies": policies,
+    })
+}
+
 /// The zenoh json5 file of `host`. It replaces zenoh's defaults entirely, so it repeats
 /// Qubot's own (peer mode, no multicast scouting, no implicit SHM copy). Built as JSON (a
 /// subset of json5), so every name and path is escaped.
@@ -22,36 +122,6 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
     let h = inv.host(host)?;
     let cur = current_dir(&h.root);
     let p = |rel: &str| cur.join(rel).display().to_string();
-    let planner_host = inv.host_of("planner").unwrap_or_default();
-    let fleet: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
-    let others: Vec<&str> = fleet.iter().copied().filter(|n| *n != planner_host).collect();
-    let robot = &inv.robot;
-    // Default deny: a link whose certificate names no fleet host matches no subject. Deny
-    // wins over allow in zenoh's decision, so the command rule narrows the fleet's allow.
-    // `**` does not match verbatim chunks such as `@live`, hence the liveliness key.
-    let mut rules = vec![json!({
-        "id": "fleet",
-        "permission": "allow",
-        "flows": ["ingress", "egress"],
-        "messages": [
-            "put", "delete", "declare_subscriber", "query", "declare_queryable", "reply",
-            "liveliness_token", "declare_liveliness_subscriber", "liveliness_query",
-        ],
-        "key_exprs": ["qubot/**", format!("qubot/{robot}/@live/**")],
-    })];
-    let mut subjects = vec![json!({ "id": "fleet", "cert_common_names": fleet })];
-    let mut policies = vec![json!({ "rules": ["fleet"], "subjects": ["fleet"] })];
-    if !others.is_empty() {
-        rules.push(json!({
-            "id": "commands",
-            "permission": "deny",
-            "flows": ["ingress", "egress"],
-            "messages": ["put", "delete"],
-            "key_exprs": [format!("qubot/{robot}/*/*/cmd")],
-        }));
-        subjects.push(json!({ "id": "not-planner", "cert_common_names": others }));
-        policies.push(json!({ "rules": ["commands"], "subjects": ["not-planner"] }));
-    }
     let config = json!({
         "mode": "peer",
         "scouting": { "multicast": { "enabled": false } },
@@ -69,13 +139,7 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
                 },
             },
         },
-        "access_control": {
-            "enabled": true,
-            "default_permission": "deny",
-            "rules": rules,
-            "subjects": subjects,
-            "policies": policies,
-        },
+        "access_control": access_control(inv),
     });
     // `{:#}`: serde_json's pretty printer.
     Ok(format!(
@@ -84,8 +148,25 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
     ))
 }
 
+/// What `qubot inventory check` says on stderr about an inventory with `fleet.tls = false`
+/// (`file` as given): the fleet runs, but nothing on the network is authenticated.
+pub fn unauthenticated_warning(inv: &Inventory, file: &str) -> Option<String> {
+    if inv.fleet.tls {
+        return None;
+    }
+    let port = inv.fleet.zenoh_port;
+    Some(format!(
+        "WARNING: {file}: fleet.tls = false: the fleet is UNAUTHENTICATED.\n\
+         WARNING: its zenoh links are plain TCP without access control: anyone who can reach a host's \
+         port {port} can read every scan and put scans, commands and state that the robot acts on.\n\
+         WARNING: set `tls = true` under [fleet] and run `just certs` (README: \"Operations: deploying to edge devices\").\n"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    use zenoh::{key_expr::keyexpr, Wait};
+
     use super::*;
 
     const INV: &str = r#"
@@ -100,64 +181,314 @@ address = "10.0.0.2"
 actors = ["planner", "actuator"]
 "#;
 
-    #[test]
-    fn generated_config_is_accepted_by_zenoh() {
-        let inv = Inventory::parse(INV).expect("valid");
-        let text = zenoh_json5(&inv, "a").expect("json5");
-        let dir = std::env::temp_dir().join(format!("qubot-sec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let f = dir.join("z.json5");
-        std::fs::write(&f, &text).expect("write");
-        let cfg = zenoh::Config::from_file(&f).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let acl = cfg.get_json("access_control").expect("acl");
-        assert!(acl.contains("\"not-planner\""), "{acl}");
-        assert!(acl.contains("qubot/r1/*/*/cmd"), "{acl}");
-        assert!(cfg
-            .get_json("transport/link/tls/enable_mtls")
-            .expect("mtls")
-            .contains("true"));
+    /// One host per actor.
+    const THREE: &str = r#"
+robot = "r1"
+[fleet]
+tls = true
+[hosts.a]
+address = "10.0.0.1"
+actors = ["sensor"]
+[hosts.b]
+address = "10.0.0.2"
+actors = ["planner"]
+[hosts.c]
+address = "10.0.0.3"
+actors = ["actuator"]
+"#;
+
+    fn body(text: &str) -> Value {
+        let (_, body) = text.split_once('\n').expect("comment, then the body");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn strs(v: &Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not an array: {v}"))
+            .iter()
+            .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")))
+            .collect()
+    }
+
+    /// zenoh 1.10's decision (`net/routing/interceptor/authorization.rs`) for message `msg`
+    /// on `key`, coming in from (`ingress`) or going out to (`egress`) a link whose certificate
+    /// names `cn`. Subjects that list the same common name are one subject to zenoh, so the
+    /// rules of every policy naming a subject that lists `cn` apply together: a deny rule that
+    /// includes the key wins, else an allow rule that includes it allows, else the default.
+    fn allowed(acl: &Value, cn: &str, flow: &str, msg: &str, key: &str) -> bool {
+        let key = keyexpr::new(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let subjects: Vec<&str> = acl["subjects"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .filter(|s| {
+                let fields: Vec<&String> = s.as_object().expect("subject").keys().collect();
+                assert_eq!(fields, ["cert_common_names", "id"], "{s}");
+                strs(&s["cert_common_names"]).contains(&cn)
+            })
+            .map(|s| s["id"].as_str().expect("id"))
+            .collect();
+        let rule = |id: &str| {
+            acl["rules"]
+                .as_array()
+                .expect("rules")
+                .iter()
+                .find(|r| r["id"] == id)
+                .unwrap_or_else(|| panic!("no rule {id}"))
+                .clone()
+        };
+        let rules: Vec<Value> = acl["policies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .filter(|p| strs(&p["subjects"]).iter().any(|s| subjects.contains(s)))
+            .flat_map(|p| strs(&p["rules"]).into_iter().map(rule).collect::<Vec<_>>())
+            .filter(|r| strs(&r["flows"]).contains(&flow) && strs(&r["messages"]).contains(&msg))
+            .filter(|r| {
+                strs(&r["key_exprs"]).iter().any(|k| {
+                    keyexpr::new(k)
+                        .unwrap_or_else(|e| panic!("{k}: {e}"))
+                        .includes(key)
+                })
+            })
+            .collect();
+        if rules.iter().any(|r| r["permission"] == "deny") {
+            return false;
+        }
+        if rules.iter().any(|r| r["permission"] == "allow") {
+            return true;
+        }
+        acl["default_permission"] == "allow"
+    }
+
+    /// Data keys of every role, each with the actor whose host alone may put it.
+    const DATA: [(&str, &str); 6] = [
+        ("sensor", "qubot/r1/sensor/lidar0/scan"),
+        ("sensor", "qubot/r1/sensor/lidar0/frame"),
+        ("sensor", "qubot/r1/sensor/front/ping"),
+        ("planner", "qubot/r1/planner/main/cmd"),
+        ("actuator", "qubot/r1/actuator/main/state"),
+        ("actuator", "qubot/r1/actuator/left/state"),
+    ];
+
+    /// Each host may put and delete exactly the data keys of the actors it runs, declare
+    /// exactly the liveliness tokens of those actors and of its supervisor (with or without a
+    /// source id after the instance), and read everything; any fleet host may receive
+    /// anything; a certificate of no fleet host may do nothing.
+    fn assert_roles(text: &str, runs: &[(&str, &[&str])]) {
+        let inv = Inventory::parse(text).expect("valid");
+        let acl = access_control(&inv);
+        for &(host, actors) in runs {
+            assert_eq!(inv.host(host).expect("host").actors, actors, "{host}");
+            for (owner, key) in DATA {
+                let own = actors.contains(&owner);
+                for msg in ["put", "delete"] {
+                    assert_eq!(
+                        allowed(&acl, host, "ingress", msg, key),
+                        own,
+                        "{host} {msg} {key}"
+                    );
+                    assert!(allowed(&acl, host, "egress", msg, key), "to {host}: {msg} {key}");
+                }
+                for msg in ["declare_queryable", "reply"] {
+                    assert!(!allowed(&acl, host, "ingress", msg, key), "{host} {msg} {key}");
+                }
+                // The same keys of another robot: nobody's.
+                let other = key.replace("qubot/r1/", "qubot/r2/");
+                assert!(
+                    !allowed(&acl, host, "ingress", "put", &other),
+                    "{host} put {other}"
+                );
+            }
+            for process in ["supervisor", "sensor", "planner", "actuator", "health", "listen"] {
+                let own = process == "supervisor" || actors.contains(&process);
+                for key in [
+                    format!("qubot/r1/@live/{process}/main"),
+                    format!("qubot/r1/@live/{process}/main/00a1b2c3d4e5f607"),
+                ] {
+                    let msg = "liveliness_token";
+                    assert_eq!(allowed(&acl, host, "ingress", msg, &key), own, "{host} {key}");
+                    assert!(allowed(&acl, host, "egress", msg, &key), "to {host}: {key}");
+                    assert!(!allowed(&acl, host, "ingress", "put", &key), "{host} put {key}");
+                }
+                let other = format!("qubot/r2/@live/{process}/main");
+                assert!(
+                    !allowed(&acl, host, "ingress", "liveliness_token", &other),
+                    "{other}"
+                );
+            }
+            // Reading: subscriptions (also with wildcards, as `qubot listen` does), queries,
+            // liveliness subscribers and queries (`qubot health`), both ways.
+            for (msg, key) in [
+                ("declare_subscriber", "qubot/r1/sensor/*/scan"),
+                ("declare_subscriber", "qubot/*/sensor/*/scan"),
+                ("declare_subscriber", "qubot/r1/actuator/*/state"),
+                ("query", "qubot/r1/planner/main/cmd"),
+                ("declare_liveliness_subscriber", "qubot/r1/@live/**"),
+                ("liveliness_query", "qubot/r1/@live/**"),
+                ("liveliness_query", "qubot/r1/@live/sensor/*"),
+            ] {
+                for flow in ["ingress", "egress"] {
+                    assert!(allowed(&acl, host, flow, msg, key), "{host} {flow} {msg} {key}");
+                }
+            }
+            // Nothing outside the robot's keys, e.g. zenoh's admin space.
+            assert!(!allowed(&acl, host, "ingress", "query", "@/**"), "{host}");
+        }
+        for stranger in ["x", "qubot-fleet-ca", ""] {
+            for (msg, key) in [
+                ("put", DATA[0].1),
+                ("declare_subscriber", "qubot/r1/sensor/*/scan"),
+                ("liveliness_token", "qubot/r1/@live/supervisor/main"),
+                ("liveliness_query", "qubot/r1/@live/**"),
+            ] {
+                for flow in ["ingress", "egress"] {
+                    assert!(
+                        !allowed(&acl, stranger, flow, msg, key),
+                        "{stranger:?} {flow} {msg} {key}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
-    fn config_is_strict_json_with_the_fleet_and_the_planner_rule() {
+    fn each_role_host_puts_exactly_its_own_keys_and_declares_only_its_own_tokens() {
+        assert_roles(INV, &[("a", &["sensor"]), ("b", &["planner", "actuator"])]);
+        assert_roles(
+            THREE,
+            &[("a", &["sensor"]), ("b", &["planner"]), ("c", &["actuator"])],
+        );
+        // Everything on one host: that host has every role.
+        let one = "robot = \"r1\"\n[fleet]\ntls = true\n[hosts.a]\naddress = \"10.0.0.1\"\n\
+                   actors = [\"actuator\", \"sensor\", \"planner\"]\n";
+        assert_roles(one, &[("a", &["actuator", "sensor", "planner"])]);
+    }
+
+    #[test]
+    fn every_host_gets_the_same_rules() {
+        let inv = Inventory::parse(THREE).expect("valid");
+        let acl = |h: &str| body(&zenoh_json5(&inv, h).expect("json5"))["access_control"].clone();
+        assert_eq!(acl("a"), acl("b"));
+        assert_eq!(acl("a"), acl("c"));
+        assert_eq!(acl("a"), access_control(&inv));
+    }
+
+    /// A session opened with the generated config: zenoh parses the file and builds its
+    /// policy from the rules (it refuses to open on a rule it cannot use). No link is opened.
+    #[test]
+    fn zenoh_accepts_the_generated_config_and_its_access_control() {
+        let inv = Inventory::parse(THREE).expect("valid");
+        let dir = std::env::temp_dir().join(format!("qubot-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let open = |text: &str| {
+            let f = dir.join("z.json5");
+            std::fs::write(&f, text).expect("write");
+            let mut cfg = zenoh::Config::from_file(&f).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            cfg.insert_json5("listen/endpoints", "[]").expect("listen");
+            cfg.insert_json5("scouting/gossip/enabled", "false")
+                .expect("gossip");
+            zenoh::open(cfg).wait().map(|s| {
+                let _ = s.close().wait();
+            })
+        };
+        let text = zenoh_json5(&inv, "b").expect("json5");
+        let opened = open(&text);
+        // A duplicate rule id, which zenoh's policy builder rejects: the check above is real.
+        let dup = text.replacen("\"id\": \"put:a\"", "\"id\": \"fleet-read\"", 1);
+        assert_ne!(dup, text);
+        let refused = open(&dup);
+        let _ = std::fs::remove_dir_all(&dir);
+        opened.unwrap_or_else(|e| panic!("zenoh refused the config: {e}\n{text}"));
+        assert!(
+            refused.is_err(),
+            "zenoh opened a session with a duplicate rule id"
+        );
+    }
+
+    #[test]
+    fn config_is_strict_json_with_mtls_and_one_subject_per_host() {
         let inv = Inventory::parse(&INV.replace(
             "actors = [\"sensor\"]",
             "root = \"/srv/q-1\"\nactors = [\"sensor\"]",
         ))
         .expect("valid");
         let text = zenoh_json5(&inv, "a").expect("json5");
-        let (comment, body) = text.split_once('\n').expect("two parts");
+        let comment = text.lines().next().expect("comment");
         assert!(
             comment.starts_with("// Generated") && comment.contains("\"a\""),
             "{comment}"
         );
-        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let v = body(&text);
         let tls = &v["transport"]["link"]["tls"];
         assert_eq!(tls["root_ca_certificate"], "/srv/q-1/current/tls/ca.crt");
         assert_eq!(tls["connect_private_key"], "/srv/q-1/current/tls/host.key");
         assert_eq!(tls["listen_certificate"], "/srv/q-1/current/tls/host.crt");
+        assert_eq!(tls["enable_mtls"], true);
         let acl = &v["access_control"];
+        assert_eq!(acl["enabled"], true);
         assert_eq!(acl["default_permission"], "deny");
         assert_eq!(
             acl["subjects"],
             json!([
                 { "id": "fleet", "cert_common_names": ["a", "b"] },
-                { "id": "not-planner", "cert_common_names": ["a"] },
+                { "id": "host:a", "cert_common_names": ["a"] },
+                { "id": "host:b", "cert_common_names": ["b"] },
             ])
         );
-        assert_eq!(
-            acl["rules"][0]["key_exprs"],
-            json!(["qubot/**", "qubot/r1/@live/**"])
-        );
-        assert_eq!(acl["rules"][1]["key_exprs"], json!(["qubot/r1/*/*/cmd"]));
-        assert_eq!(acl["rules"][1]["permission"], "deny");
         assert_eq!(
             acl["policies"],
             json!([
-                { "rules": ["fleet"], "subjects": ["fleet"] },
-                { "rules": ["commands"], "subjects": ["not-planner"] },
+                { "rules": ["fleet-send", "fleet-read"], "subjects": ["fleet"] },
+                { "rules": ["put:a", "live:a"], "subjects": ["host:a"] },
+                { "rules": ["put:b", "live:b"], "subjects": ["host:b"] },
             ])
         );
+        let rule = |id: &str| {
+            acl["rules"]
+                .as_array()
+                .expect("rules")
+                .iter()
+                .find(|r| r["id"] == id)
+                .unwrap_or_else(|| panic!("no rule {id}"))
+                .clone()
+        };
+        assert_eq!(
+            rule("put:b")["key_exprs"],
+            json!(["qubot/r1/planner/**", "qubot/r1/actuator/**"])
+        );
+        assert_eq!(
+            rule("live:b")["key_exprs"],
+            json!([
+                "qubot/r1/@live/supervisor/**",
+                "qubot/r1/@live/planner/**",
+                "qubot/r1/@live/actuator/**"
+            ])
+        );
+        assert_eq!(rule("live:a")["flows"], json!(["ingress"]));
+        assert_eq!(
+            rule("fleet-read")["key_exprs"],
+            json!(["qubot/**", "qubot/r1/@live/**"])
+        );
+        // Allow rules only: with a deny-by-default policy, what no rule allows is denied.
+        assert!(acl["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .all(|r| r["permission"] == "allow"));
+    }
+
+    #[test]
+    fn only_an_inventory_without_tls_is_warned_about() {
+        let inv = Inventory::parse(INV).expect("valid");
+        assert_eq!(unauthenticated_warning(&inv, "inv.toml"), None);
+        let inv = Inventory::parse(&INV.replace("tls = true", "tls = false")).expect("valid");
+        let w = unauthenticated_warning(&inv, "inv.toml").expect("a warning");
+        assert!(
+            w.contains("inv.toml: fleet.tls = false") && w.contains("UNAUTHENTICATED"),
+            "{w}"
+        );
+        assert!(w.contains("port 7447") && w.contains("tls = true"), "{w}");
+        assert!(w.lines().all(|l| l.starts_with("WARNING: ")), "{w}");
     }
 }
