@@ -100,7 +100,7 @@ test:
     # The README's run command (`cargo run --release`) builds the default member alone, with
     # its own dependency features: built here, so the README test does not build it mid-run.
     cargo build --release
-    cargo test --release --workspace 2>&1 | tee "$log"
+    cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log"
     just shm-check
     just deny
     # A test whose prerequisite is missing says `SKIPPED: ...` (under CI=true it fails instead).
