@@ -141,7 +141,9 @@ impl Planner {
         };
         let b = scan.body;
         let (dx, dy) = (b.pose_x - pose.x, b.pose_y - pose.y);
-        if !(dx.hypot(dy) <= self.pose_tolerance_m) {
+        // A NaN pose in the scan is implausible too.
+        let off = dx.hypot(dy);
+        if off.is_nan() || off > self.pose_tolerance_m {
             self.drops.implausible.increment(1);
             return;
         }

@@ -189,7 +189,6 @@ fn publish(p: &Publisher, kind: MsgKind, size: usize, pose: &Pose) -> Result<usi
                 angle_increment: std::f32::consts::TAU / beams as f32,
                 range_max: 8.0,
                 beams: beams as u32,
-                ..Scan::default()
             };
             // Far returns in every direction: a flood must not steer a planner into a wall.
             p.publish(&scan, origin, beams * 4, |out| {
