@@ -19,17 +19,38 @@ printf '[supervisor]\nstop_timeout_ms = %d\n' "$stop_timeout_ms" >"$cfg"
 
 now_ms() { date +%s%3N; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A base port whose four metrics ports (supervisor and three actors) are all free now.
+base_port() {
+    python3 -c '
+import random, socket
+for _ in range(1000):
+    b = random.randrange(20000, 60000)
+    try:
+        socks = [socket.socket() for _ in range(4)]
+        for i, s in enumerate(socks):
+            s.bind(("127.0.0.1", b + i))
+        print(b)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+'
+}
 
 fail=0
 worst=0
 times=()
 for i in $(seq 1 "$n"); do
     robot="stress$i"
-    base=$(( ($(port) % 50000) + 10000 ))
+    base=$(base_port)
     hub="tcp/127.0.0.1:$(port)"
     out="$dir/out.$i"
-    "$qubot" up --config "$cfg" --robot "$robot" --hub "$hub" --metrics-port-base "$base" \
-        >"$out" 2>"$dir/err.$i" </dev/null &
+    # A background job of a script starts with SIGINT ignored (bash, without job control):
+    # give it the default disposition an operator's terminal gives it.
+    env --default-signal=INT,TERM "$qubot" up --config "$cfg" --robot "$robot" --hub "$hub" \
+        --metrics-port-base "$base" >"$out" 2>"$dir/err.$i" </dev/null &
     pid=$!
     flood=""
     case $((RANDOM % 3)) in
@@ -69,8 +90,16 @@ for i in $(seq 1 "$n"); do
     [ "$took" -gt "$worst" ] && worst=$took
     if [ -z "$code" ]; then
         echo "cycle $i: qubot up still running ${took} ms after SIGINT" >&2
+        keep="${STRESS_KEEP:-/tmp}/stress-stop-$i"
+        mkdir -p "$keep"
+        cp "$out" "$dir/err.$i" "$keep/" 2>/dev/null
+        # Where it hangs: every thread's stack, when gdb is there.
+        command -v gdb >/dev/null && gdb -p "$pid" -batch -ex "thread apply all bt" >"$keep/stacks.txt" 2>&1
+        echo "cycle $i: output and stacks kept in $keep" >&2
         kill -KILL "$pid" 2>/dev/null
         fail=$((fail + 1))
+    elif [ "$code" = 130 ] && ! grep -q spawned "$out"; then
+        : # interrupted before it started anything: SIGINT's default action, nothing to stop
     elif [ "$code" != 0 ] || ! tail -n 1 "$out" | grep -q '"finish":"signal"'; then
         echo "cycle $i: exit $code, last line: $(tail -n 1 "$out")" >&2
         fail=$((fail + 1))

@@ -914,15 +914,19 @@ fn only_fleet_certificates_connect_and_only_the_planner_commands() {
         "a fleet member cannot read scans"
     );
 
-    // Commands: only the planner's host gets one through. The injected commands are stale,
-    // so any that reached the actuator would be counted as dropped with reason "stale".
+    // Commands: only the planner's host gets one through. The injected commands come from a
+    // source the actuator is not bound to, so any that reached it would be counted as dropped
+    // with reason "foreign" (or "stale", were it bound to them).
     let stale = || {
-        lab.metric(
-            2,
-            9903,
-            "qubot_messages_dropped_total",
-            &[("topic", "cmd"), ("reason", "stale")],
-        )
+        let reached = |reason| {
+            lab.metric(
+                2,
+                9903,
+                "qubot_messages_dropped_total",
+                &[("topic", "cmd"), ("reason", reason)],
+            )
+        };
+        Some(reached("stale")? + reached("foreign")?)
     };
     let key = "qubot/qubot-one/planner/main/cmd";
     let inject = |cfg: &str| {
@@ -1111,7 +1115,7 @@ fn each_host_puts_only_the_keys_of_the_actors_it_runs() {
     }
     // State: the sensor's own host (dev1) and the planner's (dev2) are refused by the sensor
     // (and by every supervisor).
-    let state = "qubot/qubot-one/actuator/main/state";
+    let state = "qubot/qubot-one/actuator/base/state";
     for i in [1, 2] {
         let before = denied(1, state);
         inject(i, state);

@@ -25,8 +25,8 @@ const FLOWING: f64 = 5.0;
 pub struct FaultLog {
     /// Per flood: requested and achieved total rate, messages sent, topic.
     pub floods: Vec<FloodRun>,
-    /// Malformed messages injected, by the actor that subscribes to the key.
-    pub injected: HashMap<&'static str, f64>,
+    /// Malformed messages injected, by (actor that subscribes to the key, topic).
+    pub injected: HashMap<(&'static str, &'static str), f64>,
     /// Per recovering fault: what, and seconds until commands were applied again (`None`:
     /// never within the scenario's recover_timeout_s).
     pub recoveries: Vec<(String, Option<f64>)>,
@@ -239,21 +239,25 @@ fn recover(
     Ok(())
 }
 
-/// Every subscribed key of the pipeline, with the actor whose receiver counts its drops.
-fn subscribed_keys(pipe: &Pipeline) -> [(String, &'static str); 3] {
+/// Every subscribed key of the pipeline, with an actor whose receiver counts its drops and the
+/// topic it counts them under (the state also reaches the planner, which counts its own).
+fn subscribed_keys(pipe: &Pipeline) -> [(String, &'static str, &'static str); 3] {
     let c = &pipe.cfg;
     [
         (
             qubot_bus::key(&pipe.robot, "sensor", &c.sensor.instance, "scan"),
             "planner",
+            "scan",
         ),
         (
             qubot_bus::key(&pipe.robot, "planner", &c.planner.instance, "cmd"),
             "actuator",
+            "cmd",
         ),
         (
             qubot_bus::key(&pipe.robot, "actuator", &c.actuator.instance, "state"),
             "sensor",
+            "state",
         ),
     ]
 }
@@ -262,7 +266,7 @@ fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>
     let gap = end.saturating_duration_since(Instant::now()) / m.rounds;
     for round in 0..m.rounds {
         let next = Instant::now() + gap;
-        for (key, receiver) in subscribed_keys(pipe) {
+        for (key, receiver, topic) in subscribed_keys(pipe) {
             let peers = pipe.processes().to_string();
             let args: Vec<String> = [
                 "inject",
@@ -277,7 +281,7 @@ fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>
             .map(|a| a.to_string())
             .collect();
             let r = tool(pipe, &args, Duration::from_secs(60))?;
-            *lock(log).injected.entry(receiver).or_default() += r["total"].as_f64().unwrap_or(0.0);
+            *lock(log).injected.entry((receiver, topic)).or_default() += r["total"].as_f64().unwrap_or(0.0);
         }
         if round + 1 < m.rounds {
             sleep_until(next);

@@ -192,7 +192,7 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
             let mut injected = 0.0;
             let mut counted = 0.0;
             let mut per = Vec::new();
-            for (a, n) in &e.log.injected {
+            for ((a, topic), n) in &e.log.injected {
                 let c: f64 = DECODE
                     .iter()
                     .map(|r| {
@@ -200,11 +200,11 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
                             actor(&w.end, a),
                             actor(i1, a),
                             names::DROPPED,
-                            &[("actor", a), ("reason", r)],
+                            &[("actor", a), ("topic", topic), ("reason", r)],
                         )
                     })
                     .sum();
-                per.push(format!("{a} {c} of {n}"));
+                per.push(format!("{a} {topic} {c} of {n}"));
                 injected += n;
                 counted += c;
             }
