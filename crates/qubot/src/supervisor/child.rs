@@ -60,7 +60,13 @@ pub async fn supervise(
         if *stop.borrow() {
             return ChildEnd::Stopped;
         }
-        let mut child = match Command::new(&spec.exe)
+        let mut cmd = Command::new(&spec.exe);
+        // SAFETY: the closure runs between fork and exec and only calls pthread_sigmask,
+        // which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(super::signals::Signals::unblock_in_child);
+        }
+        let mut child = match cmd
             .arg(spec.actor)
             .arg("--config")
             .arg(&spec.config)

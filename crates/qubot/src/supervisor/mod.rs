@@ -6,6 +6,7 @@
 mod child;
 mod events;
 mod referee;
+mod signals;
 
 use std::{
     io::{IsTerminal, Write},
@@ -24,15 +25,13 @@ use qubot_actors::NodeConfig;
 use qubot_bus::{telemetry, Bus, BusConfig, Received};
 use qubot_msg::State;
 use qubot_robot::World;
-use tokio::{
-    signal::unix::{signal, Signal, SignalKind},
-    sync::watch,
-};
+use tokio::sync::watch;
 
 use crate::{cli::UpArgs, promtext};
 use child::{ChildEnd, ChildSpec};
 use events::Events;
 use referee::Referee;
+use signals::Signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Finish {
@@ -61,17 +60,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--timeout must be a positive number of seconds, got {t}");
         }
     }
-    // Signals are caught from here on, before anything is spawned: a Ctrl-C at any moment
+    // Signals are taken from here on, before any other thread exists: a Ctrl-C at any moment
     // ends in an orderly stop and a report, never in the default action.
+    let signals = Signals::block_and_watch().context("taking SIGINT/SIGTERM")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the supervisor runtime")?;
-    let signals = {
-        let _in_rt = rt.enter();
-        Signals::new().context("installing the SIGINT/SIGTERM handlers")?
-    };
     // Children get the resolved config (defaults + file + flags) as one file, in a private
     // (0700) directory with an unpredictable name, removed when the run ends.
     let run_dir = run_dir().context("creating the run directory")?;
@@ -130,29 +126,6 @@ fn close_bounded(bus: Bus, limit: Duration) {
         });
     if closer.is_ok() && rx.recv_timeout(limit).is_err() {
         tracing::warn!("the zenoh session did not close within {limit:?}; exiting anyway");
-    }
-}
-
-/// SIGINT and SIGTERM, registered once: a signal that arrives while the loop is busy
-/// elsewhere is kept for the next `recv` (a handler created per loop turn would miss it).
-struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
     }
 }
 
