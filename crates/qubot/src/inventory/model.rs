@@ -311,34 +311,36 @@ impl Inventory {
 // built, copied or run. (The deploy script quotes them as well.) `address` must parse as an IP
 // address, which admits only digits, hex letters, '.' and ':'.
 
-/// Host, group and robot names: a letter or digit, then letters, digits, '.', '_' or '-'.
-fn check_name(s: &str) -> Result<(), String> {
-    let ok = s.len() <= 63
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+/// `s` is at most `max` of `A-Z a-z 0-9 . _ -`, its first character passing `first` (which
+/// `starts` describes for the error).
+fn check_word(s: &str, max: usize, first: fn(char) -> bool, what: &str, starts: &str) -> Result<(), String> {
+    let ok = s.len() <= max
+        && s.starts_with(first)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{s:?} is not a valid name (at most 63 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+            "{s:?} is not a valid {what} (at most {max} of A-Z a-z 0-9 . _ -, starting with {starts})"
         ))
     }
 }
 
+/// Host, group and robot names: a letter or digit, then letters, digits, '.', '_' or '-'.
+fn check_name(s: &str) -> Result<(), String> {
+    check_word(s, 63, |c| c.is_ascii_alphanumeric(), "name", "a letter or digit")
+}
+
 /// An SSH user name as POSIX systems accept it; never starting with '-' (ssh would read an option).
 fn check_user(s: &str) -> Result<(), String> {
-    let ok = s.len() <= 32
-        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not a valid user name (at most 32 of A-Z a-z 0-9 . _ -, starting with a letter or '_')"
-        ))
-    }
+    check_word(
+        s,
+        32,
+        |c| c.is_ascii_alphabetic() || c == '_',
+        "user name",
+        "a letter or '_'",
+    )
 }
 
 /// The deploy root: an absolute path of `[A-Za-z0-9._/-]` without a `..` component.

@@ -70,7 +70,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .context("starting the supervisor runtime")?;
     // Children get the resolved config (defaults + file + flags) as one file, in a private
     // (0700) directory with an unpredictable name, removed when the run ends.
-    let run_dir = run_dir().context("creating the run directory")?;
+    let run_dir = RunDir::create().context("creating the run directory")?;
     let node_file = run_dir.path().join("node.toml");
     std::fs::write(&node_file, cfg.to_toml()).with_context(|| format!("writing {}", node_file.display()))?;
 
@@ -105,13 +105,32 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `$XDG_RUNTIME_DIR` (per user, tmpfs) when set, else the temp dir; `qubot-up-XXXXXX`, 0700.
-fn run_dir() -> std::io::Result<tempfile::TempDir> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new().prefix("qubot-up-").tempdir_in(base)
+/// The run's private directory: `qubot-up-<16 random hex digits>` under `$XDG_RUNTIME_DIR`
+/// (per user, tmpfs) when set, else the temp dir; created mode 0700 and never reused (creation
+/// fails if the name exists). Removed with everything in it on drop.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn create() -> std::io::Result<RunDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("qubot-up-{:016x}", qubot_bus::random_source().0));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(RunDir(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Leaves the bus (zenoh's close) but not for longer than `limit`: the report is out and the
