@@ -52,6 +52,12 @@ for i in $(seq 1 "$n"); do
     env --default-signal=INT,TERM "$qubot" up --config "$cfg" --robot "$robot" --hub "$hub" \
         --metrics-port-base "$base" >"$out" 2>"$dir/err.$i" </dev/null &
     pid=$!
+    # The signal must reach qubot, not the shell that is about to exec it (a background job's
+    # shell ignores SIGINT, and that would lose it): wait until the exec happened.
+    for _ in $(seq 1 500); do
+        [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$qubot")" ] && break
+        sleep 0.002
+    done
     flood=""
     case $((RANDOM % 3)) in
     0) sleep "0.$((RANDOM % 10))" ;; # start-up: before or while the actors spawn
