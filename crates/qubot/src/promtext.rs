@@ -280,11 +280,22 @@ mod tests {
         let addr = l.local_addr().expect("addr").to_string();
         std::thread::spawn(move || {
             let (mut c, _) = l.accept().expect("accept");
-            let mut req = [0u8; 1024];
-            let _ = c.read(&mut req);
+            // The whole request first: closing a socket with unread bytes sends a reset,
+            // which could reach the client before it read the answer.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = c.write_all(&answer);
             // An endless body: chunks until the client hangs up.
             while endless && c.write_all(&[b'x'; 64 * 1024]).is_ok() {}
+            // Then wait for the client to close first (it reads to EOF after our FIN).
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let _ = c.read(&mut buf);
         });
         addr
     }
