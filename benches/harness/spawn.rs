@@ -13,7 +13,7 @@ use clap::ValueEnum;
 
 use crate::{
     alloc,
-    roles::{Kind, RoleArgs, RoleReport},
+    roles::{Kind, PingWindow, RoleArgs, RoleReport},
 };
 
 /// A child process that is killed if the harness gives up on it.
@@ -143,7 +143,9 @@ pub fn pair(client: &RoleArgs, allocator: &str) -> anyhow::Result<(Option<RoleRe
     if ready != "ready" {
         bail!("{}: expected \"ready\", got {ready:?}", server.what);
     }
-    let budget = Duration::from_secs_f64(client.max_seconds + 30.0);
+    // Room for the subscriber match (10 s) and process start on top of the role's own limit.
+    let budget =
+        PingWindow::limit(client).max(Duration::from_secs_f64(client.max_seconds)) + Duration::from_secs(30);
     let client_report = Proc::spawn(client, allocator)?.report(budget)?;
     server.close_stdin();
     let server_report = match client.kind {

@@ -63,7 +63,8 @@ pub struct RoleArgs {
     /// Source only: messages per second, 0 for as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Hard limit on the measurement, seconds.
+    /// Time budget of the measurement, seconds (ping: counted from the end of the warm-up,
+    /// and stretched until `MIN_PING_SAMPLES` were taken; see `PingWindow`).
     #[arg(long, default_value_t = 20.0)]
     pub max_seconds: f64,
 }
@@ -83,6 +84,51 @@ impl RoleArgs {
 
     pub fn deadline(&self) -> Instant {
         Instant::now() + Duration::from_secs_f64(self.max_seconds)
+    }
+}
+
+/// A ping run that ends on a clock alone can end with no sample at all: on a loaded machine
+/// the warm-up of a 4 MiB case, or one lost ping, can spend the whole budget. So the budget
+/// counts from the end of the warm-up, and runs past it until this many samples were taken.
+pub const MIN_PING_SAMPLES: usize = 20;
+/// How far past its budget a phase (warm-up, or measuring) may run before the ping gives up.
+const PING_GRACE: Duration = Duration::from_secs(10);
+
+/// When a ping client stops: all pings answered, or its budget spent with enough samples,
+/// or the grace past the budget spent (then the report says how few it has).
+pub struct PingWindow {
+    budget: Duration,
+    soft: Instant,
+    measuring: bool,
+}
+
+impl PingWindow {
+    pub fn new(args: &RoleArgs) -> PingWindow {
+        let budget = Duration::from_secs_f64(args.max_seconds);
+        PingWindow {
+            budget,
+            soft: Instant::now() + budget,
+            measuring: false,
+        }
+    }
+
+    /// Called before every ping with the number of pings answered so far.
+    pub fn over(&mut self, answered: u64, args: &RoleArgs) -> bool {
+        if answered >= args.warmup + args.count {
+            return true;
+        }
+        let now = Instant::now();
+        if !self.measuring && answered >= args.warmup {
+            self.measuring = true;
+            self.soft = now + self.budget;
+        }
+        let samples = answered.saturating_sub(args.warmup) as usize;
+        now >= self.soft + PING_GRACE || (self.measuring && now >= self.soft && samples >= MIN_PING_SAMPLES)
+    }
+
+    /// The longest a ping client may run: both phases at budget plus grace.
+    pub fn limit(args: &RoleArgs) -> Duration {
+        2 * (Duration::from_secs_f64(args.max_seconds) + PING_GRACE)
     }
 }
 

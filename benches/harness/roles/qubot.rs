@@ -17,8 +17,8 @@ use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
 use super::{
     announce_ready,
     measure::{publish_loop, SinkMeter},
-    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, RoleArgs, RoleReport, Transport, PING_KEY,
-    PING_TOPIC, PONG_KEY, PONG_TOPIC,
+    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, PingWindow, RoleArgs, RoleReport, Transport,
+    PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
 };
 use crate::alloc;
 
@@ -169,7 +169,7 @@ struct Pinger {
     sent_at: Instant,
     half_rtt_us: Vec<f64>,
     timeouts: u64,
-    deadline: Instant,
+    window: PingWindow,
     out: Arc<Mutex<Option<RoleReport>>>,
 }
 
@@ -202,7 +202,7 @@ impl Actor for Pinger {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // A ping whose echo never comes (lost while the route was forming) is sent again.
         ctx.run_interval(Duration::from_millis(100), |a, ctx| {
-            if Instant::now() > a.deadline {
+            if a.window.over(a.i, &a.args) {
                 a.finish(ctx);
             } else if a.sent_at.elapsed() > Duration::from_secs(1) {
                 a.timeouts += 1;
@@ -224,7 +224,7 @@ impl StreamHandler<Deliver<Ping>> for Pinger {
                 a.half_rtt_us.push(half);
             }
             a.i += 1;
-            if a.i >= a.args.warmup + a.args.count {
+            if a.window.over(a.i, &a.args) {
                 a.finish(ctx);
             } else {
                 a.send();
@@ -250,7 +250,7 @@ fn ping(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
             sent_at: Instant::now(),
             half_rtt_us: Vec::with_capacity(args.count as usize),
             timeouts: 0,
-            deadline: args.deadline(),
+            window: PingWindow::new(&args),
             args,
             out: o,
         };

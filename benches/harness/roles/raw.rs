@@ -18,8 +18,8 @@ use zenoh::{
 use super::{
     announce_ready,
     measure::{publish_loop, SinkMeter},
-    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, RoleArgs, RoleReport, Transport, PING_KEY,
-    PING_TOPIC, PONG_KEY, PONG_TOPIC,
+    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, PingWindow, RoleArgs, RoleReport, Transport,
+    PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
 };
 use crate::alloc;
 
@@ -144,12 +144,11 @@ fn ping(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("subscribing: {e}"))?;
     let p = publisher(session, PING_KEY, PING_TOPIC)?;
     wait_matched(&p, Duration::from_secs(10))?;
-    let deadline = args.deadline();
-    let total = args.warmup + args.count;
+    let mut window = PingWindow::new(args);
     let mut half_rtt_us = Vec::with_capacity(args.count as usize);
     let mut timeouts = 0;
     let mut i = 0;
-    while i < total && Instant::now() < deadline {
+    while !window.over(i, args) {
         let t0 = Instant::now();
         p.put(buffers.message(args.payload, i))
             .wait()

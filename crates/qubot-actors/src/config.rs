@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub worlds_dir: PathBuf,
     /// Address the metrics endpoints bind to.
     pub metrics_bind: IpAddr,
+    /// The clock skew between hosts that the freshness budgets assume (every stamp is wall
+    /// clock); `qubot health` measures each process's clock and fails above this.
+    pub max_clock_skew_ms: f64,
     pub zenoh: ZenohSection,
     pub supervisor: SupervisorSection,
     pub sensor: SensorSection,
@@ -146,6 +149,7 @@ impl Default for NodeConfig {
             world: "default".into(),
             worlds_dir: "deploy/worlds".into(),
             metrics_bind: IpAddr::from([127, 0, 0, 1]),
+            max_clock_skew_ms: 10.0,
             zenoh: ZenohSection::default(),
             supervisor: SupervisorSection::default(),
             sensor: SensorSection::default(),
@@ -296,6 +300,7 @@ impl NodeConfig {
                 return Err(invalid(field, format!("port {port} is already used by {other}")));
             }
         }
+        range("max_clock_skew_ms", self.max_clock_skew_ms, 0.1, 1000.0)?;
         let s = &self.supervisor;
         range("supervisor.restart_window_s", s.restart_window_s, 0.1, 86_400.0)?;
         int_range("supervisor.max_restarts", s.max_restarts.into(), 0, 1000)?;
@@ -438,6 +443,7 @@ mod tests {
         assert!(err("robot = \"a/b\"").contains("robot"));
         assert!(err("world = \"atlantis\"").contains("atlantis"));
         assert!(err("[sensor]\nrate_hz = nan").contains("sensor.rate_hz"));
+        assert!(err("max_clock_skew_ms = -1").contains("max_clock_skew_ms"));
         assert!(
             err("[sensor]\nframe_width = 4000\nframe_height = 4000\nframe_hz = 1").contains("shm_pool_mib")
         );

@@ -1,10 +1,11 @@
 //! Qubot bus: the one zenoh session of a process, typed publishers that write messages into
-//! shared-memory loans, received samples that are decoded in place, and the liveliness token.
+//! shared-memory loans, received samples that are decoded in place, the liveliness token and the clock probe.
 //!
 //! Owns: zenoh configuration, key expressions, topic QoS, SHM provider, metric names.
 //! Must not depend on actix or on any exporter: metrics go through the `metrics` facade.
 
 mod binding;
+mod clock;
 mod config;
 mod error;
 mod publisher;
@@ -15,6 +16,7 @@ pub mod telemetry;
 mod topic;
 
 pub use binding::{Binding, SourceFilter, Verdict};
+pub use clock::{clock_key, probe_clocks, ClockReading};
 pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD};
 pub use error::BusError;
 pub use publisher::{PublishError, Publisher};

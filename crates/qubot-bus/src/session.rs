@@ -4,9 +4,12 @@ use std::{
 };
 
 use qubot_msg::ActorId;
-use zenoh::{liveliness::LivelinessToken, pubsub::Subscriber, sample::Sample, Session, Wait};
+use zenoh::{
+    liveliness::LivelinessToken, pubsub::Subscriber, query::Queryable, sample::Sample, Session, Wait,
+};
 
 use crate::{
+    clock::{clock_key, declare_clock},
     config::BusConfig,
     error::{BusError, ZenohError},
     publisher::Publisher,
@@ -26,6 +29,8 @@ pub struct Bus {
     /// This process's per-start source id: in every header it publishes and in its token.
     source: ActorId,
     _token: LivelinessToken,
+    /// Answers `qubot health`'s clock probe (see `clock.rs`).
+    _clock: Queryable<()>,
 }
 
 /// A fresh, unpredictable, non-zero source id. It is a binding nonce, not a secret (every
@@ -57,6 +62,12 @@ impl Bus {
                 key: live,
                 source: ZenohError::from_display(e),
             })?;
+        let ck = clock_key(&cfg.robot, &cfg.actor, &cfg.instance, source);
+        let clock = declare_clock(&session, ck.clone()).map_err(|e| BusError::Declare {
+            what: "clock queryable",
+            key: ck,
+            source: ZenohError::from_display(e),
+        })?;
         Ok(Bus {
             session,
             shm: Arc::new(ShmPool::new(cfg.shm_pool_bytes, cfg.shm_threshold_bytes)),
@@ -65,6 +76,7 @@ impl Bus {
             instance: cfg.instance.clone(),
             source,
             _token: token,
+            _clock: clock,
         })
     }
 
@@ -149,8 +161,12 @@ impl Bus {
             session,
             shm,
             _token: token,
+            _clock: clock,
             ..
         } = self;
+        if let Err(e) = clock.undeclare().wait() {
+            tracing::warn!(error = %e, "undeclaring the clock queryable");
+        }
         if let Err(e) = token.undeclare().wait() {
             tracing::warn!(error = %e, "undeclaring the liveliness token");
         }

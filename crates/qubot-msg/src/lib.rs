@@ -16,7 +16,7 @@ mod error;
 mod header;
 
 pub use body::{Body, Command, Frame, Ping, Scan, State};
-pub use clock::now_ns;
+pub use clock::{now_ns, set_clock_offset_ns};
 pub use codec::{decode, decode_header, encode_into, encoded_len, Decoded};
 pub use error::{DecodeError, EncodeError};
 pub use header::{

@@ -52,9 +52,7 @@ fn flood(robot: &str, endpoint: &str, extra: &[&str]) -> serde_json::Value {
         "20",
     ];
     args.extend_from_slice(extra);
-    let (code, out, err) = run(&args, Duration::from_secs(60));
-    assert_eq!(code, 0, "flood failed: {err}");
-    json(out.lines().last().expect("flood report"))
+    run_report(&args, Duration::from_secs(60))
 }
 
 fn clean_shm() {
@@ -170,7 +168,7 @@ fn heap_publishing_is_not_shared_memory() {
 fn malformed_input_is_counted_by_reason_and_the_receiver_keeps_running() {
     let _g = serial();
     let mut l = listener("bad", &["--key", "qubot/bad/sensor/*/scan"]);
-    let (code, out, err) = run(
+    let report = run_report(
         &[
             "inject",
             "--robot",
@@ -184,8 +182,7 @@ fn malformed_input_is_counted_by_reason_and_the_receiver_keeps_running() {
         ],
         T,
     );
-    assert_eq!(code, 0, "inject: {err}");
-    assert_eq!(json(out.lines().last().expect("report"))["total"], 36);
+    assert_eq!(report["total"], 36);
     // 9 kinds x 4: each lands under its reason (garbage has a bad magic; bad body and
     // trailing bytes are malformed).
     let expect = [
@@ -259,8 +256,9 @@ fn overflow(policy: &str, reason: &str, capacity: &str) {
             capacity,
             "--policy",
             policy,
+            // 20 ms per message: the listener handles at most 50/s against a flood of 500/s.
             "--handler-delay-us",
-            "2000",
+            "20000",
         ],
     );
     let mut published = 0.0;
@@ -277,8 +275,11 @@ fn overflow(policy: &str, reason: &str, capacity: &str) {
                 "65536",
                 "--count",
                 "600",
+                // Paced: sensor topics are best effort, and an unpaced flood of 64 KiB messages
+                // is mostly dropped by zenoh itself (counted `lost`; once 598 of 600), so it
+                // would never reach the inbox whose policy this test is about.
                 "--rate",
-                "0",
+                "500",
                 "--shm-pool-mib",
                 "0",
             ],
@@ -291,9 +292,15 @@ fn overflow(policy: &str, reason: &str, capacity: &str) {
             "qubot_messages_dropped_total",
             &[("actor", "listen"), ("reason", reason)],
         );
+        let listen: Vec<_> = m
+            .iter()
+            .filter(|s| {
+                s.name.starts_with("qubot_messages_") && s.labels.get("actor").is_some_and(|a| a == "listen")
+            })
+            .collect();
         assert!(
             by_policy > 0.0,
-            "a flood into a slow consumer must drop under {reason}"
+            "a flood into a slow consumer must drop under {reason}: {listen:?}"
         );
         rss.push(l.proc.rss_bytes() as f64);
     }

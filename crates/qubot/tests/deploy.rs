@@ -399,14 +399,15 @@ fn copied(out: &str, host: &str) -> String {
         .to_owned()
 }
 
-/// `qubot health` on device I against the release it runs now.
-fn assert_healthy(lab: &Lab, i: usize) {
+/// `qubot health` on device I against the release it runs now; returns its report.
+fn assert_healthy(lab: &Lab, i: usize) -> serde_json::Value {
     let root = lab.root(i).display().to_string();
     let (code, health) = lab.ssh(
         i,
         &format!("{root}/current/qubot health --config {root}/current/node.toml --timeout 20"),
     );
     assert_eq!(code, 0, "dev{i}: the release it runs is not healthy: {health}");
+    json(health.lines().last().expect("health report"))
 }
 
 /// A copy of deploy/ under `dir` whose service wrapper cannot start anything, as after a bad
@@ -1052,6 +1053,22 @@ fn each_host_puts_only_the_keys_of_the_actors_it_runs() {
             && received(1, 9901, "state")? > 20.0)
             .then_some(())
     });
+    // The clock probe crosses hosts under the same rules: the planner's host measures the
+    // clocks of all three supervisors and actors (one kernel clock here: no skew).
+    let health = assert_healthy(&lab, 2);
+    let clocks = health["clocks"].as_object().expect("clocks");
+    for (process, n) in [
+        ("supervisor/", 3),
+        ("sensor/", 1),
+        ("planner/", 1),
+        ("actuator/", 1),
+    ] {
+        assert_eq!(
+            clocks.keys().filter(|k| k.starts_with(process)).count(),
+            n,
+            "clocks of {process} measured from dev2: {health}"
+        );
+    }
 
     // Damaged messages (bad magic) that any receiver counts as dropped when they reach it.
     let bad_magic = |i: usize, port: u16, topic: &str| {

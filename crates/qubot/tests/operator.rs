@@ -4,13 +4,7 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Read},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{io::Read, path::Path, process::Command, time::Duration};
 
 use common::*;
 use qubot_actors::NodeConfig;
@@ -132,50 +126,6 @@ fn every_readme_command_parses() {
     }
 }
 
-/// A child whose stdout lines arrive on a channel; killed on drop.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// SIGINT, then the exit code and the last stdout line (the run report).
-    fn interrupt(mut self, pid: u32) -> (i32, serde_json::Value) {
-        signal_pid(pid, "INT");
-        let status = wait_for("qubot up to stop after SIGINT", T, || {
-            self.child.try_wait().expect("wait")
-        });
-        let last = self.lines.try_iter().last().expect("a report line");
-        (status.code().unwrap_or(-1), json(&last))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Every `/metrics` port answers, and commands are being applied.
 fn wait_pipeline(cfg: &NodeConfig, within: Duration) {
     let bind = cfg.metrics_bind;
@@ -229,7 +179,7 @@ fn the_readme_run_command_runs_the_pipeline() {
             c.env(k, v);
         }
     }
-    let up = Running::start(c);
+    let up = Proc::from_command("qubot up", c);
     // `cargo run` replaces itself with the binary (exec), so this pid is the supervisor's.
     let pid = up.child.id();
     let cfg = NodeConfig::default();
@@ -237,23 +187,6 @@ fn the_readme_run_command_runs_the_pipeline() {
     let (code, report) = up.interrupt(pid);
     assert_eq!(code, 0, "{report}");
     assert_moved(&report, &cfg);
-}
-
-/// A fresh robot name, hub and metrics ports, written as a node config.
-fn isolated(name: &str) -> (NodeConfig, PathBuf) {
-    let base = free_port().min(65_000);
-    let mut cfg = NodeConfig {
-        robot: name.into(),
-        ..Default::default()
-    };
-    cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", free_port());
-    cfg.supervisor.metrics_port = base;
-    cfg.sensor.metrics_port = base + 1;
-    cfg.planner.metrics_port = base + 2;
-    cfg.actuator.metrics_port = base + 3;
-    let path = std::env::temp_dir().join(format!("qubot-{name}-{}.toml", std::process::id()));
-    std::fs::write(&path, cfg.to_toml()).expect("config");
-    (cfg, path)
 }
 
 /// In a container `qubot up` is PID 1: its actors must not take that for "the supervisor is
@@ -274,7 +207,7 @@ fn qubot_up_runs_as_pid_1() {
     c.args(["--pid", "--fork", QUBOT, "up", "--config"])
         .arg(&path)
         .env("RUST_LOG", "warn");
-    let up = Running::start(c);
+    let up = Proc::from_command("qubot up", c);
     // The supervisor is unshare's child: PID 1 inside its namespace, a normal pid here.
     let unshare = up.child.id();
     let pid = wait_for("the supervisor under unshare", T, || {
@@ -329,7 +262,7 @@ fn status_line_and_log_lines_keep_to_their_own_rows() {
     );
     let mut c = Command::new("script");
     c.args(["-q", "-f", "-e", "-c", &inner]).arg(&typescript);
-    let mut up = Running::start(c);
+    let mut up = Proc::from_command("qubot up", c);
     let screen = || std::fs::read_to_string(&typescript).unwrap_or_default();
     wait_for("the status line", T, || {
         screen().contains("to goal").then_some(())

@@ -47,9 +47,7 @@ fn inject(hub: &str, robot: &str, key: &str, what: &str, count: u64, extra: &[&s
         &count_s,
     ];
     args.extend_from_slice(extra);
-    let (code, out, err) = run(&args, T);
-    assert_eq!(code, 0, "inject {what}: {err}");
-    json(out.lines().last().expect("inject report"))
+    run_report(&args, T)
 }
 
 /// A node config file with the given TOML, removed on drop.
@@ -95,7 +93,7 @@ fn a_foreign_scan_flood_never_steers_the_robot() {
     let up = Up::start("flooded", "corridor", &["--exit-on-goal", "--timeout", "120"]);
     wait_driving(&up, 5.0);
     let hub = up.hub.clone();
-    let (code, out, err) = run(
+    let report = run_report(
         &[
             "flood",
             "--robot",
@@ -113,11 +111,8 @@ fn a_foreign_scan_flood_never_steers_the_robot() {
         ],
         T,
     );
-    assert_eq!(code, 0, "flood: {err}");
-    let sent = json(out.lines().last().expect("flood report"))["sent"]
-        .as_f64()
-        .expect("sent");
-    assert!(sent >= 1000.0, "the flood ran: {out}");
+    let sent = report["sent"].as_f64().expect("sent");
+    assert!(sent >= 1000.0, "the flood ran: {report}");
     // Best effort: a scan the transport dropped is counted `lost` by sequence, not foreign.
     let planner = up.metrics_of(2);
     let counted = wait_for("every flood scan counted", T, || {
@@ -377,4 +372,76 @@ fn untrusted_input_is_bounded() {
     let (code, report) = up.report();
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["restarts"]["planner"], 0, "{report}");
+}
+
+/// Clocks across hosts (simulated on one: `QUBOT_CLOCK_OFFSET_MS` puts a process's clock off
+/// by that much): `qubot health` measures every process's clock against its own, within half a
+/// round trip, and fails naming the bound when the robot is further off than it allows.
+#[test]
+fn health_measures_clock_skew_and_fails_above_the_bound() {
+    let _g = serial();
+    let (cfg, path) = isolated("skewed");
+    let skew_ms = 40.0;
+    assert!(
+        skew_ms > cfg.max_clock_skew_ms,
+        "the test needs a skew above the bound"
+    );
+    let mut c = std::process::Command::new(QUBOT);
+    c.args(["up", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .env(qubot::CLOCK_OFFSET_ENV, skew_ms.to_string());
+    let up = Proc::from_command("qubot up (clock 40 ms ahead)", c);
+    let health = |probe_offset: f64| {
+        let out = std::process::Command::new(QUBOT)
+            .args(["health", "--timeout", "30", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .env(qubot::CLOCK_OFFSET_ENV, probe_offset.to_string())
+            .output()
+            .expect("qubot health");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let report = json(stdout.lines().last().expect("health report"));
+        (
+            out.status.code(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A probe on the pipeline's own (skewed) clock: nothing is off.
+    let (code, same, err) = health(skew_ms);
+    assert_eq!(code, Some(0), "{same} {err}");
+    // A probe on the true clock: every process is 40 ms ahead.
+    let (code, off, err) = health(0.0);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, Some(1), "{off}");
+    assert_eq!(off["healthy"], false, "{off}");
+    for (report, expect) in [(&same, 0.0), (&off, skew_ms)] {
+        let clocks = report["clocks"].as_object().expect("clocks");
+        for process in ["supervisor/main/", "sensor/", "planner/", "actuator/"] {
+            let (who, r) = clocks
+                .iter()
+                .find(|(k, _)| k.starts_with(process))
+                .unwrap_or_else(|| panic!("no clock of {process}: {report}"));
+            let (offset, rtt) = (
+                r["offset_ms"].as_f64().expect("offset"),
+                r["rtt_ms"].as_f64().expect("rtt"),
+            );
+            assert!(
+                (offset - expect).abs() <= rtt / 2.0 + 0.01,
+                "{who}: offset {offset} ms ± {rtt}/2, expected {expect}: {report}"
+            );
+        }
+    }
+    assert!(
+        off["max_clock_skew_ms"].as_f64().expect("max") > cfg.max_clock_skew_ms,
+        "{off}"
+    );
+    assert!(
+        err.contains("max_clock_skew_ms") && err.contains("ahead"),
+        "{err}"
+    );
+    let pid = up.child.id();
+    let (code, report) = up.interrupt(pid);
+    assert_eq!(code, 0, "{report}");
 }

@@ -2,8 +2,8 @@
 //! fleet CA signs one certificate per host, common name = host name) and access control keyed
 //! on those common names, derived from which host runs which actor. A process without a fleet
 //! certificate cannot even open a link; a fleet host puts only its own actors' data keys
-//! (`qubot/<robot>/<actor>/**`) and declares only their liveliness tokens (plus its
-//! supervisor's); every fleet host may subscribe to and read everything.
+//! (`qubot/<robot>/<actor>/**`), declares only their liveliness tokens and clock queryables
+//! (plus its supervisor's); every fleet host may subscribe to and read everything.
 
 use serde_json::{json, Value};
 
@@ -26,8 +26,9 @@ const READ: [&str; 4] = [
 ];
 
 /// What a process of the fleet sends another fleet host: its reads, its data, its tokens.
-/// Nothing in Qubot answers queries, so `declare_queryable` and `reply` are allowed nowhere (a
-/// queryable would let a host answer for another role's keys).
+/// The only queryables in Qubot are the clock probe's (`@clock`, rule `fleet-clock` and the
+/// per-host `clock:` rules): a queryable on data keys would let a host answer for another
+/// role's keys, so it is allowed nowhere.
 const SEND: [&str; 7] = [
     "put",
     "delete",
@@ -52,6 +53,12 @@ fn live_keys(robot: &str, process: &str) -> String {
     format!("qubot/{robot}/@live/{process}/**")
 }
 
+/// The clock queryables that the process's host alone may declare and answer from:
+/// `qubot/<robot>/@clock/<process>/**` (verbatim chunk, like `@live`).
+fn clock_keys(robot: &str, process: &str) -> String {
+    format!("qubot/{robot}/@clock/{process}/**")
+}
+
 /// The access-control section of the zenoh config, the same on every fleet host. zenoh
 /// evaluates it per link against the certificate of the host at the other end: ingress rules
 /// say what that host may send into this process (so they carry the roles), egress rules what
@@ -61,7 +68,11 @@ fn live_keys(robot: &str, process: &str) -> String {
 pub fn access_control(inv: &Inventory) -> Value {
     let robot = &inv.robot;
     let fleet: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
-    let everything = ["qubot/**".to_owned(), format!("qubot/{robot}/@live/**")];
+    let everything = [
+        "qubot/**".to_owned(),
+        format!("qubot/{robot}/@live/**"),
+        format!("qubot/{robot}/@clock/**"),
+    ];
     let mut rules = vec![
         json!({
             "id": "fleet-send",
@@ -69,6 +80,13 @@ pub fn access_control(inv: &Inventory) -> Value {
             "flows": ["egress"],
             "messages": SEND,
             "key_exprs": everything,
+        }),
+        json!({
+            "id": "fleet-clock",
+            "permission": "allow",
+            "flows": ["egress"],
+            "messages": ["declare_queryable", "reply"],
+            "key_exprs": [format!("qubot/{robot}/@clock/**")],
         }),
         json!({
             "id": "fleet-read",
@@ -79,12 +97,16 @@ pub fn access_control(inv: &Inventory) -> Value {
         }),
     ];
     let mut subjects = vec![json!({ "id": "fleet", "cert_common_names": fleet })];
-    let mut policies = vec![json!({ "rules": ["fleet-send", "fleet-read"], "subjects": ["fleet"] })];
+    let mut policies = vec![json!({
+        "rules": ["fleet-send", "fleet-clock", "fleet-read"],
+        "subjects": ["fleet"],
+    })];
     for (name, h) in &inv.hosts {
         let actors: Vec<&str> = ACTORS.into_iter().filter(|a| h.runs(a)).collect();
-        let (put, live, subject) = (
+        let (put, live, clock, subject) = (
             format!("put:{name}"),
             format!("live:{name}"),
+            format!("clock:{name}"),
             format!("host:{name}"),
         );
         rules.push(json!({
@@ -95,16 +117,25 @@ pub fn access_control(inv: &Inventory) -> Value {
             "key_exprs": actors.iter().map(|a| data_keys(robot, a)).collect::<Vec<_>>(),
         }));
         // Every host runs a supervisor (`qubot up`) next to its actors.
-        let processes = std::iter::once("supervisor").chain(actors.iter().copied());
+        let processes: Vec<&str> = std::iter::once("supervisor")
+            .chain(actors.iter().copied())
+            .collect();
         rules.push(json!({
             "id": live,
             "permission": "allow",
             "flows": ["ingress"],
             "messages": ["liveliness_token"],
-            "key_exprs": processes.map(|p| live_keys(robot, p)).collect::<Vec<_>>(),
+            "key_exprs": processes.iter().map(|p| live_keys(robot, p)).collect::<Vec<_>>(),
+        }));
+        rules.push(json!({
+            "id": clock,
+            "permission": "allow",
+            "flows": ["ingress"],
+            "messages": ["declare_queryable", "reply"],
+            "key_exprs": processes.iter().map(|p| clock_keys(robot, p)).collect::<Vec<_>>(),
         }));
         subjects.push(json!({ "id": subject, "cert_common_names": [name] }));
-        policies.push(json!({ "rules": [put, live], "subjects": [subject] }));
+        policies.push(json!({ "rules": [put, live, clock], "subjects": [subject] }));
     }
     json!({
         "enabled": true,
@@ -316,6 +347,18 @@ actors = ["actuator"]
                     !allowed(&acl, host, "ingress", "liveliness_token", &other),
                     "{other}"
                 );
+                // The clock probe: a host answers for its own processes' clocks only.
+                let key = format!("qubot/r1/@clock/{process}/main/00a1b2c3d4e5f607");
+                for msg in ["declare_queryable", "reply"] {
+                    assert_eq!(
+                        allowed(&acl, host, "ingress", msg, &key),
+                        own,
+                        "{host} {msg} {key}"
+                    );
+                    assert!(allowed(&acl, host, "egress", msg, &key), "to {host}: {msg} {key}");
+                }
+                let other = format!("qubot/r2/@clock/{process}/main/00a1b2c3d4e5f607");
+                assert!(!allowed(&acl, host, "ingress", "reply", &other), "{other}");
             }
             // Reading: subscriptions (also with wildcards, as `qubot listen` does), queries,
             // liveliness subscribers and queries (`qubot health`), both ways.
@@ -327,6 +370,7 @@ actors = ["actuator"]
                 ("declare_liveliness_subscriber", "qubot/r1/@live/**"),
                 ("liveliness_query", "qubot/r1/@live/**"),
                 ("liveliness_query", "qubot/r1/@live/sensor/*"),
+                ("query", "qubot/r1/@clock/**"),
             ] {
                 for flow in ["ingress", "egress"] {
                     assert!(allowed(&acl, host, flow, msg, key), "{host} {flow} {msg} {key}");
@@ -439,9 +483,9 @@ actors = ["actuator"]
         assert_eq!(
             acl["policies"],
             json!([
-                { "rules": ["fleet-send", "fleet-read"], "subjects": ["fleet"] },
-                { "rules": ["put:a", "live:a"], "subjects": ["host:a"] },
-                { "rules": ["put:b", "live:b"], "subjects": ["host:b"] },
+                { "rules": ["fleet-send", "fleet-clock", "fleet-read"], "subjects": ["fleet"] },
+                { "rules": ["put:a", "live:a", "clock:a"], "subjects": ["host:a"] },
+                { "rules": ["put:b", "live:b", "clock:b"], "subjects": ["host:b"] },
             ])
         );
         let rule = |id: &str| {
@@ -465,10 +509,19 @@ actors = ["actuator"]
                 "qubot/r1/@live/actuator/**"
             ])
         );
+        assert_eq!(
+            rule("clock:b")["key_exprs"],
+            json!([
+                "qubot/r1/@clock/supervisor/**",
+                "qubot/r1/@clock/planner/**",
+                "qubot/r1/@clock/actuator/**"
+            ])
+        );
         assert_eq!(rule("live:a")["flows"], json!(["ingress"]));
+        assert_eq!(rule("clock:a")["flows"], json!(["ingress"]));
         assert_eq!(
             rule("fleet-read")["key_exprs"],
-            json!(["qubot/**", "qubot/r1/@live/**"])
+            json!(["qubot/**", "qubot/r1/@live/**", "qubot/r1/@clock/**"])
         );
         // Allow rules only: with a deny-by-default policy, what no rule allows is denied.
         assert!(acl["rules"]

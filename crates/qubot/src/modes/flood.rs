@@ -60,7 +60,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     let state_sub = if args.as_producer {
         let p = pose.clone();
         let states = qubot_bus::key(bus.robot(), "actuator", "*", "state");
-        let sub = futures_lite_block(bus.subscribe(&states, move |sample| {
+        let sub = block_on_current_thread(bus.subscribe(&states, move |sample| {
             if let Ok(m) = qubot_bus::Received::<State>::decode(sample.payload().clone()) {
                 *p.lock().unwrap_or_else(|e| e.into_inner()) = (m.body.x, m.body.y, m.body.theta);
             }
@@ -123,7 +123,7 @@ type Pose = Arc<Mutex<(f64, f64, f64)>>;
 
 /// Runs a future to completion on this (non-async) thread: zenoh's declarations resolve on
 /// zenoh's own runtime, so a plain executor is enough.
-fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+fn block_on_current_thread<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,6 +1,8 @@
 //! `qubot health`: is every enabled actor of a node config up? Each must hold its liveliness
 //! token on the bus and serve a parseable `/metrics`. The deploy script runs it on the device
-//! after a restart and rolls back when it fails within its deadline.
+//! after a restart and rolls back when it fails within its deadline. It also measures every
+//! process's clock on the robot's bus (this host's and other hosts') against its own and fails
+//! when one is further off than `max_clock_skew_ms`: freshness budgets assume that bound.
 
 use std::{
     collections::BTreeMap,
@@ -103,8 +105,10 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
                 },
             );
         }
-        let healthy = seen.values().all(|s| s.live && s.metrics);
-        if healthy || Instant::now() >= deadline {
+        let up = seen.values().all(|s| s.live && s.metrics);
+        if up || Instant::now() >= deadline {
+            let clocks = measure_clocks(&bus, &cfg.robot, cfg.max_clock_skew_ms);
+            let healthy = up && clocks.ok;
             let processes: serde_json::Map<String, serde_json::Value> = seen
                 .iter()
                 .map(|(a, s)| {
@@ -116,7 +120,12 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"healthy": healthy, "processes": processes})
+                serde_json::json!({
+                    "healthy": healthy,
+                    "processes": processes,
+                    "clocks": clocks.json,
+                    "max_clock_skew_ms": clocks.max_skew_ms,
+                })
             );
             bus.close();
             return Ok(if healthy {
@@ -126,6 +135,45 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
             });
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// What the clock probe found.
+struct Clocks {
+    /// `<actor>/<instance>/<id>` → offset and round trip, ms.
+    json: serde_json::Value,
+    /// The largest skew the measurements prove (offset minus its uncertainty), ms.
+    max_skew_ms: f64,
+    ok: bool,
+}
+
+/// Probes every process of the robot (5 exchanges each, best kept), leaving out this probe's
+/// own answer, and names on stderr each clock that is off by more than `limit_ms`.
+fn measure_clocks(bus: &Bus, robot: &str, limit_ms: f64) -> Clocks {
+    let own = format!("{:016x}", bus.source().0);
+    let readings = qubot_bus::probe_clocks(bus.session(), robot, 5, Duration::from_secs(1));
+    let mut json = serde_json::Map::new();
+    let mut max_skew_ms: f64 = 0.0;
+    for (who, r) in readings.iter().filter(|(who, _)| !who.ends_with(&own)) {
+        let skew = r.skew_at_least_ms();
+        max_skew_ms = max_skew_ms.max(skew);
+        if skew > limit_ms {
+            eprintln!(
+                "qubot health: the clock of {who} is {:.1} ms {} this host's (±{:.1} ms): more than max_clock_skew_ms = {limit_ms}",
+                r.offset_ms.abs(),
+                if r.offset_ms > 0.0 { "ahead of" } else { "behind" },
+                r.rtt_ms / 2.0,
+            );
+        }
+        json.insert(
+            who.clone(),
+            serde_json::json!({"offset_ms": r.offset_ms, "rtt_ms": r.rtt_ms}),
+        );
+    }
+    Clocks {
+        json: json.into(),
+        max_skew_ms,
+        ok: max_skew_ms <= limit_ms,
     }
 }
 

@@ -29,6 +29,10 @@ const ALL: [Malformed; 9] = [
 ];
 
 pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
+    // Bad arguments fail before anything joins the bus.
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        anyhow::bail!("--rate must be a finite number >= 0, got {}", args.rate);
+    }
     let bus = if args.as_producer {
         // qubot/<robot>/<actor>/<instance>/<topic>: join as that actor instance.
         let parts: Vec<&str> = args.key.split('/').collect();
@@ -90,9 +94,6 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.what.clone()
     };
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        anyhow::bail!("--rate must be a finite number >= 0, got {}", args.rate);
-    }
     let tick = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut next = std::time::Instant::now();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;

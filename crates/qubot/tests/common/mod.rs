@@ -38,9 +38,16 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(QUBOT)
-            .args(args)
-            .env("RUST_LOG", "warn")
+        let mut c = Command::new(QUBOT);
+        c.args(args).env("RUST_LOG", "warn");
+        Proc::from_command(name, c)
+    }
+
+    /// Starts `cmd` (any program: `cargo run`, `unshare`, `script`) with stdout read line by
+    /// line and stderr passed through.
+    pub fn from_command(name: &str, mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -59,6 +66,15 @@ impl Proc {
             lines: rx,
             name: name.into(),
         }
+    }
+
+    /// SIGINT to `pid` (the supervisor, which may be a grandchild), then the exit code and the
+    /// last stdout line (the run report) once this process has exited.
+    pub fn interrupt(self, pid: u32) -> (i32, serde_json::Value) {
+        signal_pid(pid, "INT");
+        let (code, lines) = self.finish(Duration::from_secs(60));
+        let last = lines.last().unwrap_or_else(|| panic!("no report; exit {code}"));
+        (code, json(last))
     }
 
     /// Next stdout line, or panic at the deadline.
@@ -255,6 +271,24 @@ pub fn skip_or_fail(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
+/// A fresh robot name, hub and metrics ports, written as a node config file (for `qubot up
+/// --config` and the tools that read one, like `qubot health`).
+pub fn isolated(name: &str) -> (qubot_actors::NodeConfig, std::path::PathBuf) {
+    let base = free_port().min(65_000);
+    let mut cfg = qubot_actors::NodeConfig {
+        robot: name.into(),
+        ..Default::default()
+    };
+    cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", free_port());
+    cfg.supervisor.metrics_port = base;
+    cfg.sensor.metrics_port = base + 1;
+    cfg.planner.metrics_port = base + 2;
+    cfg.actuator.metrics_port = base + 3;
+    let path = std::env::temp_dir().join(format!("qubot-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, cfg.to_toml()).expect("config");
+    (cfg, path)
+}
+
 /// A `qubot up` of the reference robot, driven by the tests.
 pub const WORLDS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/worlds");
 /// Generous wall-clock bound for one run (the slowest world needs ~30 s on an idle machine).
@@ -319,6 +353,17 @@ impl Up {
 
 pub fn actuator_metric(up: &Up, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
     metrics(&up.metrics_of(3)).map(|m| sum(&m, name, filter))
+}
+
+/// Runs a `qubot` tool that must succeed and returns its report (the last stdout line, JSON).
+pub fn run_report(args: &[&str], timeout: Duration) -> serde_json::Value {
+    let (code, out, err) = run(args, timeout);
+    assert_eq!(code, 0, "qubot {}: {err}", args.first().unwrap_or(&""));
+    json(
+        out.lines()
+            .last()
+            .unwrap_or_else(|| panic!("qubot {args:?}: no report")),
+    )
 }
 
 /// Waits until the actuator has applied `n` commands: the loop is closed and the robot moving.
