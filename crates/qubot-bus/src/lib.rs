@@ -1,7 +1,8 @@
 //! Qubot bus: the one zenoh session of a process, typed publishers that write messages into
 //! shared-memory loans, received samples that are decoded in place, the liveliness token and the clock probe.
 //!
-//! Owns: zenoh configuration, key expressions, topic QoS, SHM provider, metric names.
+//! Owns: zenoh configuration (one `BusConfig` builder), topic QoS, SHM provider, metric help
+//! texts. Key expressions and metric names are `qubot_msg`'s, re-exported here.
 //! Must not depend on actix or on any exporter: metrics go through the `metrics` facade.
 
 mod binding;
