@@ -1,14 +1,15 @@
 //! The harness's global allocator: mimalloc or the system allocator, chosen once per process
 //! from `QUBOT_BENCH_ALLOC` (so one build measures both, interleaved in one run), wrapped in
-//! counters so a role can report allocations per message on its hot path.
+//! `qubot_alloc`'s counters so a role can report allocations per message on its hot path.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     ffi::CStr,
-    sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed},
+    sync::atomic::{AtomicU8, Ordering::Relaxed},
 };
 
 use mimalloc::MiMalloc;
+use qubot_alloc::Counting;
 
 /// Environment variable the orchestrator sets for each child: `mimalloc` (default) or `system`.
 pub const ENV: &str = "QUBOT_BENCH_ALLOC";
@@ -18,14 +19,12 @@ const MIMALLOC: u8 = 1;
 const SYSTEM: u8 = 2;
 
 static CHOICE: AtomicU8 = AtomicU8::new(UNDECIDED);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-/// Bytes allocated and not yet freed: growth across a measurement is a leak.
-static LIVE: AtomicI64 = AtomicI64::new(0);
 
-pub struct Counting;
+/// mimalloc or the system allocator, as this process chose.
+pub struct Chosen;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting<Chosen> = Counting(Chosen);
 
 /// The allocator this process uses. Decided on the first allocation, before any thread
 /// starts; `getenv` allocates nothing, so deciding cannot recurse.
@@ -54,21 +53,10 @@ pub fn name() -> &'static str {
     }
 }
 
-/// Allocation calls (alloc, alloc_zeroed, realloc) so far, all threads.
-pub fn allocs() -> u64 {
-    ALLOCS.load(Relaxed)
-}
-
-fn count(grow: i64) {
-    ALLOCS.fetch_add(1, Relaxed);
-    LIVE.fetch_add(grow, Relaxed);
-}
-
 // SAFETY: every call forwards to one allocator, the same for the whole life of the process,
 // so blocks are always freed by the allocator that made them.
-unsafe impl GlobalAlloc for Counting {
+unsafe impl GlobalAlloc for Chosen {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as i64);
         if choice() == SYSTEM {
             System.alloc(layout)
         } else {
@@ -77,7 +65,6 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as i64);
         if choice() == SYSTEM {
             System.alloc_zeroed(layout)
         } else {
@@ -86,7 +73,6 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Relaxed);
         if choice() == SYSTEM {
             System.dealloc(ptr, layout)
         } else {
@@ -95,7 +81,6 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as i64 - layout.size() as i64);
         if choice() == SYSTEM {
             System.realloc(ptr, layout, new_size)
         } else {
@@ -128,8 +113,8 @@ impl Mark {
     pub fn now(msgs: u64) -> Mark {
         Mark {
             msgs,
-            allocs: allocs(),
-            live: LIVE.load(Relaxed),
+            allocs: qubot_alloc::allocs(),
+            live: qubot_alloc::live_bytes(),
         }
     }
 

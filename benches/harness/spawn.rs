@@ -1,68 +1,47 @@
 //! Starting a measurement's two processes and collecting what they report.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
-    process::{Child, ChildStdin, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use anyhow::{anyhow, bail, Context};
 use clap::ValueEnum;
+use qubot_ops::process::{self, Child, RecvTimeoutError};
 
 use crate::{
     alloc,
     roles::{Kind, PingWindow, RoleArgs, RoleReport},
 };
 
-/// A child process that is killed if the harness gives up on it.
+/// A role process (killed if the harness gives up on it) and what it is, for messages.
 struct Proc {
     child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
     what: String,
 }
 
 impl Proc {
     fn spawn(args: &RoleArgs, allocator: &str) -> anyhow::Result<Proc> {
         let exe = std::env::current_exe().context("locating the harness binary")?;
-        let mut child = Command::new(exe)
-            .arg("role")
+        let mut cmd = Command::new(exe);
+        cmd.arg("role")
             .args(role_argv(args))
             .env(alloc::ENV, allocator)
             .env("RUST_LOG", "off")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawning a role process")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .stderr(Stdio::inherit());
+        let child = Child::spawn("role", cmd).context("spawning a role process")?;
         let what = format!(
             "{:?} {:?} ({:?}, {} B)",
             args.imp, args.kind, args.transport, args.payload
         );
-        Ok(Proc {
-            child,
-            stdin,
-            lines,
-            what,
-        })
+        Ok(Proc { child, what })
     }
 
     /// The next line the process prints, within `timeout`.
     fn line(&self, timeout: Duration) -> anyhow::Result<String> {
-        self.lines
-            .recv_timeout(timeout)
+        self.child
+            .line(timeout)
             .map_err(|_| anyhow!("{}: no output within {timeout:?}", self.what))
     }
 
@@ -70,10 +49,10 @@ impl Proc {
     fn report(mut self, timeout: Duration) -> anyhow::Result<RoleReport> {
         let mut last = None;
         loop {
-            match self.lines.recv_timeout(timeout) {
+            match self.child.line(timeout) {
                 Ok(l) => last = Some(l),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => bail!("{}: no report within {timeout:?}", self.what),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => bail!("{}: no report within {timeout:?}", self.what),
             }
         }
         let status = self.child.wait()?;
@@ -86,16 +65,7 @@ impl Proc {
 
     /// Closes stdin: a server's signal to finish.
     fn close_stdin(&mut self) {
-        self.stdin.take();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.child.close_stdin();
     }
 }
 
@@ -125,8 +95,7 @@ fn role_argv(a: &RoleArgs) -> Vec<String> {
 
 /// A loopback endpoint on a port that was free a moment ago.
 pub fn free_endpoint() -> anyhow::Result<String> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    Ok(format!("tcp/127.0.0.1:{port}"))
+    Ok(format!("tcp/127.0.0.1:{}", process::free_port()?))
 }
 
 /// Runs one pair: the server (`client.kind`'s counterpart) first, then the client. Returns

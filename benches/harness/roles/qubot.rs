@@ -64,18 +64,17 @@ fn bus_config(args: &RoleArgs) -> BusConfig {
         "bench-client"
     };
     let mut c = BusConfig::new("bench", actor, "0");
-    if args.is_server() {
-        c.listen = vec![args.endpoint.clone()];
+    let endpoint = [args.endpoint.clone()];
+    c = if args.is_server() {
+        c.with_listen(endpoint)
     } else {
-        c.connect = vec![args.endpoint.clone()];
-    }
+        c.with_connect(endpoint)
+    };
     c.shm_pool_bytes = args.shm_pool_bytes();
     match args.transport {
         // Every message through SHM, as the raw side does: the comparison is like for like.
         Transport::Shm => c.shm_threshold_bytes = 0,
-        Transport::Tcp => c
-            .zenoh_overrides
-            .push(("transport/shared_memory/enabled".into(), "false".into())),
+        Transport::Tcp => c = c.without_shm(),
     }
     c
 }

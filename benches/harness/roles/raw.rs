@@ -52,7 +52,7 @@ fn open(args: &RoleArgs) -> anyhow::Result<Session> {
     } else {
         "false"
     };
-    set("transport/shared_memory/enabled", shm)?;
+    set(qubot_bus::SHM_TRANSPORT_KEY, shm)?;
     if args.is_server() {
         set("listen/endpoints", &endpoint)?;
     } else {

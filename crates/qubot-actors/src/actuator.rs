@@ -10,7 +10,7 @@ use qubot_msg::{now_ns, Command, State};
 use qubot_robot::{DiffDrive, DriveLimits, Point, World};
 use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, LogLimiter, Subscription};
 
-use crate::NodeConfig;
+use qubot_node::NodeConfig;
 
 /// Commands beyond these are nonsense from a broken or hostile peer, not "fast".
 const V_ABS_LIMIT: f64 = 10.0;

@@ -1,16 +1,11 @@
 //! Qubot's reference robot: the sensor, planner and actuator actors that close a real control
-//! loop over the bus, and the node config that says which of them a host runs and how.
+//! loop over the bus.
 //!
-//! Owns: actor behaviour (timers, QoS choices, watchdog, keep-latest) and config validation.
-//! The robot maths (ray casting, planning, kinematics) lives in `qubot-robot`; process
-//! start-up, metrics export and supervision live in the binary.
+//! Owns: actor behaviour (timers, QoS choices, watchdog, keep-latest). The node config and the
+//! list of roles live in `qubot-node`; the robot maths (ray casting, planning, kinematics) in
+//! `qubot-robot`; process start-up, metrics export and supervision in the binary. Must not
+//! depend on the binary or on `qubot-ops`.
 
 pub mod actuator;
-pub mod config;
 pub mod planner;
 pub mod sensor;
-
-pub use config::{ConfigError, NodeConfig};
-
-/// Actor names as they appear in key expressions, metrics and the supervisor.
-pub const ACTORS: [&str; 3] = ["sensor", "planner", "actuator"];

@@ -21,7 +21,7 @@ use qubot_msg::{now_ns, Command, Scan, State};
 use qubot_robot::{Planner as Vfh, PlannerConfig, Point, Pose2, RangeSource, ScanInput, World};
 use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
-use crate::NodeConfig;
+use qubot_node::NodeConfig;
 
 pub struct PlannerBus {
     cmd: Publisher,

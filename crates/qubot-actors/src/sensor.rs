@@ -9,7 +9,7 @@ use qubot_msg::{now_ns, Frame, Scan, State};
 use qubot_robot::{Lidar, LidarConfig, Pose2, World};
 use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
-use crate::NodeConfig;
+use qubot_node::NodeConfig;
 
 /// Publishers declared on the main thread before the actix System starts.
 pub struct SensorBus {

@@ -11,14 +11,15 @@ use std::sync::{
 };
 
 use metrics::Counter;
-use qubot_msg::ActorId;
+use qubot_msg::{
+    keys::{key, liveliness_key, token_source},
+    ActorId,
+};
 use zenoh::{pubsub::Subscriber, sample::SampleKind};
 
 use crate::{
     error::{BusError, ZenohError},
-    telemetry,
-    topic::{key, liveliness_key, token_source},
-    Bus,
+    telemetry, Bus,
 };
 
 /// Whether a message's source may steer this consumer.

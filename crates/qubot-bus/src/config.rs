@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use crate::error::{BusError, ZenohError};
 
+/// zenoh's switch for its shared-memory transport (json5 `true`/`false`).
+pub const SHM_TRANSPORT_KEY: &str = "transport/shared_memory/enabled";
+
 /// Default size from which messages travel in shared memory.
 pub const DEFAULT_SHM_THRESHOLD: usize = 1024;
 
@@ -41,6 +44,37 @@ impl BusConfig {
             shm_pool_bytes: 16 << 20,
             shm_threshold_bytes: DEFAULT_SHM_THRESHOLD,
         }
+    }
+
+    /// A zenoh json5 file passed through untouched (`None`: Qubot's defaults).
+    pub fn with_zenoh_config(mut self, file: Option<PathBuf>) -> Self {
+        self.zenoh_config = file;
+        self
+    }
+
+    pub fn with_listen(mut self, endpoints: impl IntoIterator<Item = String>) -> Self {
+        self.listen = endpoints.into_iter().collect();
+        self
+    }
+
+    pub fn with_connect(mut self, endpoints: impl IntoIterator<Item = String>) -> Self {
+        self.connect = endpoints.into_iter().collect();
+        self
+    }
+
+    /// This process's shared-memory pool in MiB (0 publishes from the heap).
+    pub fn with_shm_pool_mib(mut self, mib: u64) -> Self {
+        self.shm_pool_bytes = (mib as usize) << 20;
+        self
+    }
+
+    /// No shared memory at all: no pool of its own, and zenoh's SHM transport off, so the
+    /// process maps no peer's segment either (and leaves nothing in /dev/shm).
+    pub fn without_shm(mut self) -> Self {
+        self.shm_pool_bytes = 0;
+        self.zenoh_overrides
+            .push((SHM_TRANSPORT_KEY.into(), "false".into()));
+        self
     }
 
     /// The zenoh config: the file (or zenoh's defaults) with Qubot's defaults filled in only
@@ -132,6 +166,14 @@ mod tests {
         b.zenoh_overrides.push(("mode".into(), "\"emperor\"".into()));
         let err = b.to_zenoh().expect_err("bad mode");
         assert!(err.to_string().contains("mode"), "{err}");
+    }
+
+    #[test]
+    fn without_shm_turns_the_transport_off() {
+        let cfg = BusConfig::new("r", "a", "i").without_shm();
+        assert_eq!(cfg.shm_pool_bytes, 0);
+        let z = cfg.to_zenoh().expect("config");
+        assert_eq!(z.get_json(SHM_TRANSPORT_KEY).expect("key"), "false");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Qubot bus: the one zenoh session of a process, typed publishers that write messages into
 //! shared-memory loans, received samples that are decoded in place, the liveliness token and the clock probe.
 //!
-//! Owns: zenoh configuration, key expressions, topic QoS, SHM provider, metric names.
+//! Owns: zenoh configuration (one `BusConfig` builder), topic QoS, SHM provider, metric help
+//! texts. Key expressions and metric names are `qubot_msg`'s, re-exported here.
 //! Must not depend on actix or on any exporter: metrics go through the `metrics` facade.
 
 mod binding;
@@ -17,12 +18,13 @@ mod topic;
 
 pub use binding::{Binding, SourceFilter, Verdict};
 pub use clock::{clock_key, probe_clocks, ClockReading};
-pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD};
+pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD, SHM_TRANSPORT_KEY};
 pub use error::BusError;
 pub use publisher::{PublishError, Publisher};
+pub use qubot_msg::keys::{check_segment, key, liveliness_key, token_key, token_source};
 pub use qubot_msg::ActorId;
 pub use received::Received;
 pub use session::{random_source, Bus};
-pub use topic::{check_segment, key, liveliness_key, token_key, token_source, QosClass, Topic};
+pub use topic::{QosClass, Topic};
 pub use zenoh::shm::cleanup_orphaned_shm_segments;
 pub use zenoh::{pubsub::Subscriber, sample::Sample};

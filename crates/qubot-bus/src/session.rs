@@ -8,13 +8,15 @@ use zenoh::{
     liveliness::LivelinessToken, pubsub::Subscriber, query::Queryable, sample::Sample, Session, Wait,
 };
 
+use qubot_msg::keys::{key, token_key};
+
 use crate::{
     clock::{clock_key, declare_clock},
     config::BusConfig,
     error::{BusError, ZenohError},
     publisher::Publisher,
     shm::ShmPool,
-    topic::{key, token_key, Topic},
+    topic::Topic,
 };
 
 /// The process's one zenoh session (its connection pool), its SHM provider and its liveliness

@@ -1,25 +1,8 @@
-//! Metric names of the contract (DESIGN §6), in one place. Dashboards, alerts and tests use
-//! exactly these names. Every series also gets `robot` and `host` as global labels from the
-//! exporter, which only the binary installs.
+//! Metric names of the contract (DESIGN §6) and their help texts. The names themselves live
+//! in `qubot_msg::metric_names`, so tools that read `/metrics` without joining the bus use the
+//! same constants; they are re-exported here for the code that records them.
 
-pub const PUBLISHED: &str = "qubot_messages_published_total";
-pub const RECEIVED: &str = "qubot_messages_received_total";
-pub const DROPPED: &str = "qubot_messages_dropped_total";
-pub const BYTES_PUBLISHED: &str = "qubot_bytes_published_total";
-pub const BYTES_RECEIVED: &str = "qubot_bytes_received_total";
-pub const HANDLER_DURATION: &str = "qubot_handler_duration_seconds";
-pub const MESSAGE_AGE: &str = "qubot_message_age_seconds";
-pub const PIPELINE_LATENCY: &str = "qubot_pipeline_latency_seconds";
-pub const MAILBOX_DEPTH: &str = "qubot_mailbox_depth";
-pub const MAILBOX_CAPACITY: &str = "qubot_mailbox_capacity";
-pub const ACTOR_RESTARTS: &str = "qubot_actor_restarts_total";
-pub const SAFE_STOPS: &str = "qubot_safe_stops_total";
-pub const BUILD_INFO: &str = "qubot_build_info";
-pub const SHM_FALLBACK: &str = "qubot_shm_fallback_total";
-pub const PLANNER_CACHE: &str = "qubot_planner_cache_total";
-pub const WATCHDOG_SILENCE: &str = "qubot_watchdog_silence_seconds";
-pub const REBINDS: &str = "qubot_rebinds_total";
-pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";
+pub use qubot_msg::metric_names::*;
 
 /// Registers help text and units for every metric, so `promtool check metrics` is clean and
 /// each series is described before its first sample.

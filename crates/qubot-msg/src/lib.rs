@@ -1,9 +1,10 @@
 //! Qubot wire format: every message is a fixed 48-byte header, a small bincode body, and an
 //! optional bulk payload (scan ranges, frame pixels) that is read in place.
 //!
-//! Owns: the header layout, the message bodies, and the one codec module (`codec`) that knows
-//! about bincode, so the codec can be swapped in one file. Depends on nothing but serde,
-//! bincode and thiserror: no zenoh, no actix, no I/O.
+//! Owns: the header layout, the message bodies, the one codec module (`codec`) that knows
+//! about bincode, so the codec can be swapped in one file, and the names every process and
+//! tool agree on (`keys`, `metric_names`). Depends on nothing but serde, bincode and
+//! thiserror: no zenoh, no actix, no I/O.
 //!
 //! ```text
 //! | header (48 B, LE) | body (body_len B, bincode) | payload (payload_len B, raw) |
@@ -14,6 +15,8 @@ mod clock;
 mod codec;
 mod error;
 mod header;
+pub mod keys;
+pub mod metric_names;
 
 pub use body::{Body, Command, Frame, Ping, Scan, State};
 pub use clock::{now_ns, set_clock_offset_ns};

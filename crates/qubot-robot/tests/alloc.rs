@@ -1,37 +1,15 @@
 //! With the cache on, `Planner::plan` allocates nothing once a scan layout has been seen.
 
+use qubot_alloc::Counting;
 use qubot_robot::{Lidar, LidarConfig, Planner, PlannerConfig, Pose2, RangeSource, ScanInput, World};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as GlobalAlloc::realloc.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use std::alloc::System;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting<System> = Counting(System);
 
+/// This thread's count: the test harness's own threads allocate too.
 fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
+    qubot_alloc::thread_allocs()
 }
 
 #[test]

@@ -32,11 +32,55 @@ pub enum Mode {
     /// Live per-actor view (rates, latency, drops, mailboxes, restarts) from the /metrics endpoints.
     Top(TopArgs),
     /// Check the fleet inventory and generate each host's configs (used by `just deploy`).
-    Inventory(crate::inventory::InventoryArgs),
+    Inventory(InventoryArgs),
     /// Exit 0 once every enabled actor of a node config is live on the bus and serves /metrics.
-    Health(crate::modes::HealthArgs),
+    Health(HealthArgs),
     /// Run fault scenarios (deploy/chaos/*.toml) against a pipeline it starts; judge their SLOs.
     Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(subcommand)]
+    pub cmd: InventoryCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCmd {
+    /// Check the inventory; errors name the field (exit 2). Warns on stderr when the fleet is
+    /// unauthenticated (`fleet.tls = false`).
+    Check { file: PathBuf },
+    /// Print the selected hosts, one per line: name, address, user, root, arch (tab-separated).
+    Hosts {
+        file: PathBuf,
+        /// "all", a group, or host names separated by commas or spaces.
+        #[arg(default_value = "all")]
+        selector: String,
+    },
+    /// Write one host's node.toml (and zenoh.json5, env when needed) into a directory.
+    Render {
+        file: PathBuf,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print Prometheus file-SD targets (JSON) for the selected hosts.
+    Targets {
+        file: PathBuf,
+        #[arg(default_value = "all")]
+        selector: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Node config of the host (the one `qubot up` runs with).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Give up after this many seconds (exit 1).
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

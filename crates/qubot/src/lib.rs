@@ -1,23 +1,31 @@
-//! The `qubot` binary's library: command line, modes, supervisor, telemetry. `main.rs` only
-//! calls [`main`]; integration tests reuse the pieces (e.g. [`promtext`]).
+//! The `qubot` binary's library: the command line (`cli`, every clap type), dispatch (here),
+//! process start-up (`startup`, `telemetry`), the supervisor of `qubot up` (`supervisor`) and
+//! the subcommands that run in this process (`modes`). `main.rs` only calls [`main`].
+//!
+//! Owns: the product's processes and how they start. Operator tooling (chaos, inventory,
+//! `/metrics` reading, top's view) is `qubot-ops`, called from here; the node config and the
+//! roles are `qubot-node`. Nothing below depends on this crate. Inside it, `cli` imports no
+//! module of its own crate and the supervisor none of `modes`.
 
 mod alloc;
 /// The global allocator this build links (`qubot_build_info{allocator}`).
 pub use alloc::NAME as ALLOCATOR;
-mod chaos;
 pub mod cli;
 #[cfg(feature = "dhat-heap")]
 pub mod heap;
-pub mod inventory;
 mod modes;
-pub mod promtext;
+mod startup;
 mod supervisor;
 mod telemetry;
 mod term;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
+use qubot_node::Role;
+
+use cli::Mode;
 
 /// Parses the command line, sets up logging and runs the mode; the exit code says how it went.
 /// `QUBOT_CLOCK_OFFSET_MS`: simulate a board whose clock is off by that much (every stamp this
@@ -56,11 +64,37 @@ pub fn main() -> ExitCode {
         eprintln!("qubot: error: {e:#}");
         return ExitCode::from(2);
     }
-    match modes::run(cli) {
+    match dispatch(cli.mode) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("qubot: error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(mode: Mode) -> anyhow::Result<ExitCode> {
+    match mode {
+        Mode::Up(a) => supervisor::run(a),
+        Mode::Sensor(a) => modes::actor::run(Role::Sensor, a),
+        Mode::Planner(a) => modes::actor::run(Role::Planner, a),
+        Mode::Actuator(a) => modes::actor::run(Role::Actuator, a),
+        Mode::Listen(a) => modes::listen::run(a),
+        Mode::Flood(a) => modes::flood::run(a),
+        Mode::Inject(a) => modes::inject::run(a),
+        Mode::Top(a) => modes::top::run(a),
+        Mode::Inventory(a) => modes::inventory::run(a),
+        Mode::Health(a) => modes::health::run(a),
+        Mode::Chaos(a) => qubot_ops::chaos::run(&qubot_ops::chaos::ChaosOptions {
+            scenarios: a.scenarios,
+            duration_scale: a.duration_scale,
+            rss_csv: a.rss_csv,
+            // The pipeline and the fault tools are this very binary.
+            qubot: std::env::current_exe().context("locating the qubot binary")?,
+        }),
+        Mode::CleanShm => {
+            qubot_bus::cleanup_orphaned_shm_segments();
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::{io::Read, path::Path, process::Command, time::Duration};
 
 use common::*;
-use qubot_actors::NodeConfig;
+use qubot_node::NodeConfig;
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// Starting the pipeline includes `cargo run` checking (and on a cold cache, finishing) the

@@ -250,7 +250,7 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
 }
 
 /// The node config a test wrote, as `qubot up` resolves it (defaults + the file).
-fn node_config(path: &std::path::Path) -> qubot_actors::NodeConfig {
+fn node_config(path: &std::path::Path) -> qubot_node::NodeConfig {
     let text = std::fs::read_to_string(path).expect("test config");
-    qubot_actors::NodeConfig::from_toml(&text, &path.display().to_string()).expect("test config parses")
+    qubot_node::NodeConfig::from_toml(&text, &path.display().to_string()).expect("test config parses")
 }

@@ -3,28 +3,11 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
-use qubot_actors::{actuator, planner, sensor, NodeConfig};
-use qubot_bus::BusConfig;
+use qubot_actors::{actuator, planner, sensor};
+use qubot_node::{NodeConfig, Role};
 use qubot_runtime::shutdown_signal;
 
-use crate::cli::ActorArgs;
-
-#[derive(Debug, Clone, Copy)]
-pub enum Which {
-    Sensor,
-    Planner,
-    Actuator,
-}
-
-impl Which {
-    fn name(self) -> &'static str {
-        match self {
-            Which::Sensor => "sensor",
-            Which::Planner => "planner",
-            Which::Actuator => "actuator",
-        }
-    }
-}
+use crate::{cli::ActorArgs, startup};
 
 /// Publishers are declared on the main thread, before the actix System (DESIGN §10).
 /// Built once per process, so the size difference between variants costs nothing.
@@ -35,50 +18,32 @@ enum Declared {
     Actuator(actuator::ActuatorBus),
 }
 
-pub fn run(which: Which, args: ActorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
     if let Some(pid) = args.supervisor_pid {
         exit_with_parent(pid)?;
     }
     let cfg = NodeConfig::load(args.config.as_deref())?;
     let world = cfg.world()?;
-    let (instance, port, pool_mib) = match which {
-        Which::Sensor => (
-            &cfg.sensor.instance,
-            cfg.sensor.metrics_port,
-            cfg.sensor.shm_pool_mib,
-        ),
-        Which::Planner => (
-            &cfg.planner.instance,
-            cfg.planner.metrics_port,
-            cfg.planner.shm_pool_mib,
-        ),
-        Which::Actuator => (
-            &cfg.actuator.instance,
-            cfg.actuator.metrics_port,
-            cfg.actuator.shm_pool_mib,
-        ),
-    };
-    let mut bc = BusConfig::new(&cfg.robot, which.name(), instance);
-    bc.zenoh_config = cfg.zenoh.config.clone();
-    bc.connect = std::iter::once(cfg.zenoh.hub.clone())
-        .chain(cfg.zenoh.connect.iter().cloned())
-        .collect();
+    let own = cfg.role(which);
     // An ephemeral loopback port lets peers on this host that learn of us by gossip connect
     // directly; other hosts need `zenoh.listen`.
-    bc.listen = if cfg.zenoh.listen.is_empty() {
+    let listen = if cfg.zenoh.listen.is_empty() {
         vec!["tcp/127.0.0.1:0".into()]
     } else {
         cfg.zenoh.listen.clone()
     };
-    bc.shm_pool_bytes = (pool_mib as usize) << 20;
+    let bc = startup::node_bus(&cfg, which.name(), own.instance)
+        .with_connect(std::iter::once(cfg.zenoh.hub.clone()).chain(cfg.zenoh.connect.iter().cloned()))
+        .with_listen(listen)
+        .with_shm_pool_mib(own.shm_pool_mib);
     let metrics_addr = args
         .metrics_addr
-        .unwrap_or(SocketAddr::new(cfg.metrics_bind, port));
-    let bus = super::open(&bc, Some(metrics_addr), args.host_label.as_deref())?;
+        .unwrap_or(SocketAddr::new(cfg.metrics_bind, own.metrics_port));
+    let bus = startup::open(&bc, Some(metrics_addr), args.host_label.as_deref())?;
     let declared = match which {
-        Which::Sensor => Declared::Sensor(sensor::declare(&bus, &cfg)?),
-        Which::Planner => Declared::Planner(planner::declare(&bus)?),
-        Which::Actuator => Declared::Actuator(actuator::declare(&bus)?),
+        Role::Sensor => Declared::Sensor(sensor::declare(&bus, &cfg)?),
+        Role::Planner => Declared::Planner(planner::declare(&bus)?),
+        Role::Actuator => Declared::Actuator(actuator::declare(&bus)?),
     };
     let sys = actix::System::new();
     let subs = sys.block_on(async {

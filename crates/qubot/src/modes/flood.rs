@@ -51,9 +51,9 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
         };
         let mut common = args.common.clone();
         common.robot = robot.to_owned();
-        super::start(&common, actor, instance)?
+        crate::startup::start(&common, actor, instance)?
     } else {
-        super::start(&args.common, "flood", "flood0")?
+        crate::startup::start(&args.common, "flood", "flood0")?
     };
     // The robot's pose, for scans that stand in for its sensor's (--as-producer).
     let pose = Arc::new(Mutex::new((0.0, 0.0, 0.0)));

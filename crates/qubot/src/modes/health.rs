@@ -3,30 +3,24 @@
 //! after a restart and rolls back when it fails within its deadline. It also measures every
 //! process's clock on the robot's bus (this host's and other hosts') against its own and fails
 //! when one is further off than `max_clock_skew_ms`: freshness budgets assume that bound.
+//!
+//! Below the bus API on purpose: it lists every liveliness token of the robot (a liveliness
+//! query on the raw session), where the bus API only binds a consumer to one producer.
 
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use clap::Args;
-use qubot_actors::NodeConfig;
-use qubot_bus::{Bus, BusConfig};
+use qubot_bus::Bus;
+use qubot_node::{NodeConfig, Role, SUPERVISOR};
+use qubot_ops::promtext;
 use zenoh::Wait;
 
-#[derive(Debug, Args)]
-pub struct HealthArgs {
-    /// Node config of the host (the one `qubot up` runs with).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Give up after this many seconds (exit 1).
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
-}
+use crate::{cli::HealthArgs, startup};
 
 /// What one check found per process: liveliness token seen, metrics page served.
 #[derive(Default)]
@@ -41,44 +35,24 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
-    let actors: Vec<(&str, &str, u16)> = [
-        (
-            "sensor",
-            &cfg.sensor.instance,
-            cfg.sensor.metrics_port,
-            cfg.sensor.enabled,
-        ),
-        (
-            "planner",
-            &cfg.planner.instance,
-            cfg.planner.metrics_port,
-            cfg.planner.enabled,
-        ),
-        (
-            "actuator",
-            &cfg.actuator.instance,
-            cfg.actuator.metrics_port,
-            cfg.actuator.enabled,
-        ),
-    ]
-    .into_iter()
-    .filter(|a| a.3)
-    .map(|(a, i, p, _)| (a, i.as_str(), p))
-    .collect();
+    let actors: Vec<(&str, &str, u16)> = Role::ALL
+        .into_iter()
+        .map(|r| (r.name(), cfg.role(r)))
+        .filter(|(_, s)| s.enabled)
+        .map(|(a, s)| (a, s.instance, s.metrics_port))
+        .collect();
 
-    let mut bc = BusConfig::new(&cfg.robot, "health", &format!("probe{}", std::process::id()));
-    bc.zenoh_config = cfg.zenoh.config.clone();
-    bc.connect = vec![cfg.zenoh.hub.clone()];
-    bc.listen = cfg.zenoh.listen.clone();
-    bc.shm_pool_bytes = 0;
-    bc.zenoh_overrides
-        .push(("transport/shared_memory/enabled".into(), "false".into()));
+    let bc = startup::node_bus(&cfg, "health", &format!("probe{}", std::process::id()))
+        .with_connect([cfg.zenoh.hub.clone()])
+        .with_listen(cfg.zenoh.listen.clone())
+        .without_shm();
+    // No metrics exporter here (a probe serves no /metrics), so not `startup::open`.
     let bus = Bus::open(&bc).context("joining the zenoh bus")?;
 
     let metrics = |port: u16| {
         let addr = SocketAddr::new(cfg.metrics_bind, port).to_string();
-        crate::promtext::scrape(&addr)
-            .and_then(|t| crate::promtext::parse(&t).ok())
+        promtext::scrape(&addr)
+            .and_then(|t| promtext::parse(&t).ok())
             .is_some_and(|m| m.iter().any(|s| s.name == qubot_bus::telemetry::BUILD_INFO))
     };
     let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
@@ -86,12 +60,9 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
         let live = live_tokens(&bus, &cfg.robot);
         seen.clear();
         seen.insert(
-            "supervisor",
+            SUPERVISOR,
             Seen {
-                live: has_token(
-                    &live,
-                    &qubot_bus::liveliness_key(&cfg.robot, "supervisor", "main"),
-                ),
+                live: has_token(&live, &qubot_bus::liveliness_key(&cfg.robot, SUPERVISOR, "main")),
                 metrics: metrics(cfg.supervisor.metrics_port),
             },
         );

@@ -2,6 +2,9 @@
 //! key, to prove receivers count and survive bad input. It bypasses the Qubot publisher on
 //! purpose. It stamps a fresh random source id (so bound consumers count it `foreign`), the id
 //! given with `--source`, or, with `--as-producer`, joins as the producer the key names.
+//!
+//! Below the bus API on purpose: a raw zenoh put of arbitrary bytes on any key (and the peer
+//! count of the session) is exactly what a Qubot publisher must never offer.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -45,9 +48,9 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         let mut common = args.common.clone();
         common.robot = robot.to_owned();
         common.instance = Some(instance.to_owned());
-        super::start(&common, actor, instance)?
+        crate::startup::start(&common, actor, instance)?
     } else {
-        super::start(&args.common, "inject", "inject0")?
+        crate::startup::start(&args.common, "inject", "inject0")?
     };
     let fixed = if args.as_producer {
         Some(bus.source())

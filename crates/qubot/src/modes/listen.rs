@@ -60,7 +60,7 @@ impl<B: Body + Send + 'static> StreamHandler<Deliver<B>> for Listener {
 }
 
 pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
-    let bus = super::start(&args.common, "listen", "probe")?;
+    let bus = crate::startup::start(&args.common, "listen", "probe")?;
     let opts = InboxOptions::new(args.mailbox as usize, args.policy);
     let sys = actix::System::new();
     let handled = sys.block_on(async {

@@ -2,21 +2,16 @@
 //! (two scrapes an interval apart give the rates).
 
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
     io::{IsTerminal, Write},
     net::SocketAddr,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
-use qubot_actors::NodeConfig;
-use qubot_bus::telemetry as names;
+use qubot_node::{NodeConfig, Role};
+use qubot_ops::top::{render, scrape_all};
 
-use crate::{
-    cli::TopArgs,
-    promtext::{self, Sample},
-};
+use crate::cli::TopArgs;
 
 pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
@@ -27,15 +22,10 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     }
     let endpoints = if args.endpoints.is_empty() {
         let cfg = NodeConfig::load(args.config.as_deref())?;
-        [
-            cfg.supervisor.metrics_port,
-            cfg.sensor.metrics_port,
-            cfg.planner.metrics_port,
-            cfg.actuator.metrics_port,
-        ]
-        .into_iter()
-        .map(|p| SocketAddr::new(cfg.metrics_bind, p))
-        .collect()
+        std::iter::once(cfg.supervisor.metrics_port)
+            .chain(Role::ALL.map(|r| cfg.role(r).metrics_port))
+            .map(|p| SocketAddr::new(cfg.metrics_bind, p))
+            .collect()
     } else {
         args.endpoints.clone()
     };
@@ -59,112 +49,4 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         }
         prev = now;
     }
-}
-
-fn scrape_all(endpoints: &[SocketAddr]) -> Vec<(SocketAddr, Option<Vec<Sample>>)> {
-    endpoints
-        .iter()
-        .map(|e| {
-            (
-                *e,
-                promtext::scrape(&e.to_string()).and_then(|t| promtext::parse(&t).ok()),
-            )
-        })
-        .collect()
-}
-
-#[derive(Default)]
-struct Row {
-    in_total: f64,
-    out_total: f64,
-    in_prev: f64,
-    out_prev: f64,
-    depth: f64,
-    capacity: f64,
-    drops: BTreeMap<String, f64>,
-    restarts: f64,
-    p50: Option<f64>,
-    p99: Option<f64>,
-}
-
-fn render(
-    endpoints: &[SocketAddr],
-    prev: &[(SocketAddr, Option<Vec<Sample>>)],
-    now: &[(SocketAddr, Option<Vec<Sample>>)],
-    dt: f64,
-) -> String {
-    let all_now: Vec<Sample> = now.iter().filter_map(|(_, s)| s.clone()).flatten().collect();
-    let all_prev: Vec<Sample> = prev.iter().filter_map(|(_, s)| s.clone()).flatten().collect();
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    for s in &all_now {
-        let Some(actor) = s.label("actor") else { continue };
-        let row = rows.entry(actor.to_owned()).or_default();
-        match s.name.as_str() {
-            names::RECEIVED => row.in_total += s.value,
-            names::PUBLISHED => row.out_total += s.value,
-            names::MAILBOX_DEPTH => row.depth += s.value,
-            names::MAILBOX_CAPACITY => row.capacity += s.value,
-            names::ACTOR_RESTARTS => row.restarts += s.value,
-            names::DROPPED if s.value > 0.0 => {
-                *row.drops
-                    .entry(s.label("reason").unwrap_or("?").to_owned())
-                    .or_default() += s.value;
-            }
-            _ => {}
-        }
-    }
-    for s in &all_prev {
-        let Some(row) = s.label("actor").and_then(|a| rows.get_mut(a)) else {
-            continue;
-        };
-        match s.name.as_str() {
-            names::RECEIVED => row.in_prev += s.value,
-            names::PUBLISHED => row.out_prev += s.value,
-            _ => {}
-        }
-    }
-    for (actor, row) in rows.iter_mut() {
-        let f = [("actor", actor.as_str())];
-        row.p50 = promtext::quantile(&all_now, names::HANDLER_DURATION, &f, 0.5);
-        row.p99 = promtext::quantile(&all_now, names::HANDLER_DURATION, &f, 0.99);
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<11} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8}  drops (total by reason)",
-        "ACTOR", "IN/s", "OUT/s", "HANDLE p50", "HANDLE p99", "MAILBOX", "RESTARTS"
-    );
-    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2}ms", s * 1e3));
-    for (actor, r) in &rows {
-        let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(
-            out,
-            "{:<11} {:>9.1} {:>9.1} {:>10} {:>10} {:>9} {:>8}  {}",
-            actor,
-            ((r.in_total - r.in_prev) / dt).max(0.0),
-            ((r.out_total - r.out_prev) / dt).max(0.0),
-            ms(r.p50),
-            ms(r.p99),
-            format!("{}/{}", r.depth, r.capacity),
-            r.restarts,
-            if drops.is_empty() {
-                "-".to_owned()
-            } else {
-                drops.join(" ")
-            },
-        );
-    }
-    let p99 = promtext::quantile(&all_now, names::PIPELINE_LATENCY, &[], 0.99);
-    let stops = promtext::sum(&all_now, names::SAFE_STOPS, &[]);
-    let _ = writeln!(out, "pipeline latency p99 {}   safe stops {stops}", ms(p99));
-    let down: Vec<String> = endpoints
-        .iter()
-        .zip(now)
-        .filter(|(_, (_, s))| s.is_none())
-        .map(|(e, _)| e.to_string())
-        .collect();
-    if !down.is_empty() {
-        let _ = writeln!(out, "unreachable: {}", down.join(", "));
-    }
-    out
 }

@@ -14,7 +14,7 @@ use std::{
 
 use metrics::Counter;
 use nix::{sys::signal::Signal, unistd::Pid};
-use qubot_actors::config::SupervisorSection;
+use qubot_node::config::SupervisorSection;
 use serde_json::json;
 use tokio::{process::Command, sync::watch};
 

@@ -21,13 +21,14 @@ use std::{
 };
 
 use anyhow::Context;
-use qubot_actors::NodeConfig;
-use qubot_bus::{telemetry, Bus, BusConfig, Received};
+use qubot_bus::{telemetry, Bus, Received};
 use qubot_msg::State;
+use qubot_node::{NodeConfig, Role, SUPERVISOR};
+use qubot_ops::promtext;
 use qubot_robot::World;
 use tokio::sync::watch;
 
-use crate::{cli::UpArgs, promtext};
+use crate::{cli::UpArgs, startup};
 use child::{ChildEnd, ChildSpec};
 use events::Events;
 use referee::Referee;
@@ -74,19 +75,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let node_file = run_dir.path().join("node.toml");
     std::fs::write(&node_file, cfg.to_toml()).with_context(|| format!("writing {}", node_file.display()))?;
 
-    let mut bc = BusConfig::new(&cfg.robot, "supervisor", "main");
-    bc.zenoh_config = cfg.zenoh.config.clone();
-    bc.listen = std::iter::once(cfg.zenoh.hub.clone())
-        .chain(cfg.zenoh.listen.iter().cloned())
-        .collect();
-    bc.connect = cfg.zenoh.connect.clone();
-    bc.shm_pool_bytes = 0;
     // The supervisor only hears small state messages: without SHM it maps no peer segment
     // and owns none, so after its children's cleanup nothing of the pipeline stays in /dev/shm.
-    bc.zenoh_overrides
-        .push(("transport/shared_memory/enabled".into(), "false".into()));
+    let bc = startup::node_bus(&cfg, SUPERVISOR, "main")
+        .with_listen(std::iter::once(cfg.zenoh.hub.clone()).chain(cfg.zenoh.listen.iter().cloned()))
+        .with_connect(cfg.zenoh.connect.clone())
+        .without_shm();
     let metrics_addr = SocketAddr::new(cfg.metrics_bind, cfg.supervisor.metrics_port);
-    let bus = crate::modes::open(&bc, Some(metrics_addr), args.host_label.as_deref())
+    let bus = startup::open(&bc, Some(metrics_addr), args.host_label.as_deref())
         .with_context(|| format!("starting the supervisor (hub {})", cfg.zenoh.hub))?;
 
     let report = rt.block_on(supervise(&bus, &cfg, world, &args, node_file, signals));
@@ -171,10 +167,7 @@ fn resolve_config(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         cfg.zenoh.hub = h.clone();
     }
     if let Some(base) = args.metrics_port_base {
-        cfg.supervisor.metrics_port = base;
-        cfg.sensor.metrics_port = base + 1;
-        cfg.planner.metrics_port = base + 2;
-        cfg.actuator.metrics_port = base + 3;
+        cfg.set_metrics_ports(base);
     }
     // Relative world paths are resolved now, so children started elsewhere agree.
     if cfg.worlds_dir.is_relative() {
@@ -226,15 +219,11 @@ async fn supervise(
     let exe = std::env::current_exe().context("locating the qubot binary")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (end_tx, mut end_rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, ChildEnd)>();
-    let enabled = [
-        ("sensor", cfg.sensor.enabled),
-        ("planner", cfg.planner.enabled),
-        ("actuator", cfg.actuator.enabled),
-    ];
     let mut tasks = Vec::new();
     let mut restart_counts = serde_json::Map::new();
     let mut counts = Vec::new();
-    for (actor, on) in enabled {
+    for role in Role::ALL {
+        let (actor, on) = (role.name(), cfg.role(role).enabled);
         // Registered for every actor, so dashboards show 0 rather than nothing.
         let restarts = metrics::counter!(telemetry::ACTOR_RESTARTS, "actor" => actor);
         let count = Arc::new(AtomicU64::new(0));

@@ -4,12 +4,12 @@
 
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader, Read},
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex, MutexGuard},
+    process::{Command, Stdio},
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
+
+use qubot_ops::process::{self, Child};
 
 pub const QUBOT: &str = env!("CARGO_BIN_EXE_qubot");
 
@@ -22,17 +22,12 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// A free TCP port on loopback (bound then released; good enough on a test machine).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    process::free_port().expect("a free loopback port")
 }
 
 /// A running `qubot` child: killed on drop, stdout lines readable as they come.
 pub struct Proc {
     pub child: Child,
-    lines: mpsc::Receiver<String>,
     pub name: String,
 }
 
@@ -46,24 +41,10 @@ impl Proc {
     /// Starts `cmd` (any program: `cargo run`, `unshare`, `script`) with stdout read line by
     /// line and stderr passed through.
     pub fn from_command(name: &str, mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+        let child = Child::spawn(name, cmd).unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         Proc {
             child,
-            lines: rx,
             name: name.into(),
         }
     }
@@ -79,8 +60,8 @@ impl Proc {
 
     /// Next stdout line, or panic at the deadline.
     pub fn line(&self, timeout: Duration) -> String {
-        self.lines
-            .recv_timeout(timeout)
+        self.child
+            .line(timeout)
             .unwrap_or_else(|e| panic!("{}: no stdout line within {timeout:?}: {e}", self.name))
     }
 
@@ -89,7 +70,7 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let lines: Vec<String> = drain_until_closed(&self.lines, deadline);
+                let lines: Vec<String> = self.child.drain_lines(deadline);
                 return (status.code().unwrap_or(-1), lines);
             }
             assert!(
@@ -121,63 +102,12 @@ impl Proc {
     }
 }
 
-fn drain_until_closed(rx: &mpsc::Receiver<String>, deadline: Instant) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        match rx.recv_timeout(left) {
-            Ok(l) => out.push(l),
-            Err(_) => return out,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Runs `qubot args...` to completion; returns exit code, stdout, stderr.
 pub fn run(args: &[&str], timeout: Duration) -> (i32, String, String) {
-    let mut child = Command::new(QUBOT)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qubot");
-    let (mut out, mut err) = (
-        child.stdout.take().expect("stdout"),
-        child.stderr.take().expect("stderr"),
-    );
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let code = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st.code().unwrap_or(-1);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("qubot {args:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, t_out.join().expect("stdout"), t_err.join().expect("stderr"))
+    let mut cmd = Command::new(QUBOT);
+    cmd.args(args).env("RUST_LOG", "warn");
+    let done = process::run(cmd, timeout).unwrap_or_else(|e| panic!("qubot {args:?}: {e}"));
+    (done.status.code().unwrap_or(-1), done.stdout, done.stderr)
 }
 
 /// Polls `cond` until it returns Some or the deadline passes (then panics with `what`).
@@ -196,7 +126,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
 }
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use qubot::promtext::{parse as parse_metrics, scrape, sum, Sample};
+pub use qubot_ops::promtext::{parse as parse_metrics, scrape, sum, Sample};
 
 /// Scrapes and parses, panicking on a malformed page.
 pub fn metrics(addr: &str) -> Option<Vec<Sample>> {
@@ -255,7 +185,7 @@ fn url_encode(s: &str) -> String {
 /// A Prometheus instant query against `prom` (host:port): `Some(number of series)` when
 /// Prometheus answered.
 pub fn prom_query(prom: &str, expr: &str) -> Option<usize> {
-    let body = qubot::promtext::http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
+    let body = qubot_ops::promtext::http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
 }
@@ -273,17 +203,14 @@ pub fn skip_or_fail(test: &str, why: &str) {
 
 /// A fresh robot name, hub and metrics ports, written as a node config file (for `qubot up
 /// --config` and the tools that read one, like `qubot health`).
-pub fn isolated(name: &str) -> (qubot_actors::NodeConfig, std::path::PathBuf) {
+pub fn isolated(name: &str) -> (qubot_node::NodeConfig, std::path::PathBuf) {
     let base = free_port().min(65_000);
-    let mut cfg = qubot_actors::NodeConfig {
+    let mut cfg = qubot_node::NodeConfig {
         robot: name.into(),
         ..Default::default()
     };
     cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", free_port());
-    cfg.supervisor.metrics_port = base;
-    cfg.sensor.metrics_port = base + 1;
-    cfg.planner.metrics_port = base + 2;
-    cfg.actuator.metrics_port = base + 3;
+    cfg.set_metrics_ports(base);
     let path = std::env::temp_dir().join(format!("qubot-{name}-{}.toml", std::process::id()));
     std::fs::write(&path, cfg.to_toml()).expect("config");
     (cfg, path)

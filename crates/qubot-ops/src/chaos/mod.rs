@@ -21,16 +21,29 @@ use std::{
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::cli::ChaosArgs;
 use judge::{Evidence, Windows};
-use pipeline::{Pipeline, ACTORS};
+use pipeline::Pipeline;
+use qubot_node::Role;
 use scenario::Scenario;
 use watch::RssSample;
 
 /// Commands applied before the idle baseline starts: the loop is closed.
 const LOOP_CLOSED: f64 = 20.0;
 
-pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
+/// What `qubot chaos` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    /// Scenario files (TOML); several run one after another, then a summary table.
+    pub scenarios: Vec<PathBuf>,
+    /// Multiplies every phase and fault time.
+    pub duration_scale: f64,
+    /// Where to write the RSS of every actor process, sampled each second (CSV).
+    pub rss_csv: Option<PathBuf>,
+    /// The `qubot` binary that runs the pipeline (`qubot up`) and the fault tools.
+    pub qubot: PathBuf,
+}
+
+pub fn run(args: &ChaosOptions) -> anyhow::Result<ExitCode> {
     if !(args.duration_scale.is_finite() && args.duration_scale > 0.0) {
         bail!(
             "--duration-scale must be a positive number, got {}",
@@ -47,7 +60,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     for (i, (s, dir)) in scenarios.into_iter().enumerate() {
         let started = Instant::now();
         let name = s.name.clone();
-        let verdict = match run_one(s, &dir, &args, i as u32) {
+        let verdict = match run_one(s, &dir, args, i as u32) {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("chaos: {name}: could not run: {e:#}");
@@ -71,7 +84,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Result<Value> {
+fn run_one(s: Scenario, dir: &Path, args: &ChaosOptions, run: u32) -> anyhow::Result<Value> {
     if s.partition().is_some() {
         if let Some(why) = netns::unavailable() {
             eprintln!("chaos: {}: SKIPPED: {why}", s.name);
@@ -81,7 +94,7 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
     }
     let s = s.scaled(args.duration_scale);
     eprintln!("chaos: {}: starting ({})", s.name, s.description.trim());
-    let mut pipe = Pipeline::start(&s, dir, run)?;
+    let mut pipe = Pipeline::start(&s, dir, run, &args.qubot)?;
     pipe.wait_applied(None, LOOP_CLOSED, Duration::from_secs(90))
         .context("waiting for the control loop to close")?;
     let idle_start = pipe.snapshot();
@@ -96,9 +109,9 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosArgs, run: u32) -> anyhow::Resul
         // The loop must run again before the end is read; after a restart, the accounting
         // window starts once it does (a dead process's counters died with it).
         let timeout = Duration::from_secs_f64(s.recover_timeout_s);
-        let restarted = ACTORS
+        let restarted = Role::ALL
             .iter()
-            .any(|a| idle_end.pids.get(*a) != pipe.pids().get(*a));
+            .any(|a| idle_end.pids.get(a.name()) != pipe.pids().get(a.name()));
         let flowing = pipe.wait_applied(pipe.applied(), 5.0, timeout);
         let accounting_from = if restarted {
             let snap = pipe.snapshot();

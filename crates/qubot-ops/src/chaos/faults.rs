@@ -13,10 +13,14 @@ use std::{
 use anyhow::{bail, Context};
 use nix::{sys::signal::Signal, unistd::Pid};
 
+use qubot_msg::keys;
+use qubot_node::Role;
+
 use super::{
     pipeline::{lock, Pipeline},
     scenario::{Fault, Flood, Kill, Malformed, Partition, Scenario, Stop},
 };
+use crate::process;
 
 /// Commands applied by the actuator that count as "the loop runs again".
 const FLOWING: f64 = 5.0;
@@ -80,56 +84,38 @@ fn sleep_until(t: Instant) {
 /// A `qubot` tool child joining the pipeline's bus (inside the sensor's namespace when
 /// partitioned); returns its last stdout line, its JSON report.
 fn tool(pipe: &Pipeline, args: &[String], timeout: Duration) -> anyhow::Result<serde_json::Value> {
-    let exe = std::env::current_exe().context("locating the qubot binary")?;
     let mut cmd = match &pipe.tool_netns {
-        None => Command::new(&exe),
+        None => Command::new(&pipe.qubot),
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&exe);
+            c.args(["netns", "exec", ns]).arg(&pipe.qubot);
             c
         }
     };
     cmd.args(args)
         .args(["--robot", &pipe.robot, "--connect", &pipe.hub])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdin(Stdio::null());
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn,zenoh=error");
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting qubot {}", args[0]))?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let out = std::thread::spawn(move || drain(out));
-    let err = std::thread::spawn(move || drain(err));
     // Every tool run is bounded by its own arguments; the deadline is the backstop.
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
+    let done = match process::run(cmd, timeout) {
+        Ok(done) => done,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            bail!("qubot {} did not finish within {timeout:?}", args[0])
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("qubot {} did not finish within {timeout:?}", args[0]);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        Err(e) => return Err(e).with_context(|| format!("starting qubot {}", args[0])),
     };
-    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    if !status.success() {
-        bail!("qubot {} failed ({status}): {}", args[0], stderr.trim());
+    if !done.status.success() {
+        bail!(
+            "qubot {} failed ({}): {}",
+            args[0],
+            done.status,
+            done.stderr.trim()
+        );
     }
-    let last = stdout.lines().last().unwrap_or_default();
+    let last = done.stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).with_context(|| format!("qubot {} report {last:?}", args[0]))
-}
-
-fn drain(r: Option<impl std::io::Read>) -> String {
-    let mut s = String::new();
-    if let Some(mut r) = r {
-        let _ = r.read_to_string(&mut s);
-    }
-    s
 }
 
 fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
@@ -138,7 +124,13 @@ fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLo
         .unwrap_or_else(|| end.saturating_duration_since(Instant::now()).as_secs_f64())
         .max(0.1);
     let count = (f.rate * secs * 1.1).ceil() as u64 + 10;
-    let key = qubot_bus::key(&pipe.robot, "sensor", &pipe.cfg.sensor.instance, &f.topic);
+    let sensor = Role::Sensor;
+    let key = keys::key(
+        &pipe.robot,
+        sensor.name(),
+        pipe.cfg.role(sensor).instance,
+        &f.topic,
+    );
     let mut args: Vec<String> = [
         "flood",
         "--key",
@@ -191,7 +183,7 @@ fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyho
     let timeout = Duration::from_secs_f64(s.recover_timeout_s);
     for round in 0..k.rounds {
         for actor in &k.actors {
-            let a = actor.as_str();
+            let a = actor.name();
             let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
             let before = pipe.applied();
             signal(pid, Signal::SIGKILL)?;
@@ -211,7 +203,7 @@ fn kill(pipe: &Pipeline, s: &Scenario, k: &Kill, log: &Mutex<FaultLog>) -> anyho
 }
 
 fn stop(pipe: &Pipeline, s: &Scenario, st: &Stop, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
-    let a = st.actor.as_str();
+    let a = st.actor.name();
     let pid = pipe.pid(a).with_context(|| format!("no pid for {a}"))?;
     signal(pid, Signal::SIGSTOP)?;
     std::thread::sleep(Duration::from_secs_f64(st.for_s));
@@ -242,24 +234,15 @@ fn recover(
 /// Every subscribed key of the pipeline, with an actor whose receiver counts its drops and the
 /// topic it counts them under (the state also reaches the planner, which counts its own).
 fn subscribed_keys(pipe: &Pipeline) -> [(String, &'static str, &'static str); 3] {
-    let c = &pipe.cfg;
-    [
-        (
-            qubot_bus::key(&pipe.robot, "sensor", &c.sensor.instance, "scan"),
-            "planner",
-            "scan",
-        ),
-        (
-            qubot_bus::key(&pipe.robot, "planner", &c.planner.instance, "cmd"),
-            "actuator",
-            "cmd",
-        ),
-        (
-            qubot_bus::key(&pipe.robot, "actuator", &c.actuator.instance, "state"),
-            "sensor",
-            "state",
-        ),
-    ]
+    Role::FLOWS.map(|f| {
+        let key = keys::key(
+            &pipe.robot,
+            f.from.name(),
+            pipe.cfg.role(f.from).instance,
+            f.topic,
+        );
+        (key, f.to.name(), f.topic)
+    })
 }
 
 fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {

@@ -8,9 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use qubot_msg::keys::check_segment;
+use qubot_node::{config::METRICS_PORT_BASE, Role, SUPERVISOR};
 use serde::Deserialize;
 
-pub const ACTORS: [&str; 3] = ["sensor", "planner", "actuator"];
 const ARCHES: [&str; 3] = ["x86_64", "aarch64", "armv7"];
 
 /// A field of the inventory and what is wrong with it.
@@ -101,22 +102,23 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
+        let port = |r: Role| METRICS_PORT_BASE + r.metrics_port_offset();
         Ports {
-            supervisor: 9900,
-            sensor: 9901,
-            planner: 9902,
-            actuator: 9903,
+            supervisor: METRICS_PORT_BASE,
+            sensor: port(Role::Sensor),
+            planner: port(Role::Planner),
+            actuator: port(Role::Actuator),
         }
     }
 }
 
 impl Ports {
     pub fn of(&self, process: &str) -> u16 {
-        match process {
-            "sensor" => self.sensor,
-            "planner" => self.planner,
-            "actuator" => self.actuator,
-            _ => self.supervisor,
+        match Role::from_name(process) {
+            Some(Role::Sensor) => self.sensor,
+            Some(Role::Planner) => self.planner,
+            Some(Role::Actuator) => self.actuator,
+            None => self.supervisor,
         }
     }
 }
@@ -153,7 +155,7 @@ impl Inventory {
 
     /// Every check that must pass before a build or a copy.
     pub fn check(&self) -> Result<(), InventoryError> {
-        qubot_bus::check_segment(&self.robot).map_err(|r| err("robot", r))?;
+        check_segment(&self.robot).map_err(|r| err("robot", r))?;
         check_name(&self.robot).map_err(|r| err("robot", r))?;
         if self.hosts.is_empty() {
             return Err(err("hosts", "no host defined"));
@@ -165,7 +167,7 @@ impl Inventory {
         let mut addresses: BTreeMap<IpAddr, &str> = BTreeMap::new();
         for (name, h) in &self.hosts {
             let f = |k: &str| format!("hosts.{name}.{k}");
-            qubot_bus::check_segment(name).map_err(|r| err(format!("hosts.{name}"), r))?;
+            check_segment(name).map_err(|r| err(format!("hosts.{name}"), r))?;
             check_name(name).map_err(|r| err(format!("hosts.{name}"), r))?;
             let addr: IpAddr = h
                 .address
@@ -198,10 +200,10 @@ impl Inventory {
                 return Err(err(f("actors"), "lists no actor"));
             }
             for a in &h.actors {
-                if !ACTORS.contains(&a.as_str()) {
+                if Role::from_name(a).is_none() {
                     return Err(err(
                         f("actors"),
-                        format!("unknown actor {a:?} (known: {})", ACTORS.join(", ")),
+                        format!("unknown actor {a:?} (known: {})", Role::names()),
                     ));
                 }
                 if let Some(other) = runs.insert(a, name) {
@@ -211,9 +213,9 @@ impl Inventory {
             // Every listening port of the host's processes, in a fixed order for the message.
             let mut ports = vec![
                 ("fleet.zenoh_port".to_owned(), self.fleet.zenoh_port),
-                (f("ports.supervisor"), h.ports.supervisor),
+                (f(&format!("ports.{SUPERVISOR}")), h.ports.supervisor),
             ];
-            for a in ACTORS.iter().filter(|a| h.actors.iter().any(|x| x == *a)) {
+            for a in Role::ALL.map(Role::name).iter().filter(|a| h.runs(a)) {
                 ports.push((f(&format!("ports.{a}")), h.ports.of(a)));
             }
             for (i, (field, port)) in ports.iter().enumerate() {
@@ -228,7 +230,7 @@ impl Inventory {
                 }
             }
         }
-        for a in ACTORS {
+        for a in Role::ALL.map(Role::name) {
             if !runs.contains_key(a) {
                 return Err(err("hosts.*.actors", format!("no host runs the {a}")));
             }

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use qubot_actors::NodeConfig;
+use qubot_node::{NodeConfig, Role, SUPERVISOR};
 
-use super::model::{Inventory, InventoryError, ACTORS};
+use super::model::{Inventory, InventoryError};
 
 /// Where the release that runs lives on a device (`<root>/current`).
 pub fn current_dir(root: &Path) -> PathBuf {
@@ -56,11 +56,11 @@ pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryE
         cfg.zenoh.config = Some(current.join("zenoh.json5"));
     }
     cfg.supervisor.metrics_port = h.ports.supervisor;
-    cfg.sensor.enabled = h.runs("sensor");
+    cfg.sensor.enabled = h.runs(Role::Sensor.name());
     cfg.sensor.metrics_port = h.ports.sensor;
-    cfg.planner.enabled = h.runs("planner");
+    cfg.planner.enabled = h.runs(Role::Planner.name());
     cfg.planner.metrics_port = h.ports.planner;
-    cfg.actuator.enabled = h.runs("actuator");
+    cfg.actuator.enabled = h.runs(Role::Actuator.name());
     cfg.actuator.metrics_port = h.ports.actuator;
 
     let invalid = |reason: String| InventoryError {
@@ -98,7 +98,8 @@ pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, Invento
     let mut groups = Vec::new();
     for name in hosts {
         let h = inv.host(name)?;
-        let procs = std::iter::once("supervisor").chain(ACTORS.into_iter().filter(|a| h.runs(a)));
+        let procs =
+            std::iter::once(SUPERVISOR).chain(Role::ALL.map(Role::name).into_iter().filter(|a| h.runs(a)));
         for p in procs {
             groups.push(serde_json::json!({
                 "targets": [format!("{}:{}", h.address, h.ports.of(p))],

@@ -7,6 +7,8 @@ use std::{
 };
 
 use qubot_robot::{World, WorldError};
+
+use crate::Role;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +175,7 @@ impl Default for ZenohSection {
 impl Default for SupervisorSection {
     fn default() -> Self {
         SupervisorSection {
-            metrics_port: 9900,
+            metrics_port: METRICS_PORT_BASE,
             max_restarts: 5,
             restart_window_s: 30.0,
             backoff_initial_ms: 100,
@@ -187,8 +189,8 @@ impl Default for SensorSection {
     fn default() -> Self {
         SensorSection {
             enabled: true,
-            instance: "lidar0".into(),
-            metrics_port: 9901,
+            instance: Role::Sensor.default_instance().into(),
+            metrics_port: METRICS_PORT_BASE + Role::Sensor.metrics_port_offset(),
             beams: 720,
             rate_hz: 20.0,
             range_max_m: 8.0,
@@ -204,8 +206,8 @@ impl Default for PlannerSection {
     fn default() -> Self {
         PlannerSection {
             enabled: true,
-            instance: "main".into(),
-            metrics_port: 9902,
+            instance: Role::Planner.default_instance().into(),
+            metrics_port: METRICS_PORT_BASE + Role::Planner.metrics_port_offset(),
             cmd_deadline_ms: 300,
             max_beams: 4096,
             pose_tolerance_m: 0.3,
@@ -221,8 +223,8 @@ impl Default for ActuatorSection {
     fn default() -> Self {
         ActuatorSection {
             enabled: true,
-            instance: "base".into(),
-            metrics_port: 9903,
+            instance: Role::Actuator.default_instance().into(),
+            metrics_port: METRICS_PORT_BASE + Role::Actuator.metrics_port_offset(),
             tick_hz: 50.0,
             cmd_timeout_ms: 250,
             v_max: 0.8,
@@ -234,7 +236,56 @@ impl Default for ActuatorSection {
     }
 }
 
+/// The supervisor's default metrics port; each role's is this plus its offset.
+pub const METRICS_PORT_BASE: u16 = 9900;
+
+/// What every role's section has, whatever the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSection<'a> {
+    pub enabled: bool,
+    pub instance: &'a str,
+    pub metrics_port: u16,
+    pub shm_pool_mib: u64,
+}
+
 impl NodeConfig {
+    /// The section of `role`, as the fields all roles share.
+    pub fn role(&self, role: Role) -> RoleSection<'_> {
+        let (enabled, instance, metrics_port, shm_pool_mib) = match role {
+            Role::Sensor => {
+                let s = &self.sensor;
+                (s.enabled, &s.instance, s.metrics_port, s.shm_pool_mib)
+            }
+            Role::Planner => {
+                let s = &self.planner;
+                (s.enabled, &s.instance, s.metrics_port, s.shm_pool_mib)
+            }
+            Role::Actuator => {
+                let s = &self.actuator;
+                (s.enabled, &s.instance, s.metrics_port, s.shm_pool_mib)
+            }
+        };
+        RoleSection {
+            enabled,
+            instance,
+            metrics_port,
+            shm_pool_mib,
+        }
+    }
+
+    /// Metrics ports from `base`: the supervisor's, then each role's at its offset.
+    pub fn set_metrics_ports(&mut self, base: u16) {
+        self.supervisor.metrics_port = base;
+        self.sensor.metrics_port = base + Role::Sensor.metrics_port_offset();
+        self.planner.metrics_port = base + Role::Planner.metrics_port_offset();
+        self.actuator.metrics_port = base + Role::Actuator.metrics_port_offset();
+    }
+
+    /// The metrics port of a process: the supervisor or a role, by name.
+    pub fn metrics_port_of(&self, process: &str) -> u16 {
+        Role::from_name(process).map_or(self.supervisor.metrics_port, |r| self.role(r).metrics_port)
+    }
+
     /// Reads and validates a file; `None` gives the built-in defaults (validated too).
     pub fn load(path: Option<&Path>) -> Result<NodeConfig, ConfigError> {
         let cfg = match path {
@@ -371,7 +422,7 @@ impl NodeConfig {
 }
 
 fn segment(field: &str, v: &str) -> Result<(), ConfigError> {
-    qubot_bus::check_segment(v).map_err(|reason| invalid(field, reason))
+    qubot_msg::keys::check_segment(v).map_err(|reason| invalid(field, reason))
 }
 
 /// The largest shared-memory pool a process may ask for (MiB).

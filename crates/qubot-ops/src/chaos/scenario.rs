@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use qubot_actors::NodeConfig;
+use qubot_node::{NodeConfig, Role};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,25 +52,6 @@ fn default_recover() -> f64 {
 }
 fn default_tolerance() -> f64 {
     3.0
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActorName {
-    Sensor,
-    Planner,
-    Actuator,
-}
-
-impl ActorName {
-    pub const ALL: [ActorName; 3] = [ActorName::Sensor, ActorName::Planner, ActorName::Actuator];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorName::Sensor => "sensor",
-            ActorName::Planner => "planner",
-            ActorName::Actuator => "actuator",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,7 +107,7 @@ pub struct Kill {
     #[serde(default)]
     pub at_s: f64,
     #[serde(default = "all_actors")]
-    pub actors: Vec<ActorName>,
+    pub actors: Vec<Role>,
     /// How many times each actor is killed.
     #[serde(default = "one_u32")]
     pub rounds: u32,
@@ -135,8 +116,8 @@ pub struct Kill {
     pub gap_s: f64,
 }
 
-fn all_actors() -> Vec<ActorName> {
-    ActorName::ALL.to_vec()
+fn all_actors() -> Vec<Role> {
+    Role::ALL.to_vec()
 }
 fn one_u32() -> u32 {
     1
@@ -150,7 +131,7 @@ fn default_gap() -> f64 {
 pub struct Stop {
     #[serde(default)]
     pub at_s: f64,
-    pub actor: ActorName,
+    pub actor: Role,
     pub for_s: f64,
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use qubot_actors::NodeConfig;
-use qubot_bus::telemetry as names;
+use qubot_msg::metric_names as names;
+use qubot_node::{NodeConfig, Role};
 use serde_json::{json, Value};
 
 use super::watch::Watch;
@@ -354,11 +354,7 @@ pub fn balance(
     log: &FaultLog,
     tol: f64,
 ) -> Vec<Outcome> {
-    let flows = [
-        ("scan", "sensor", "planner"),
-        ("cmd", "planner", "actuator"),
-        ("state", "actuator", "sensor"),
-    ];
+    let flows = Role::FLOWS.map(|f| (f.topic, f.from.name(), f.to.name()));
     flows
         .iter()
         .filter(|(_, p, s)| to.second.contains_key(p) && to.first.contains_key(s))

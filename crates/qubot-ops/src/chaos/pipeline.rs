@@ -4,27 +4,26 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
-    net::TcpListener,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
-use qubot_actors::NodeConfig;
-use qubot_bus::telemetry;
+use nix::sys::signal::Signal;
+use qubot_msg::metric_names as telemetry;
+use qubot_node::{NodeConfig, Role, SUPERVISOR};
 
 use super::{
     netns::{in_netns, NetnsPair},
     scenario::Scenario,
 };
-use crate::promtext::{self, Sample};
+use crate::{
+    process::{self, Child},
+    promtext::{self, Sample},
+};
 
 /// A `/metrics` endpoint, possibly inside a network namespace.
 #[derive(Debug, Clone)]
@@ -43,14 +42,12 @@ impl Endpoint {
     }
 }
 
-/// One `qubot up` child and what its stdout told so far.
+/// One `qubot up` child and what its stdout told so far (its stdout closing means the
+/// supervisor has exited).
 struct Up {
     child: Child,
     pids: Arc<Mutex<HashMap<String, u32>>>,
     lines: Arc<Mutex<Vec<String>>>,
-    /// Set when its stdout closed: the supervisor has exited.
-    done: Arc<AtomicBool>,
-    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Every process's metrics, read twice in a row: receive-side counters come from the first
@@ -64,6 +61,8 @@ pub struct Snapshot {
 
 pub struct Pipeline {
     ups: Vec<Up>,
+    /// The `qubot` binary: supervisors and fault tools are started from it.
+    pub qubot: PathBuf,
     pub robot: String,
     /// Where a flood or an injector joins the bus.
     pub hub: String,
@@ -76,12 +75,10 @@ pub struct Pipeline {
     pub reports: Vec<serde_json::Value>,
 }
 
-pub const ACTORS: [&str; 3] = ["sensor", "planner", "actuator"];
-
 impl Pipeline {
     /// Starts the pipeline the scenario describes. With a partition, the sensor runs in one
     /// namespace and planner + actuator in the other, each under its own supervisor.
-    pub fn start(s: &Scenario, dir: &Path, run: u32) -> anyhow::Result<Pipeline> {
+    pub fn start(s: &Scenario, dir: &Path, run: u32, qubot: &Path) -> anyhow::Result<Pipeline> {
         let robot = format!("chaos-{}-{run}", std::process::id());
         let run_dir = std::env::temp_dir().join(format!("qubot-chaos-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
@@ -94,6 +91,7 @@ impl Pipeline {
         }
         let mut p = Pipeline {
             ups: Vec::new(),
+            qubot: qubot.to_owned(),
             robot,
             hub: String::new(),
             tool_netns: None,
@@ -106,17 +104,20 @@ impl Pipeline {
         if s.partition().is_some() {
             p.start_partitioned(cfg)?;
         } else {
-            let hub = free_port_run(1)?;
+            let hub = process::free_port_run(1)?;
             let base = loop {
-                let b = free_port_run(4)?;
+                let b = process::free_port_run(4)?;
                 if !(b..b + 4).contains(&hub) {
                     break b;
                 }
             };
             cfg.zenoh.hub = format!("tcp/127.0.0.1:{hub}");
-            set_ports(&mut cfg, base);
+            cfg.set_metrics_ports(base);
             p.hub = cfg.zenoh.hub.clone();
-            p.add_endpoints(&cfg, &["supervisor", "sensor", "planner", "actuator"], None);
+            let all: Vec<&'static str> = std::iter::once(SUPERVISOR)
+                .chain(Role::ALL.map(Role::name))
+                .collect();
+            p.add_endpoints(&cfg, &all, None);
             p.spawn_up(&cfg, "node.toml", None)?;
             p.cfg = cfg;
         }
@@ -135,17 +136,18 @@ impl Pipeline {
         side_a.zenoh.listen = vec![format!("tcp/{a}:0")];
         side_a.planner.enabled = false;
         side_a.actuator.enabled = false;
-        set_ports(&mut side_a, 9900);
+        side_a.set_metrics_ports(9900);
         let mut side_b = cfg;
         side_b.zenoh.hub = format!("tcp/{b}:7447");
         side_b.zenoh.listen = vec![format!("tcp/{b}:0")];
         side_b.zenoh.connect = vec![hub_a.clone()];
         side_b.sensor.enabled = false;
-        set_ports(&mut side_b, 9900);
+        side_b.set_metrics_ports(9900);
         self.hub = hub_a;
         self.tool_netns = Some(ns_a.clone());
-        self.add_endpoints(&side_a, &["supervisor", "sensor"], Some(&ns_a));
-        self.add_endpoints(&side_b, &["supervisor", "planner", "actuator"], Some(&ns_b));
+        let (sensor, planner, actuator) = (Role::Sensor.name(), Role::Planner.name(), Role::Actuator.name());
+        self.add_endpoints(&side_a, &[SUPERVISOR, sensor], Some(&ns_a));
+        self.add_endpoints(&side_b, &[SUPERVISOR, planner, actuator], Some(&ns_b));
         self.spawn_up(&side_a, "node-a.toml", Some(&ns_a))?;
         self.spawn_up(&side_b, "node-b.toml", Some(&ns_b))?;
         self.cfg = side_b;
@@ -154,12 +156,7 @@ impl Pipeline {
 
     fn add_endpoints(&mut self, cfg: &NodeConfig, which: &[&'static str], ns: Option<&str>) {
         for &w in which {
-            let port = match w {
-                "supervisor" => cfg.supervisor.metrics_port,
-                "sensor" => cfg.sensor.metrics_port,
-                "planner" => cfg.planner.metrics_port,
-                _ => cfg.actuator.metrics_port,
-            };
+            let port = cfg.metrics_port_of(w);
             self.endpoints.push((
                 w,
                 Endpoint {
@@ -173,12 +170,11 @@ impl Pipeline {
     fn spawn_up(&mut self, cfg: &NodeConfig, file: &str, ns: Option<&str>) -> anyhow::Result<()> {
         let path = self.run_dir.join(file);
         std::fs::write(&path, cfg.to_toml()).with_context(|| format!("writing {}", path.display()))?;
-        let exe = std::env::current_exe().context("locating the qubot binary")?;
         let mut cmd = match ns {
-            None => Command::new(&exe),
+            None => Command::new(&self.qubot),
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&exe);
+                c.args(["netns", "exec", ns]).arg(&self.qubot);
                 c
             }
         };
@@ -186,43 +182,30 @@ impl Pipeline {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn,zenoh=error");
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
         // SAFETY: the closure only calls prctl, which is async-signal-safe; the pipeline must
         // not outlive this runner.
         unsafe {
             cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().context("starting qubot up")?;
-        let out = child.stdout.take().context("qubot up stdout")?;
         let pids = Arc::new(Mutex::new(HashMap::new()));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let done = Arc::new(AtomicBool::new(false));
-        let (p, l, d) = (pids.clone(), lines.clone(), done.clone());
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["event"] == "spawned" {
-                        if let (Some(a), Some(pid)) = (v["actor"].as_str(), v["pid"].as_u64()) {
-                            lock(&p).insert(a.to_owned(), pid as u32);
-                        }
+        let (p, l) = (pids.clone(), lines.clone());
+        let child = Child::spawn_tapped("qubot up", cmd, move |line| {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                if v["event"] == "spawned" {
+                    if let (Some(a), Some(pid)) = (v["actor"].as_str(), v["pid"].as_u64()) {
+                        lock(&p).insert(a.to_owned(), pid as u32);
                     }
                 }
-                lock(&l).push(line);
             }
-            d.store(true, Ordering::Release);
-        });
-        self.ups.push(Up {
-            child,
-            pids,
-            lines,
-            done,
-            reader: Some(reader),
-        });
+            lock(&l).push(line.to_owned());
+        })
+        .context("starting qubot up")?;
+        self.ups.push(Up { child, pids, lines });
         Ok(())
     }
 
@@ -250,7 +233,7 @@ impl Pipeline {
     /// Fails when a supervisor has exited (it gave up, or could not start).
     pub fn check_alive(&self) -> anyhow::Result<()> {
         for u in &self.ups {
-            if u.done.load(Ordering::Acquire) {
+            if u.child.output_closed() {
                 let tail: Vec<String> = lock(&u.lines).iter().rev().take(3).cloned().collect();
                 bail!("qubot up exited early; last output: {tail:?}");
             }
@@ -337,24 +320,14 @@ impl Pipeline {
     /// SIGINT to every supervisor, then their run reports (last stdout line).
     pub fn stop(&mut self) -> anyhow::Result<()> {
         for u in &self.ups {
-            // A pid we spawned and have not reaped (never 0: that would be our process group).
-            if let Ok(pid) = i32::try_from(u.child.id()) {
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
-            }
+            u.child.signal(Signal::SIGINT);
         }
         for u in &mut self.ups {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while u.child.try_wait()?.is_none() {
-                if Instant::now() >= deadline {
-                    let _ = u.child.kill();
-                    bail!("qubot up did not stop within 30 s of SIGINT");
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if u.child.wait_within(Duration::from_secs(30))?.is_none() {
+                u.child.kill();
+                bail!("qubot up did not stop within 30 s of SIGINT");
             }
-            if let Some(r) = u.reader.take() {
-                let _ = r.join();
-            }
+            u.child.join_output();
             let last = lock(&u.lines).last().cloned().unwrap_or_default();
             let report = serde_json::from_str(&last).with_context(|| format!("qubot up report: {last:?}"))?;
             self.reports.push(report);
@@ -365,40 +338,12 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        for u in &mut self.ups {
-            if u.child.try_wait().ok().flatten().is_none() {
-                let _ = u.child.kill();
-                let _ = u.child.wait();
-            }
-        }
+        // The supervisors first (each `Child` kills its process on drop), then their files.
+        self.ups.clear();
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn set_ports(cfg: &mut NodeConfig, base: u16) {
-    cfg.supervisor.metrics_port = base;
-    cfg.sensor.metrics_port = base + 1;
-    cfg.planner.metrics_port = base + 2;
-    cfg.actuator.metrics_port = base + 3;
-}
-
-/// The first of `n` consecutive loopback ports that are free now.
-fn free_port_run(n: u16) -> anyhow::Result<u16> {
-    for _ in 0..200 {
-        let first = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if first > 65535 - n {
-            continue;
-        }
-        let held: Vec<_> = (first..first + n)
-            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if held.len() == n as usize {
-            return Ok(first);
-        }
-    }
-    bail!("no run of {n} free loopback ports")
 }

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use qubot_bus::telemetry;
+use qubot_msg::metric_names as telemetry;
 
 use super::pipeline::{Pipeline, Snapshot};
 use crate::promtext;

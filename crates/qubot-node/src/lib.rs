@@ -1,0 +1,13 @@
+//! What a Qubot node is: the roles of the reference robot ([`Role`]: sensor, planner,
+//! actuator, and what each publishes and consumes) and the node config that says which roles a
+//! host runs and how ([`NodeConfig`], validated as a whole before anything starts).
+//!
+//! Owns: the one list of actors and the node config. Actors, the supervisor, the inventory and
+//! the chaos runner all read these. Must not depend on zenoh, actix or any I/O beyond reading a
+//! config or world file: tools that never join the bus use it too.
+
+pub mod config;
+mod role;
+
+pub use config::{ConfigError, NodeConfig, RoleSection};
+pub use role::{Flow, Role, SUPERVISOR};

@@ -1,0 +1,325 @@
+//! Starting and watching child processes, the one way the binary's chaos runner, the bench
+//! harness and the tests do it: spawn with stdout read line by line on a thread, wait for a
+//! line or for the exit within a deadline, stop (signal, then kill at a deadline), and never
+//! leave a child behind (killed on drop). Also the free loopback ports they start them on.
+
+use std::{
+    io::{self, BufRead, BufReader, Read},
+    net::TcpListener,
+    process::{ChildStdin, Command, ExitStatus, Stdio},
+    sync::{mpsc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+pub use std::sync::mpsc::RecvTimeoutError;
+
+/// How often exits are polled while waiting with a deadline.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A running child whose stdout is read line by line: killed (and reaped) on drop.
+pub struct Child {
+    child: std::process::Child,
+    stdin: Option<ChildStdin>,
+    /// In a mutex so that a `Child` can be shared between threads (`&Child` is `Sync`).
+    lines: Mutex<mpsc::Receiver<String>>,
+    reader: Option<JoinHandle<()>>,
+    /// What the child is, for error messages.
+    pub name: String,
+}
+
+impl Child {
+    /// Starts `cmd` with stdout piped and read line by line; stdin and stderr as `cmd` sets
+    /// them (stdin piped stays open until [`Child::close_stdin`]).
+    pub fn spawn(name: &str, cmd: Command) -> io::Result<Child> {
+        Child::spawn_tapped(name, cmd, |_| {})
+    }
+
+    /// [`Child::spawn`], with every stdout line shown to `tap` on the reader thread as it
+    /// arrives (before [`Child::line`] returns it), for state that must follow the output
+    /// while nobody is reading it.
+    pub fn spawn_tapped(
+        name: &str,
+        mut cmd: Command,
+        mut tap: impl FnMut(&str) + Send + 'static,
+    ) -> io::Result<Child> {
+        let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+        let stdin = child.stdin.take();
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other(format!("{name}: no stdout")))?;
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name("child-stdout".into())
+            .spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    tap(&line);
+                    // Nobody reads the lines any more: keep draining, so the child never
+                    // blocks on a full pipe, and keep tapping.
+                    let _ = tx.send(line);
+                }
+            });
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(Child {
+            child,
+            stdin,
+            lines: Mutex::new(rx),
+            reader: Some(reader),
+            name: name.into(),
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line within `timeout`; `Disconnected` once stdout closed and every
+    /// line was read.
+    pub fn line(&self, timeout: Duration) -> Result<String, RecvTimeoutError> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(timeout)
+    }
+
+    /// Every line still to come until stdout closes or `deadline` passes (given at least
+    /// 100 ms, for lines written just before an exit).
+    pub fn drain_lines(&self, deadline: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            match self.line(left) {
+                Ok(l) => out.push(l),
+                Err(_) => return out,
+            }
+        }
+    }
+
+    /// True once stdout closed and the reader saw its last line.
+    pub fn output_closed(&self) -> bool {
+        self.reader.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the reader to see the end of stdout (after an exit: every line is tapped).
+    pub fn join_output(&mut self) {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// Closes the child's stdin (a server's signal to finish).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait()
+    }
+
+    /// The exit status, or `None` if the child is still running at the deadline.
+    pub fn wait_within(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        wait_within(&mut self.child, timeout)
+    }
+
+    /// Sends `signal` to the child (harmless once it exited: it is not reaped before drop).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        send(self.child.id(), signal);
+    }
+
+    /// Sends `signal` (e.g. SIGINT), waits `grace` for the exit, then kills: `Ok(true)` when
+    /// the child stopped on its own within the grace.
+    pub fn stop(&mut self, signal: nix::sys::signal::Signal, grace: Duration) -> io::Result<bool> {
+        if self.child.try_wait()?.is_none() {
+            self.signal(signal);
+        }
+        if self.wait_within(grace)?.is_some() {
+            return Ok(true);
+        }
+        self.kill();
+        Ok(false)
+    }
+
+    /// SIGKILL and reap, if it is still running.
+    pub fn kill(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `signal` to a pid this process spawned and has not reaped (never 0 or negative: that
+/// would be a process group).
+fn send(pid: u32, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().filter(|&p| p > 0) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
+fn wait_within(child: &mut std::process::Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A child run to completion: its exit status and everything it wrote.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured (stdin: null unless set). At the
+/// deadline the child is killed and the error is `TimedOut`.
+pub fn run(mut cmd: Command, timeout: Duration) -> io::Result<Finished> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || read_all(out));
+    let err = std::thread::spawn(move || read_all(err));
+    let Some(status) = wait_within(&mut child, timeout)? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("did not finish within {timeout:?}"),
+        ));
+    };
+    Ok(Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+fn read_all(r: Option<impl Read>) -> String {
+    let mut s = String::new();
+    if let Some(mut r) = r {
+        let _ = r.read_to_string(&mut s);
+    }
+    s
+}
+
+/// A loopback port that was free a moment ago (bound, then released).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The first of `n` consecutive loopback ports that are free now.
+pub fn free_port_run(n: u16) -> io::Result<u16> {
+    for _ in 0..200 {
+        let first = free_port()?;
+        if first > 65535 - n {
+            continue;
+        }
+        let held: Vec<_> = (first..first + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return Ok(first);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        format!("no run of {n} free loopback ports"),
+    ))
+}
+
+/// Waits until something accepts connections on `addr` (host:port); false at the deadline.
+pub fn wait_for_port(addr: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let up = std::net::ToSocketAddrs::to_socket_addrs(addr)
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok());
+        if up {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_arrive_and_the_exit_is_seen() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo one; echo two"]).stdin(Stdio::null());
+        let mut child = Child::spawn("sh", c).expect("spawn sh");
+        assert_eq!(child.line(Duration::from_secs(10)).as_deref(), Ok("one"));
+        let status = child.wait_within(Duration::from_secs(10)).expect("wait");
+        assert!(status.is_some_and(|s| s.success()));
+        assert_eq!(child.drain_lines(Instant::now()), ["two"]);
+        child.join_output();
+        assert!(child.output_closed());
+    }
+
+    #[test]
+    fn stop_kills_what_ignores_the_signal() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "trap '' INT; echo ready; sleep 30"]);
+        let mut child = Child::spawn("sh", c).expect("spawn sh");
+        assert_eq!(child.line(Duration::from_secs(10)).as_deref(), Ok("ready"));
+        let stopped = child
+            .stop(nix::sys::signal::Signal::SIGINT, Duration::from_millis(200))
+            .expect("stop");
+        assert!(!stopped, "SIGINT is ignored: the child was killed");
+        assert!(child.try_wait().expect("try_wait").is_some());
+    }
+
+    #[test]
+    fn run_captures_both_streams_and_enforces_the_deadline() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let f = run(c, Duration::from_secs(10)).expect("run");
+        assert_eq!(
+            (f.status.code(), f.stdout.as_str(), f.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        let e = run(c, Duration::from_millis(100)).expect_err("deadline");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_run_of_free_ports_is_free() {
+        let first = free_port_run(4).expect("ports");
+        for p in first..first + 4 {
+            TcpListener::bind(("127.0.0.1", p)).expect("still free");
+        }
+    }
+}
