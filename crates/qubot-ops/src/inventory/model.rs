@@ -29,7 +29,7 @@ impl fmt::Display for InventoryError {
 
 impl std::error::Error for InventoryError {}
 
-fn err(field: impl Into<String>, reason: impl Into<String>) -> InventoryError {
+pub(super) fn err(field: impl Into<String>, reason: impl Into<String>) -> InventoryError {
     InventoryError {
         field: field.into(),
         reason: reason.into(),
@@ -137,24 +137,9 @@ fn default_root() -> PathBuf {
 }
 
 impl Inventory {
-    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| err(path.display().to_string(), e.to_string()))?;
-        Self::parse(&text)
-    }
-
-    /// Parses and checks.
-    pub fn parse(text: &str) -> Result<Inventory, InventoryError> {
-        let inv: Inventory = toml::from_str(text).map_err(|e| {
-            let msg = e.message().to_owned();
-            err("(syntax)", msg)
-        })?;
-        inv.check()?;
-        Ok(inv)
-    }
-
-    /// Every check that must pass before a build or a copy.
-    pub fn check(&self) -> Result<(), InventoryError> {
+    /// The checks of the inventory's own fields (the node configs rendered from it are
+    /// checked by [`Inventory::check`]).
+    pub(super) fn check_fields(&self) -> Result<(), InventoryError> {
         check_segment(&self.robot).map_err(|r| err("robot", r))?;
         check_name(&self.robot).map_err(|r| err("robot", r))?;
         if self.hosts.is_empty() {
@@ -254,10 +239,6 @@ impl Inventory {
                     ));
                 }
             }
-        }
-        // Node-config overrides must give a valid node config on their own host.
-        for name in self.hosts.keys() {
-            super::render::node_config(self, name)?;
         }
         Ok(())
     }
