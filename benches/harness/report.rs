@@ -57,6 +57,10 @@ pub enum Measured {
         allocs_per_msg_sub: Option<f64>,
         raw_allocs_per_msg_pub: Option<f64>,
         raw_allocs_per_msg_sub: Option<f64>,
+        /// What Qubot adds per message: the median over rounds of (Qubot − raw) within each
+        /// round, whose two runs are back to back and so share the machine's load.
+        extra_allocs_per_msg_pub: Option<f64>,
+        extra_allocs_per_msg_sub: Option<f64>,
         /// Messages measured on each side (Qubot).
         messages: u64,
         /// Heap growth over the measured messages: a leak shows here.

@@ -159,12 +159,25 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
         }
     }
     let median = |v: Option<Vec<f64>>| v.map(|v| quantile(&sorted(v), 0.5));
-    let out = per_round.map(|rounds| {
+    let out = per_round.clone().map(|rounds| {
         (
             median(rounds.iter().map(|r| r.0).collect()),
             median(rounds.iter().map(|r| r.1).collect()),
         )
     });
+    // zenoh's own allocations per message move with how its batches fall, which moves with
+    // the machine's load: a difference within a round is steadier than medians taken apart.
+    let [raw, qubot] = &per_round;
+    let paired = |side: fn(&(Option<f64>, Option<f64>)) -> Option<f64>| {
+        median(
+            raw.iter()
+                .zip(qubot)
+                .map(|(r, q)| Some(side(q)? - side(r)?))
+                .collect(),
+        )
+    };
+    let extra_pub = paired(|r| r.0);
+    let extra_sub = paired(|r| r.1);
     Ok(Case {
         kind: "allocs",
         transport: t,
@@ -175,6 +188,8 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             allocs_per_msg_sub: out[1].1,
             raw_allocs_per_msg_pub: out[0].0,
             raw_allocs_per_msg_sub: out[0].1,
+            extra_allocs_per_msg_pub: extra_pub,
+            extra_allocs_per_msg_sub: extra_sub,
             messages,
             live_growth_bytes_pub: growth[1].0,
             live_growth_bytes_sub: growth[1].1,

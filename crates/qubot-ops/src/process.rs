@@ -227,29 +227,48 @@ fn read_all(r: Option<impl Read>) -> String {
     s
 }
 
-/// A loopback port that was free a moment ago (bound, then released).
+/// A loopback port that was free a moment ago (see [`free_port_run`]).
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port_run(1)
 }
 
-/// The first of `n` consecutive loopback ports that are free now.
+/// The first of `n` consecutive loopback ports that are free now, for servers started a
+/// moment later (hubs, `/metrics`). They are taken from below the kernel's ephemeral range:
+/// a port from that range (what `bind(0)` hands out) can be taken by any outgoing connection
+/// before the server binds it, which the suite saw as an actor's `/metrics` port "already in
+/// use" and a supervisor giving up. The start is random, so parallel callers rarely meet.
 pub fn free_port_run(n: u16) -> io::Result<u16> {
-    for _ in 0..200 {
-        let first = free_port()?;
-        if first > 65535 - n {
-            continue;
-        }
+    let (lo, hi) = server_ports();
+    if n == 0 || hi.saturating_sub(lo) <= n {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no room for {n} ports in {lo}..{hi}"),
+        ));
+    }
+    let span = u64::from(hi - lo - n);
+    let seed = std::hash::RandomState::new();
+    for attempt in 0u64..500 {
+        let first = lo + (std::hash::BuildHasher::hash_one(&seed, attempt) % span) as u16;
         let held: Vec<_> = (first..first + n)
             .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
-        if held.len() == n as usize {
+        if held.len() == usize::from(n) {
             return Ok(first);
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AddrNotAvailable,
-        format!("no run of {n} free loopback ports"),
+        format!("no run of {n} free loopback ports in {lo}..{hi}"),
     ))
+}
+
+/// Ports for servers: from 10000 up to where the ephemeral range starts (32768 by default).
+fn server_ports() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (10_000, ephemeral_low.max(10_000))
 }
 
 /// Waits until something accepts connections on `addr` (host:port); false at the deadline.
@@ -321,5 +340,8 @@ mod tests {
         for p in first..first + 4 {
             TcpListener::bind(("127.0.0.1", p)).expect("still free");
         }
+        // Never from the range outgoing connections take their ports from.
+        let (lo, hi) = server_ports();
+        assert!(first >= lo && first + 4 <= hi, "{first} not in {lo}..{hi}");
     }
 }

@@ -39,8 +39,7 @@ struct Pipeline {
 
 impl Pipeline {
     fn start(robot: &str) -> Pipeline {
-        let hub = format!("tcp/127.0.0.1:{}", free_port());
-        let base = free_port().min(65_000);
+        let (hub, base) = pipeline_ports();
         let base_s = base.to_string();
         let worlds = format!("{REPO}/deploy/worlds");
         let proc = Proc::spawn(

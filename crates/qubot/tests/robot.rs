@@ -119,8 +119,7 @@ fn stale_invalid_and_malformed_commands_are_rejected_and_never_move_the_robot() 
     let cfg = std::env::temp_dir().join(format!("qubot-noplanner-{}.toml", std::process::id()));
     std::fs::write(&cfg, "[planner]\nenabled = false\n").expect("config");
     let cfg_s = cfg.to_string_lossy().into_owned();
-    let hub = format!("tcp/127.0.0.1:{}", free_port());
-    let base = free_port().min(65_000);
+    let (hub, base) = pipeline_ports();
     let base_s = base.to_string();
     let up = Up {
         proc: Proc::spawn(

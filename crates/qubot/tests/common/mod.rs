@@ -25,6 +25,13 @@ pub fn free_port() -> u16 {
     process::free_port().expect("a free loopback port")
 }
 
+/// A pipeline's ports in one run of five free ones: the metrics ports `base..base + 4`
+/// (supervisor, then the actors) and the hub endpoint at `base + 4`.
+pub fn pipeline_ports() -> (String, u16) {
+    let base = process::free_port_run(5).expect("five free loopback ports");
+    (format!("tcp/127.0.0.1:{}", base + 4), base)
+}
+
 /// A running `qubot` child: killed on drop, stdout lines readable as they come.
 pub struct Proc {
     pub child: Child,
@@ -204,12 +211,12 @@ pub fn skip_or_fail(test: &str, why: &str) {
 /// A fresh robot name, hub and metrics ports, written as a node config file (for `qubot up
 /// --config` and the tools that read one, like `qubot health`).
 pub fn isolated(name: &str) -> (qubot_node::NodeConfig, std::path::PathBuf) {
-    let base = free_port().min(65_000);
+    let (hub, base) = pipeline_ports();
     let mut cfg = qubot_node::NodeConfig {
         robot: name.into(),
         ..Default::default()
     };
-    cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", free_port());
+    cfg.zenoh.hub = hub;
     cfg.set_metrics_ports(base);
     let path = std::env::temp_dir().join(format!("qubot-{name}-{}.toml", std::process::id()));
     std::fs::write(&path, cfg.to_toml()).expect("config");
@@ -231,8 +238,7 @@ pub struct Up {
 
 impl Up {
     pub fn start(robot: &str, world: &str, extra: &[&str]) -> Up {
-        let hub = format!("tcp/127.0.0.1:{}", free_port());
-        let base = free_port().min(65_000);
+        let (hub, base) = pipeline_ports();
         let base_s = base.to_string();
         let mut args = vec![
             "up",
