@@ -139,8 +139,11 @@ fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
 /// Allocations per message in steady state at a paced rate (no queues building up), both
 /// ends, both implementations, alternating for `plan.rounds` rounds; each figure is the median
 /// over the rounds, so one run that zenoh batched differently does not decide the case.
+/// One round's allocations per message: (publisher, subscriber).
+type RoundAllocs = (Option<f64>, Option<f64>);
+
 pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    let mut per_round: [Vec<(Option<f64>, Option<f64>)>; 2] = [Vec::new(), Vec::new()];
+    let mut per_round: [Vec<RoundAllocs>; 2] = [Vec::new(), Vec::new()];
     let mut messages = u64::MAX;
     let mut growth = [(0, 0); 2];
     for _ in 0..plan.rounds.max(1) {
@@ -168,7 +171,7 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
     // zenoh's own allocations per message move with how its batches fall, which moves with
     // the machine's load: a difference within a round is steadier than medians taken apart.
     let [raw, qubot] = &per_round;
-    let paired = |side: fn(&(Option<f64>, Option<f64>)) -> Option<f64>| {
+    let paired = |side: fn(&RoundAllocs) -> Option<f64>| {
         median(
             raw.iter()
                 .zip(qubot)
