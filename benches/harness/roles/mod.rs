@@ -74,10 +74,14 @@ impl RoleArgs {
         matches!(self.kind, Kind::Echo | Kind::Sink)
     }
 
-    /// Pool size for this payload: room for a few messages in flight, as a sensor would size it.
+    /// Pool size for this payload: room for 64 messages in flight (32 ms at the allocation
+    /// runs' 2000/s), at most 64 MiB. A subscriber that queues holds its loans until its actor
+    /// runs: with room for 8 (4 ms), one scheduling hiccup on a shared machine emptied the
+    /// pool and the publisher lost and re-allocated messages, which the allocation figures
+    /// then counted against Qubot. Raw and Qubot get the same pool.
     pub fn shm_pool_bytes(&self) -> usize {
         match self.transport {
-            Transport::Shm => ((self.payload + 4096) * 8).max(1 << 20),
+            Transport::Shm => ((self.payload + 4096) * 64).clamp(1 << 20, 64 << 20),
             Transport::Tcp => 0,
         }
     }
