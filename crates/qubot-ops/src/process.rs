@@ -271,24 +271,6 @@ fn server_ports() -> (u16, u16) {
     (10_000, ephemeral_low.max(10_000))
 }
 
-/// Waits until something accepts connections on `addr` (host:port); false at the deadline.
-pub fn wait_for_port(addr: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let up = std::net::ToSocketAddrs::to_socket_addrs(addr)
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok());
-        if up {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
