@@ -9,7 +9,6 @@ use std::{
 
 use actix::{Actor, ActorContext, AsyncContext, Context, StreamHandler, System};
 use anyhow::anyhow;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use qubot_bus::{Bus, BusConfig, Publisher};
 use qubot_msg::{now_ns, Ping};
 use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
@@ -41,14 +40,10 @@ pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
     result
 }
 
-/// A recorder like every Qubot process has: histogram buckets for durations, drained at
-/// both ends of a measurement as a scrape would (samples wait in memory until then).
+/// The recorder every Qubot process has (the same exporter configuration), drained at both
+/// ends of a measurement as a scrape would (samples wait in memory until then).
 fn install_metrics() -> anyhow::Result<()> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_seconds".into()),
-            &[1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0],
-        )
+    let handle = qubot_bus::telemetry::exporter()
         .map_err(|e| anyhow!("histogram buckets: {e}"))?
         .install_recorder()
         .map_err(|e| anyhow!("installing the metrics recorder: {e}"))?;

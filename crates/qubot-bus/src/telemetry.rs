@@ -4,6 +4,22 @@
 
 pub use qubot_msg::metric_names::*;
 
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+
+/// Histogram buckets of every duration, in seconds: from 10 µs (one SHM hop) to 10 s (a
+/// stalled pipeline).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The Prometheus exporter as every Qubot process configures it (buckets for every
+/// `_seconds` histogram). The binary adds its labels and listener; the bench harness and the
+/// heap tests install it as it is, so they measure the production recording path.
+pub fn exporter() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+}
+
 /// Registers help text and units for every metric, so `promtool check metrics` is clean and
 /// each series is described before its first sample.
 pub fn describe_all() {

@@ -120,11 +120,15 @@ impl<T> Inbox<T> {
         !self.scheduled.swap(true, Ordering::AcqRel)
     }
 
+    /// Takes the oldest item. The depth gauge is left to [`Inbox::publish_depth`], which the
+    /// consumer calls once per drained batch rather than once per message.
     pub fn pop(&self) -> Option<T> {
-        let mut q = self.lock();
-        let item = q.pop_front();
-        self.depth.set(q.len() as f64);
-        item
+        self.lock().pop_front()
+    }
+
+    /// Sets the depth gauge to what is queued now.
+    pub fn publish_depth(&self) {
+        self.depth.set(self.len() as f64);
     }
 
     pub fn len(&self) -> usize {

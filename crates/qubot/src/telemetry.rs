@@ -4,14 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use qubot_bus::telemetry as names;
-
-/// Seconds; from 10 µs (one SHM hop) to 10 s (a stalled pipeline).
-const LATENCY_BUCKETS: &[f64] = &[
-    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
 
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -24,11 +17,10 @@ pub fn host_name() -> String {
 /// Installs the recorder; serves `/metrics` on `addr` when given. Call once per process,
 /// before any metric is registered.
 pub fn install(addr: Option<SocketAddr>, robot: &str, host: &str) -> anyhow::Result<()> {
-    let mut b = PrometheusBuilder::new()
+    let mut b = names::exporter()
+        .context("setting histogram buckets")?
         .add_global_label("robot", robot)
-        .add_global_label("host", host)
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .context("setting histogram buckets")?;
+        .add_global_label("host", host);
     // Nobody scrapes a tool without a listener: its histograms are drained by an upkeep, as
     // a scrape would, so their samples do not pile up for the life of the process.
     let upkeep = match addr {
