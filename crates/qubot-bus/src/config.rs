@@ -5,6 +5,15 @@ use crate::error::{BusError, ZenohError};
 /// zenoh's switch for its shared-memory transport (json5 `true`/`false`).
 pub const SHM_TRANSPORT_KEY: &str = "transport/shared_memory/enabled";
 
+/// Which of two peers that learn of each other by gossip opens the link: only the one with
+/// the greater zenoh id. With zenoh's default ("always") both open at once, and a duplicate
+/// link can take the transport down with it (zenoh#169, #1742, #2577), and nothing retries a
+/// gossip connection. One deploy-lab run looked like that: for 30 s a health probe never
+/// reached the sensor on its own host, whose /metrics answered. Every Qubot peer can reach
+/// every other (one host, or a fleet's LAN), so either side can be the one that opens.
+pub const GOSSIP_STRATEGY_KEY: &str = "scouting/gossip/autoconnect_strategy";
+pub const GOSSIP_STRATEGY: &str = r#"{ peer: { to_router: "always", to_peer: "greater-zid" } }"#;
+
 /// Default size from which messages travel in shared memory.
 pub const DEFAULT_SHM_THRESHOLD: usize = 1024;
 
@@ -91,6 +100,7 @@ impl BusConfig {
                 // Multicast scouting sprays the LAN and makes tests collide; peers find each
                 // other through configured endpoints plus gossip instead.
                 set(&mut c, "scouting/multicast/enabled", "false")?;
+                set(&mut c, GOSSIP_STRATEGY_KEY, GOSSIP_STRATEGY)?;
                 // Publishers loan SHM explicitly; zenoh's implicit copy of large heap messages
                 // into a second, 16 MiB pool of its own would only cost memory (and receivers
                 // keep every sender's pool mapped for life: zenoh issue #2787).
@@ -151,6 +161,13 @@ mod tests {
             cfg.get_json("scouting/multicast/enabled").expect("scouting"),
             "false"
         );
+    }
+
+    #[test]
+    fn only_one_peer_of_a_pair_opens_the_gossip_link() {
+        let cfg = BusConfig::new("r", "a", "i").to_zenoh().expect("config");
+        let v = cfg.get_json(GOSSIP_STRATEGY_KEY).expect("key");
+        assert!(v.contains("\"to_peer\":\"greater-zid\""), "{v}");
     }
 
     #[test]

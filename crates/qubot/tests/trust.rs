@@ -177,7 +177,10 @@ fn foreign_state_moves_neither_the_sensor_nor_the_referee() {
         "qubot/mirage/actuator/base/state",
         "far-state",
         100,
-        &["--rate", "100"],
+        // State has two subscribers here (supervisor and sensor): the first to match must
+        // not start the storm before the link to the other exists. Three peers: supervisor,
+        // sensor, actuator.
+        &["--rate", "100", "--wait-peers", "3"],
     );
     wait_dropped(&up.metrics_of(1), "sensor", "state", "foreign", 100.0);
     wait_dropped(&up.metrics_of(0), "supervisor", "state", "foreign", 100.0);

@@ -152,7 +152,8 @@ pub fn access_control(inv: &Inventory) -> Value {
 }
 
 /// The zenoh json5 file of `host`. It replaces zenoh's defaults entirely, so it repeats
-/// Qubot's own (peer mode, no multicast scouting, no implicit SHM copy). Built as JSON (a
+/// Qubot's own (peer mode, no multicast scouting, one opener per gossip link, no implicit SHM
+/// copy). Built as JSON (a
 /// subset of json5), so every name and path is escaped.
 pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
     let h = inv.host(host)?;
@@ -160,7 +161,11 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
     let p = |rel: &str| cur.join(rel).display().to_string();
     let config = json!({
         "mode": "peer",
-        "scouting": { "multicast": { "enabled": false } },
+        "scouting": {
+            "multicast": { "enabled": false },
+            // Only the peer with the greater id opens a gossip link (see qubot_bus::config).
+            "gossip": { "autoconnect_strategy": { "peer": { "to_router": "always", "to_peer": "greater-zid" } } },
+        },
         "transport": {
             "shared_memory": { "transport_optimization": { "enabled": false } },
             "link": {
