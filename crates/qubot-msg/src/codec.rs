@@ -119,6 +119,12 @@ fn check_lengths<B: Body>(body: &B, body_len: usize, payload_len: usize) -> Resu
 /// Validates and decodes the header; checks that the buffer holds exactly header, body and
 /// payload. Total: any byte string gives a header or an error, never a panic.
 pub fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
+    decode_header_sized(buf, buf.len())
+}
+
+/// As [`decode_header`], for a message of `total` bytes of which `buf` holds the first ones
+/// (a message that arrived in several fragments): the lengths are checked against `total`.
+pub fn decode_header_sized(buf: &[u8], total: usize) -> Result<Header, DecodeError> {
     if buf.len() < HEADER_LEN {
         // Say "bad magic" rather than "truncated" when even the first bytes are wrong.
         if buf.len() >= 4 {
@@ -155,16 +161,11 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
         max,
     })?;
     let need = HEADER_LEN + body_len + payload_len;
-    if buf.len() < need {
-        return Err(DecodeError::Truncated {
-            need,
-            have: buf.len(),
-        });
+    if total < need {
+        return Err(DecodeError::Truncated { need, have: total });
     }
-    if buf.len() > need {
-        return Err(DecodeError::Trailing {
-            extra: buf.len() - need,
-        });
+    if total > need {
+        return Err(DecodeError::Trailing { extra: total - need });
     }
     Ok(Header {
         version: w.version,
@@ -183,18 +184,36 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
 /// Decodes a message of body type `B`; the payload is a borrow of `buf`.
 pub fn decode<B: Body>(buf: &[u8]) -> Result<Decoded<'_, B>, DecodeError> {
     let header = decode_header(buf)?;
+    let body_end = HEADER_LEN + header.body_len as usize;
+    let body = decode_body::<B>(&header, &buf[HEADER_LEN..body_end])?;
+    Ok(Decoded {
+        header,
+        body,
+        payload: &buf[body_end..],
+    })
+}
+
+/// Decodes the body of a message whose header is `header` from its `header.body_len` bytes,
+/// and checks it against the payload length the header declares. With
+/// [`decode_header_sized`], decodes a fragmented message without gathering its payload.
+pub fn decode_body<B: Body>(header: &Header, body_bytes: &[u8]) -> Result<B, DecodeError> {
     if header.kind != B::KIND {
         return Err(DecodeError::WrongKind {
             expected: B::KIND,
             got: header.kind,
         });
     }
-    let body_end = HEADER_LEN + header.body_len as usize;
-    let body_bytes = &buf[HEADER_LEN..body_end];
     let bad = |reason: String| DecodeError::BadBody {
         kind: B::KIND,
         reason,
     };
+    if body_bytes.len() != header.body_len as usize {
+        return Err(bad(format!(
+            "body_len {} but {} body bytes given",
+            header.body_len,
+            body_bytes.len()
+        )));
+    }
     let (body, used): (B, usize) =
         bincode::serde::decode_from_slice(body_bytes, CONFIG).map_err(|e| bad(e.to_string()))?;
     if used != body_bytes.len() {
@@ -203,13 +222,8 @@ pub fn decode<B: Body>(buf: &[u8]) -> Result<Decoded<'_, B>, DecodeError> {
             body_bytes.len()
         )));
     }
-    let payload = &buf[body_end..];
-    body.check_payload(payload.len()).map_err(bad)?;
-    Ok(Decoded {
-        header,
-        body,
-        payload,
-    })
+    body.check_payload(header.payload_len as usize).map_err(bad)?;
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub mod metric_names;
 
 pub use body::{Body, Command, Frame, Ping, Scan, State};
 pub use clock::{now_ns, set_clock_offset_ns};
-pub use codec::{decode, decode_header, encode_into, encoded_len, Decoded};
+pub use codec::{decode, decode_body, decode_header, decode_header_sized, encode_into, encoded_len, Decoded};
 pub use error::{DecodeError, EncodeError};
 pub use header::{
     ActorId, Header, Kind, Stamp, HEADER_LEN, MAGIC, MAX_BODY_LEN, MAX_PAYLOAD_LEN, SCHEMA_VERSION,

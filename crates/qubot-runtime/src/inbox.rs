@@ -1,11 +1,6 @@
-use std::{
-    collections::VecDeque,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Mutex, MutexGuard,
-    },
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crossbeam_queue::ArrayQueue;
 use metrics::{Counter, Gauge};
 use qubot_bus::telemetry;
 
@@ -69,9 +64,11 @@ impl InboxOptions {
 
 /// A bounded queue between zenoh's callback threads (producers) and one actor (consumer).
 /// It never grows past its capacity, and at most one wake-up is outstanding at a time, so the
-/// actix mailbox behind it stays bounded too.
+/// actix mailbox behind it stays bounded too. Lock-free: a producer never waits for the actor
+/// (a fixed ring allocated once), and every message the policy gives up is counted exactly
+/// (`push` refuses it, or `force_push` hands back the one it evicted).
 pub struct Inbox<T> {
-    queue: Mutex<VecDeque<T>>,
+    queue: ArrayQueue<T>,
     opts: InboxOptions,
     scheduled: AtomicBool,
     depth: Gauge,
@@ -84,7 +81,7 @@ impl<T> Inbox<T> {
         let labels = [("actor", actor.to_owned())];
         metrics::gauge!(telemetry::MAILBOX_CAPACITY, &labels).set(opts.capacity as f64);
         Inbox {
-            queue: Mutex::new(VecDeque::with_capacity(opts.capacity)),
+            queue: ArrayQueue::new(opts.capacity),
             opts,
             scheduled: AtomicBool::new(false),
             depth: metrics::gauge!(telemetry::MAILBOX_DEPTH, &labels),
@@ -104,26 +101,29 @@ impl<T> Inbox<T> {
     /// Queues `item`, applying the drop policy when full. Returns true when the caller must
     /// wake the consumer (it was idle).
     pub fn push(&self, item: T) -> bool {
-        let mut q = self.lock();
-        if q.len() >= self.opts.capacity {
-            self.dropped.increment(1);
-            match self.opts.policy {
-                DropPolicy::Newest => return false,
-                DropPolicy::Oldest | DropPolicy::KeepLatest => {
-                    q.pop_front();
+        match self.opts.policy {
+            DropPolicy::Newest => {
+                if self.queue.push(item).is_err() {
+                    self.dropped.increment(1);
+                    return false;
+                }
+            }
+            DropPolicy::Oldest | DropPolicy::KeepLatest => {
+                if self.queue.force_push(item).is_some() {
+                    self.dropped.increment(1);
                 }
             }
         }
-        q.push_back(item);
-        self.depth.set(q.len() as f64);
-        drop(q);
-        !self.scheduled.swap(true, Ordering::AcqRel)
+        self.depth.set(self.queue.len() as f64);
+        // SeqCst here and in `rearm`: a push that the consumer's emptiness check missed must
+        // see `scheduled` false, or the message would wait for the next one.
+        !self.scheduled.swap(true, Ordering::SeqCst)
     }
 
     /// Takes the oldest item. The depth gauge is left to [`Inbox::publish_depth`], which the
     /// consumer calls once per drained batch rather than once per message.
     pub fn pop(&self) -> Option<T> {
-        self.lock().pop_front()
+        self.queue.pop()
     }
 
     /// Sets the depth gauge to what is queued now.
@@ -132,24 +132,18 @@ impl<T> Inbox<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.queue.is_empty()
     }
 
     /// The consumer calls this after draining a batch. Returns true when it must schedule
     /// itself again: items arrived that no producer will wake it for.
     pub fn rearm(&self) -> bool {
-        self.scheduled.store(false, Ordering::Release);
-        !self.is_empty() && !self.scheduled.swap(true, Ordering::AcqRel)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
-        // A panic while holding this lock cannot leave the deque inconsistent (push/pop are
-        // single calls), so a poisoned lock is still safe to use.
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        self.scheduled.store(false, Ordering::SeqCst);
+        !self.is_empty() && !self.scheduled.swap(true, Ordering::SeqCst)
     }
 }
 

@@ -108,7 +108,7 @@ fn payloads_cross_processes_in_shared_memory_and_are_read_in_place() {
                 m["payload_borrows_shm"], true,
                 "decoded payload must point into the SHM buffer: {m}"
             );
-            assert_eq!(m["gathered"], false);
+            assert_eq!(m["fragmented"], false, "an SHM message arrives whole: {m}");
         }
     }
     // Look before cleaning: the processes have exited, so no new segment may still be mapped

@@ -37,10 +37,10 @@ impl Listener {
                 "source": format!("{:016x}", s.source.0),
                 "kind": m.header.kind.as_str(),
                 "wire_len": m.wire_len(),
-                "payload_len": m.payload().len(),
+                "payload_len": m.payload_len(),
                 "shm": m.is_shm(),
                 "payload_borrows_shm": m.payload_borrows_shm(),
-                "gathered": m.gathered,
+                "fragmented": m.fragmented(),
                 "age_us": now_ns().saturating_sub(s.publish_ns) / 1000,
             });
             println!("{line}");
