@@ -95,6 +95,23 @@ pub struct Mark {
     pub msgs: u64,
     pub allocs: u64,
     pub live: i64,
+    /// CPU time of the whole process so far (user + system), nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// The kernel's CPU-time account of this process, user + system, all threads: what
+/// `/proc/<pid>/stat` reports as utime + stime, read at nanosecond resolution instead of in
+/// clock ticks. Allocates nothing.
+pub fn process_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Work a role does right before each mark so that the two marks see the process in the same
@@ -115,6 +132,7 @@ impl Mark {
             msgs,
             allocs: qubot_alloc::allocs(),
             live: qubot_alloc::live_bytes(),
+            cpu_ns: process_cpu_ns(),
         }
     }
 
@@ -122,6 +140,12 @@ impl Mark {
     pub fn per_msg_until(self, later: Mark) -> Option<f64> {
         let msgs = later.msgs.checked_sub(self.msgs).filter(|&m| m > 0)?;
         Some(later.allocs.saturating_sub(self.allocs) as f64 / msgs as f64)
+    }
+
+    /// CPU microseconds per message between `self` and a later mark.
+    pub fn cpu_us_per_msg_until(self, later: Mark) -> Option<f64> {
+        let msgs = later.msgs.checked_sub(self.msgs).filter(|&m| m > 0)?;
+        Some(later.cpu_ns.saturating_sub(self.cpu_ns) as f64 / 1e3 / msgs as f64)
     }
 
     /// Heap bytes still held at `later` that were not held at `self`.

@@ -1,5 +1,5 @@
-//! SVG plots of a report, drawn with plotters: latency against payload (raw vs Qubot, SHM vs
-//! TCP) and the allocator A/B.
+//! SVG plots of a report, drawn with plotters: latency and CPU time per message against
+//! payload (raw vs Qubot, SHM vs TCP) and the allocator A/B.
 
 use std::path::Path;
 
@@ -36,6 +36,32 @@ fn p50(r: &Report, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)
         .filter(|(_, y)| y.is_finite() && *y > 0.0)
         .collect()
 }
+
+/// CPU microseconds per message (publisher and subscriber together) in the paced case.
+fn cpu(r: &Report, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
+    r.cases
+        .iter()
+        .filter(|c| c.transport == t && c.allocator == allocator)
+        .filter_map(|c| match c.measured {
+            Measured::Allocs {
+                raw_cpu_us_per_msg,
+                qubot_cpu_us_per_msg,
+                ..
+            } => Some((
+                c.payload_bytes as f64,
+                if qubot {
+                    qubot_cpu_us_per_msg
+                } else {
+                    raw_cpu_us_per_msg
+                }?,
+            )),
+            _ => None,
+        })
+        .filter(|(_, y)| y.is_finite() && *y > 0.0)
+        .collect()
+}
+
+const P50_AXIS: &str = "p50 one hop (µs, log)";
 
 pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
     let blue = RGBColor(31, 119, 180);
@@ -77,7 +103,40 @@ pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
     chart(
         &dir.join("latency.svg"),
         "One-hop latency p50 vs payload (mimalloc)",
+        P50_AXIS,
         &vs_raw,
+    )?;
+    let cpu_vs_raw = vec![
+        s(
+            "raw zenoh, SHM",
+            blue,
+            true,
+            cpu(r, Transport::Shm, "mimalloc", false),
+        ),
+        s(
+            "Qubot, SHM",
+            blue,
+            false,
+            cpu(r, Transport::Shm, "mimalloc", true),
+        ),
+        s(
+            "raw zenoh, TCP",
+            orange,
+            true,
+            cpu(r, Transport::Tcp, "mimalloc", false),
+        ),
+        s(
+            "Qubot, TCP",
+            orange,
+            false,
+            cpu(r, Transport::Tcp, "mimalloc", true),
+        ),
+    ];
+    chart(
+        &dir.join("cpu.svg"),
+        "CPU time per message, publisher + subscriber, paced (mimalloc)",
+        "CPU per message (µs, log)",
+        &cpu_vs_raw,
     )?;
     let ab = vec![
         s(
@@ -108,11 +167,12 @@ pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
     chart(
         &dir.join("allocators.svg"),
         "Qubot one-hop latency p50: mimalloc vs system allocator",
+        P50_AXIS,
         &ab,
     )
 }
 
-fn chart(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
+fn chart(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     if pts().next().is_none() {
         return Ok(()); // nothing measured for this plot (e.g. --only throughput)
@@ -134,7 +194,7 @@ fn chart(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         .map_err(|e| err(&e))?;
     c.configure_mesh()
         .x_desc("payload (bytes, log)")
-        .y_desc("p50 one hop (µs, log)")
+        .y_desc(y_desc)
         .x_label_formatter(&|x| crate::report::size(*x as usize))
         .draw()
         .map_err(|e| err(&e))?;

@@ -42,6 +42,12 @@ pub enum Measured {
         qubot_p50_us: f64,
         qubot_p99_us: f64,
         ratio_p50: f64,
+        ratio_p99: f64,
+        /// Qubot with the node config's `latency` profile; its ratio is against raw zenoh
+        /// with zenoh's default settings.
+        latency_profile_p50_us: f64,
+        latency_profile_p99_us: f64,
+        latency_profile_ratio_p50: f64,
         samples: usize,
         timeouts: u64,
     },
@@ -61,6 +67,12 @@ pub enum Measured {
         /// round, whose two runs are back to back and so share the machine's load.
         extra_allocs_per_msg_pub: Option<f64>,
         extra_allocs_per_msg_sub: Option<f64>,
+        /// CPU time (user + system) of the publisher and the subscriber process together per
+        /// message, microseconds, median over rounds; `cpu_ratio` is Qubot / raw within each
+        /// round, median.
+        raw_cpu_us_per_msg: Option<f64>,
+        qubot_cpu_us_per_msg: Option<f64>,
+        cpu_ratio: Option<f64>,
         /// Messages measured on each side (Qubot).
         messages: u64,
         /// Heap growth over the measured messages: a leak shows here.
@@ -143,8 +155,8 @@ pub fn table(r: &Report) -> String {
     };
     head(
         &mut s,
-        "| latency (one hop) | transport | payload | allocator | raw p50 µs | raw p99 µs | Qubot p50 µs | Qubot p99 µs | p50 ratio |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| latency (one hop) | transport | payload | allocator | raw p50 µs | raw p99 µs | Qubot p50 µs | Qubot p99 µs | p50 ratio | p99 ratio | latency profile p50 µs | p99 µs | p50 ratio |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
     for c in &r.cases {
         if let Measured::Latency {
@@ -153,11 +165,15 @@ pub fn table(r: &Report) -> String {
             qubot_p50_us,
             qubot_p99_us,
             ratio_p50,
+            ratio_p99,
+            latency_profile_p50_us: lp50,
+            latency_profile_p99_us: lp99,
+            latency_profile_ratio_p50: lratio,
             ..
         } = c.measured
         {
             s.push_str(&format!(
-                "| | {:?} | {} | {} | {raw_p50_us:.1} | {raw_p99_us:.1} | {qubot_p50_us:.1} | {qubot_p99_us:.1} | {ratio_p50:.2} |\n",
+                "| | {:?} | {} | {} | {raw_p50_us:.1} | {raw_p99_us:.1} | {qubot_p50_us:.1} | {qubot_p99_us:.1} | {ratio_p50:.2} | {ratio_p99:.2} | {lp50:.1} | {lp99:.1} | {lratio:.2} |\n",
                 c.transport,
                 size(c.payload_bytes),
                 c.allocator
@@ -192,8 +208,8 @@ pub fn table(r: &Report) -> String {
     s.push('\n');
     head(
         &mut s,
-        "| allocations per message | transport | payload | allocator | Qubot pub | Qubot sub | raw pub | raw sub |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| paced: allocations and CPU per message | transport | payload | allocator | Qubot pub | Qubot sub | raw pub | raw sub | raw CPU µs | Qubot CPU µs | CPU ratio |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     );
     for c in &r.cases {
         if let Measured::Allocs {
@@ -201,18 +217,24 @@ pub fn table(r: &Report) -> String {
             allocs_per_msg_sub,
             raw_allocs_per_msg_pub,
             raw_allocs_per_msg_sub,
+            raw_cpu_us_per_msg,
+            qubot_cpu_us_per_msg,
+            cpu_ratio,
             ..
         } = c.measured
         {
             s.push_str(&format!(
-                "| | {:?} | {} | {} | {} | {} | {} | {} |\n",
+                "| | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 c.transport,
                 size(c.payload_bytes),
                 c.allocator,
                 opt(allocs_per_msg_pub),
                 opt(allocs_per_msg_sub),
                 opt(raw_allocs_per_msg_pub),
-                opt(raw_allocs_per_msg_sub)
+                opt(raw_allocs_per_msg_sub),
+                opt(raw_cpu_us_per_msg),
+                opt(qubot_cpu_us_per_msg),
+                opt(cpu_ratio)
             ));
         }
     }

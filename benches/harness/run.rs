@@ -69,24 +69,27 @@ fn args(imp: Impl, kind: Kind, transport: Transport, payload: usize) -> anyhow::
     })
 }
 
+/// Raw zenoh with its default settings, Qubot with its default and with its `latency` profile,
+/// alternating within each round.
 fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    let (mut raw, mut qubot, mut timeouts) = (Vec::new(), Vec::new(), 0);
+    const IMPLS: [Impl; 3] = [Impl::Raw, Impl::Qubot, Impl::QubotLatency];
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut timeouts = 0;
     for _ in 0..plan.rounds {
-        for imp in [Impl::Raw, Impl::Qubot] {
+        for (slot, imp) in IMPLS.into_iter().enumerate() {
             let mut a = args(imp, Kind::Ping, t, payload)?;
             a.count = plan.latency_count;
             a.warmup = 50;
             a.max_seconds = plan.latency_seconds;
             let (_, r) = pair(&a, allocator)?;
             timeouts += r.timeouts;
-            match imp {
-                Impl::Raw => raw.extend(r.half_rtt_us),
-                Impl::Qubot => qubot.extend(r.half_rtt_us),
-            }
+            samples[slot].extend(r.half_rtt_us);
         }
     }
-    let (raw, qubot) = (sorted(raw), sorted(qubot));
-    let (raw_p50_us, qubot_p50_us) = (quantile(&raw, 0.5), quantile(&qubot, 0.5));
+    let [raw, qubot, lowlat] = samples.map(sorted);
+    let (raw_p50_us, raw_p99_us) = (quantile(&raw, 0.5), quantile(&raw, 0.99));
+    let (qubot_p50_us, qubot_p99_us) = (quantile(&qubot, 0.5), quantile(&qubot, 0.99));
+    let (latency_profile_p50_us, latency_profile_p99_us) = (quantile(&lowlat, 0.5), quantile(&lowlat, 0.99));
     Ok(Case {
         kind: "latency",
         transport: t,
@@ -94,11 +97,15 @@ fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow
         allocator: allocator.into(),
         measured: Measured::Latency {
             raw_p50_us,
-            raw_p99_us: quantile(&raw, 0.99),
+            raw_p99_us,
             qubot_p50_us,
-            qubot_p99_us: quantile(&qubot, 0.99),
+            qubot_p99_us,
             ratio_p50: qubot_p50_us / raw_p50_us,
-            samples: raw.len().min(qubot.len()),
+            ratio_p99: qubot_p99_us / raw_p99_us,
+            latency_profile_p50_us,
+            latency_profile_p99_us,
+            latency_profile_ratio_p50: latency_profile_p50_us / raw_p50_us,
+            samples: raw.len().min(qubot.len()).min(lowlat.len()),
             timeouts,
         },
     })
@@ -136,14 +143,21 @@ fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
     })
 }
 
-/// Allocations per message in steady state at a paced rate (no queues building up), both
-/// ends, both implementations, alternating for `plan.rounds` rounds; each figure is the median
-/// over the rounds, so one run that zenoh batched differently does not decide the case.
-/// One round's allocations per message: (publisher, subscriber).
-type RoundAllocs = (Option<f64>, Option<f64>);
+/// One round of one implementation in the paced case, per message: allocations at the
+/// publisher and at the subscriber, and the CPU time of both processes together.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    allocs_pub: Option<f64>,
+    allocs_sub: Option<f64>,
+    cpu_us: Option<f64>,
+}
 
+/// Allocations and CPU time per message in steady state at a paced rate (no queues building
+/// up, every message delivered: the cost of a sensor stream at a fixed rate), both ends, both
+/// implementations, alternating for `plan.rounds` rounds; each figure is the median over the
+/// rounds, so one run that zenoh batched differently does not decide the case.
 pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    let mut per_round: [Vec<RoundAllocs>; 2] = [Vec::new(), Vec::new()];
+    let mut per_round: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     let mut messages = u64::MAX;
     let mut growth = [(0, 0); 2];
     for _ in 0..plan.rounds.max(1) {
@@ -155,23 +169,26 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             a.max_seconds = (a.count + a.warmup) as f64 / a.rate + 5.0;
             let (sink, source) = pair(&a, allocator)?;
             let sink = sink.context("sink report")?;
-            per_round[slot].push((source.allocs_per_msg, sink.allocs_per_msg));
+            per_round[slot].push(Round {
+                allocs_pub: source.allocs_per_msg,
+                allocs_sub: sink.allocs_per_msg,
+                cpu_us: source
+                    .cpu_us_per_msg
+                    .zip(sink.cpu_us_per_msg)
+                    .map(|(p, s)| p + s)
+                    .filter(|c| *c > 0.0),
+            });
             // The fewest any run saw: the test checks every run delivered.
             messages = messages.min(sink.messages);
             growth[slot] = (source.live_growth_bytes, sink.live_growth_bytes);
         }
     }
     let median = |v: Option<Vec<f64>>| v.map(|v| quantile(&sorted(v), 0.5));
-    let out = per_round.clone().map(|rounds| {
-        (
-            median(rounds.iter().map(|r| r.0).collect()),
-            median(rounds.iter().map(|r| r.1).collect()),
-        )
-    });
+    let of = |rounds: &[Round], side: fn(&Round) -> Option<f64>| median(rounds.iter().map(side).collect());
+    let [raw, qubot] = &per_round;
     // zenoh's own allocations per message move with how its batches fall, which moves with
     // the machine's load: a difference within a round is steadier than medians taken apart.
-    let [raw, qubot] = &per_round;
-    let paired = |side: fn(&RoundAllocs) -> Option<f64>| {
+    let paired = |side: fn(&Round) -> Option<f64>| {
         median(
             raw.iter()
                 .zip(qubot)
@@ -179,20 +196,28 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
                 .collect(),
         )
     };
-    let extra_pub = paired(|r| r.0);
-    let extra_sub = paired(|r| r.1);
+    let (raw_cpu, qubot_cpu) = (of(raw, |r| r.cpu_us), of(qubot, |r| r.cpu_us));
     Ok(Case {
         kind: "allocs",
         transport: t,
         payload_bytes: payload,
         allocator: allocator.into(),
         measured: Measured::Allocs {
-            allocs_per_msg_pub: out[1].0,
-            allocs_per_msg_sub: out[1].1,
-            raw_allocs_per_msg_pub: out[0].0,
-            raw_allocs_per_msg_sub: out[0].1,
-            extra_allocs_per_msg_pub: extra_pub,
-            extra_allocs_per_msg_sub: extra_sub,
+            allocs_per_msg_pub: of(qubot, |r| r.allocs_pub),
+            allocs_per_msg_sub: of(qubot, |r| r.allocs_sub),
+            raw_allocs_per_msg_pub: of(raw, |r| r.allocs_pub),
+            raw_allocs_per_msg_sub: of(raw, |r| r.allocs_sub),
+            extra_allocs_per_msg_pub: paired(|r| r.allocs_pub),
+            extra_allocs_per_msg_sub: paired(|r| r.allocs_sub),
+            raw_cpu_us_per_msg: raw_cpu,
+            qubot_cpu_us_per_msg: qubot_cpu,
+            // The ratio within each round, median: the two runs of a round share the load.
+            cpu_ratio: median(
+                raw.iter()
+                    .zip(qubot)
+                    .map(|(r, q)| Some(q.cpu_us? / r.cpu_us?))
+                    .collect(),
+            ),
             messages,
             live_growth_bytes_pub: growth[1].0,
             live_growth_bytes_sub: growth[1].1,

@@ -65,11 +65,19 @@ fn quick_latency_run_writes_the_report_and_the_plots() {
             "qubot_p50_us",
             "qubot_p99_us",
             "ratio_p50",
+            "ratio_p99",
+            "latency_profile_p50_us",
+            "latency_profile_p99_us",
+            "latency_profile_ratio_p50",
         ] {
             let v = c[k].as_f64().unwrap_or(f64::NAN);
             assert!(v.is_finite() && v > 0.0, "{k} in {c}");
         }
         assert!(c["qubot_p99_us"].as_f64() >= c["qubot_p50_us"].as_f64(), "{c}");
+        assert!(
+            c["latency_profile_p99_us"].as_f64() >= c["latency_profile_p50_us"].as_f64(),
+            "{c}"
+        );
     }
     for plot in ["latency.svg", "allocators.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect(plot);

@@ -60,6 +60,11 @@ fn check(transport: &str, payload: usize) {
         v["messages"].as_u64().unwrap_or(0) >= count * 9 / 10,
         "the subscriber must see the messages: {v}"
     );
+    // CPU time per message, both processes together (the performance issue's column).
+    for k in ["raw_cpu_us_per_msg", "qubot_cpu_us_per_msg", "cpu_ratio"] {
+        let x = num(&v, k);
+        assert!(x.is_finite() && x > 0.0, "{k} = {x} in {v}");
+    }
     // A per-message allocation adds 1; zenoh's own batching moves the paired figure by up
     // to ±0.2 (see the top of this file).
     let extra_pub = num(&v, "extra_allocs_per_msg_pub");

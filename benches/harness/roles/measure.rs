@@ -15,7 +15,7 @@ use super::{RoleArgs, RoleReport};
 use crate::alloc::{self, Mark};
 
 /// Publishes warm-up plus `count` messages, paced at `rate` when it is set, within the
-/// deadline; counts allocations over the measured part.
+/// deadline; counts allocations and CPU time over the measured part.
 pub fn publish_loop(
     args: &RoleArgs,
     mut publish: impl FnMut(u64) -> anyhow::Result<()>,
@@ -46,14 +46,15 @@ pub fn publish_loop(
         messages: i.saturating_sub(args.warmup),
         seconds: t0.elapsed().as_secs_f64(),
         allocs_per_msg: m0.per_msg_until(end),
+        cpu_us_per_msg: m0.cpu_us_per_msg_until(end),
         live_growth_bytes: m0.live_growth_until(end),
         allocator: alloc::name().into(),
         ..Default::default()
     })
 }
 
-/// Receive-side counting shared by both implementations' sinks: message count, the time and
-/// allocation count at the first measured message and at the latest one.
+/// Receive-side counting shared by both implementations' sinks: message count, the time,
+/// allocation count and CPU time at the first measured message and at the latest one.
 #[derive(Default)]
 pub struct SinkMeter {
     count: AtomicU64,
@@ -104,19 +105,21 @@ impl SinkMeter {
             }
         }
         let g = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        let (seconds, messages, allocs_per_msg, live_growth_bytes) = match *g {
+        let (seconds, messages, allocs_per_msg, cpu_us_per_msg, live_growth_bytes) = match *g {
             Some((t0, m0, t1, m1)) => (
                 (t1 - t0).as_secs_f64(),
                 m1.msgs - m0.msgs,
                 m0.per_msg_until(m1),
+                m0.cpu_us_per_msg_until(m1),
                 m0.live_growth_until(m1),
             ),
-            None => (0.0, 0, None, 0),
+            None => (0.0, 0, None, None, 0),
         };
         RoleReport {
             messages,
             seconds,
             allocs_per_msg,
+            cpu_us_per_msg,
             live_growth_bytes,
             allocator: alloc::name().into(),
             ..Default::default()

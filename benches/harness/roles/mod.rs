@@ -29,6 +29,9 @@ pub enum Transport {
 pub enum Impl {
     Raw,
     Qubot,
+    /// Qubot with the node config's `latency` profile (`BusConfig::with_low_latency`).
+    #[serde(rename = "qubot-latency")]
+    QubotLatency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -161,6 +164,9 @@ pub struct RoleReport {
     /// Allocation calls per measured message, whole process.
     #[serde(default)]
     pub allocs_per_msg: Option<f64>,
+    /// CPU time (user + system, whole process) per measured message, microseconds.
+    #[serde(default)]
+    pub cpu_us_per_msg: Option<f64>,
     /// Heap bytes held at the last measured message beyond those held at the first.
     #[serde(default)]
     pub live_growth_bytes: i64,
@@ -205,6 +211,6 @@ pub fn read_stamp(buf: &[u8]) -> u64 {
 pub fn run(args: RoleArgs) -> anyhow::Result<()> {
     match args.imp {
         Impl::Raw => raw::run(&args),
-        Impl::Qubot => qubot::run(&args),
+        Impl::Qubot | Impl::QubotLatency => qubot::run(&args),
     }
 }

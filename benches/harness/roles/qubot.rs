@@ -16,8 +16,8 @@ use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions, Subscription};
 use super::{
     announce_ready,
     measure::{publish_loop, SinkMeter},
-    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, PingWindow, RoleArgs, RoleReport, Transport,
-    PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
+    print_report, read_stamp, stamp, wait_for_stdin_eof, Impl, Kind, PingWindow, RoleArgs, RoleReport,
+    Transport, PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
 };
 use crate::alloc;
 
@@ -65,6 +65,9 @@ fn bus_config(args: &RoleArgs) -> BusConfig {
     } else {
         c.with_connect(endpoint)
     };
+    if args.imp == Impl::QubotLatency {
+        c = c.with_low_latency();
+    }
     c.shm_pool_bytes = args.shm_pool_bytes();
     match args.transport {
         // Every message through SHM, as the raw side does: the comparison is like for like.
@@ -281,7 +284,8 @@ impl Actor for Sink {
 impl StreamHandler<Deliver<Ping>> for Sink {
     fn handle(&mut self, msg: Deliver<Ping>, ctx: &mut Context<Self>) {
         msg.drain(self, ctx, |a, m, _| {
-            std::hint::black_box(m.payload().len());
+            // As the raw sink reads `payload().len()`: the length, not the bytes.
+            std::hint::black_box(m.payload_len());
             a.meter.on_message(a.warmup, a.total);
         });
     }

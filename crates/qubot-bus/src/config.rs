@@ -5,6 +5,13 @@ use crate::error::{BusError, ZenohError};
 /// zenoh's switch for its shared-memory transport (json5 `true`/`false`).
 pub const SHM_TRANSPORT_KEY: &str = "transport/shared_memory/enabled";
 
+/// The `latency` profile: each message leaves as soon as it is published instead of waiting
+/// up to a millisecond for a batch to fill under back-pressure. zenoh's separate `lowlatency`
+/// transport is not used: it drops QoS priorities, cannot fragment (a message over 64 KiB
+/// between hosts would fail), and its send blocks in place, which zenoh refuses (panics) on
+/// the current-thread runtime every actix actor publishes from (tried: BENCHMARKS.md).
+pub const LOW_LATENCY: &[(&str, &str)] = &[("transport/link/tx/queue/batching/enabled", "false")];
+
 /// Which of two peers that learn of each other by gossip opens the link: only the one with
 /// the greater zenoh id. With zenoh's default ("always") both open at once, and a duplicate
 /// link can take the transport down with it (zenoh#169, #1742, #2577), and nothing retries a
@@ -83,6 +90,15 @@ impl BusConfig {
         self.shm_pool_bytes = 0;
         self.zenoh_overrides
             .push((SHM_TRANSPORT_KEY.into(), "false".into()));
+        self
+    }
+
+    /// zenoh's low-latency settings ([`LOW_LATENCY`]) on top of whatever else is configured:
+    /// for a node whose control loop matters more than throughput. Explicit overrides added
+    /// after this still win.
+    pub fn with_low_latency(mut self) -> Self {
+        self.zenoh_overrides
+            .extend(LOW_LATENCY.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self
     }
 
@@ -191,6 +207,23 @@ mod tests {
         assert_eq!(cfg.shm_pool_bytes, 0);
         let z = cfg.to_zenoh().expect("config");
         assert_eq!(z.get_json(SHM_TRANSPORT_KEY).expect("key"), "false");
+    }
+
+    #[test]
+    fn low_latency_turns_batching_off_and_keeps_later_overrides() {
+        let mut b = BusConfig::new("r", "a", "i").with_low_latency();
+        let z = b.to_zenoh().expect("config");
+        for (k, v) in LOW_LATENCY {
+            assert_eq!(z.get_json(k).expect("key"), *v, "{k}");
+        }
+        b.zenoh_overrides
+            .push(("transport/link/tx/queue/batching/enabled".into(), "true".into()));
+        let z = b.to_zenoh().expect("config");
+        assert_eq!(
+            z.get_json("transport/link/tx/queue/batching/enabled")
+                .expect("key"),
+            "true"
+        );
     }
 
     #[test]

@@ -73,6 +73,19 @@ pub struct ZenohSection {
     pub connect: Vec<String>,
     /// A zenoh json5 file passed through untouched (TLS, ACL...).
     pub config: Option<PathBuf>,
+    /// `default` (zenoh's own settings) or `latency` (every message sent at once, no
+    /// batching under back-pressure: lower one-hop latency, more packets). BENCHMARKS.md
+    /// measures both.
+    pub profile: LinkProfile,
+}
+
+/// How the node's zenoh links trade latency against throughput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkProfile {
+    #[default]
+    Default,
+    Latency,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +181,7 @@ impl Default for ZenohSection {
             listen: vec![],
             connect: vec![],
             config: None,
+            profile: LinkProfile::Default,
         }
     }
 }
@@ -495,9 +509,17 @@ mod tests {
         assert!(err("world = \"atlantis\"").contains("atlantis"));
         assert!(err("[sensor]\nrate_hz = nan").contains("sensor.rate_hz"));
         assert!(err("max_clock_skew_ms = -1").contains("max_clock_skew_ms"));
+        assert!(err("[zenoh]\nprofile = \"fastest\"").contains("fastest"));
         assert!(
             err("[sensor]\nframe_width = 4000\nframe_height = 4000\nframe_hz = 1").contains("shm_pool_mib")
         );
+    }
+
+    #[test]
+    fn link_profile_is_default_unless_chosen() {
+        assert_eq!(NodeConfig::default().zenoh.profile, LinkProfile::Default);
+        let c = NodeConfig::from_toml("[zenoh]\nprofile = \"latency\"", "t").expect("parse");
+        assert_eq!(c.zenoh.profile, LinkProfile::Latency);
     }
 
     #[test]

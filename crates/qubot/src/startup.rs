@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use qubot_bus::{Bus, BusConfig};
-use qubot_node::NodeConfig;
+use qubot_node::{LinkProfile, NodeConfig};
 
 use crate::cli::CommonArgs;
 
@@ -39,5 +39,9 @@ pub fn open(
 /// The bus identity of one process of the node `cfg`, with the node's zenoh file; the caller
 /// adds the endpoints its place in the node calls for.
 pub fn node_bus(cfg: &NodeConfig, actor: &str, instance: &str) -> BusConfig {
-    BusConfig::new(&cfg.robot, actor, instance).with_zenoh_config(cfg.zenoh.config.clone())
+    let bc = BusConfig::new(&cfg.robot, actor, instance).with_zenoh_config(cfg.zenoh.config.clone());
+    match cfg.zenoh.profile {
+        LinkProfile::Default => bc,
+        LinkProfile::Latency => bc.with_low_latency(),
+    }
 }
