@@ -51,6 +51,11 @@ profile SECONDS="20":
     inferno-flamegraph --title "qubot up (corridor, {{SECONDS}} s)" < target/profile/pipeline.folded > target/profile/pipeline.svg
     echo "profile: target/profile/pipeline.svg (open in a browser; click to zoom)"
 
+# CPU % of one core per process of `qubot up` (corridor world): SECONDS idle, then SECONDS under a 10x scan flood.
+cpu SECONDS="15":
+    cargo build --release --workspace
+    bash deploy/cpu.sh {{SECONDS}}
+
 # Dependency report: crate count, duplicates, what is behind the registry, what makes the binary big.
 deps:
     #!/usr/bin/env bash
