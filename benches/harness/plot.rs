@@ -18,152 +18,106 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-fn p50(r: &Report, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
-    r.cases
-        .iter()
-        .filter(|c| c.transport == t && c.allocator == allocator)
-        .filter_map(|c| match c.measured {
-            Measured::Latency {
-                raw_p50_us,
-                qubot_p50_us,
-                ..
-            } => Some((
-                c.payload_bytes as f64,
-                if qubot { qubot_p50_us } else { raw_p50_us },
-            )),
-            _ => None,
-        })
-        .filter(|(_, y)| y.is_finite() && *y > 0.0)
-        .collect()
+/// Which figure a plot shows of a case, raw zenoh's or Qubot's: `None` for a case that does
+/// not measure it.
+type Pick = fn(&Measured, bool) -> Option<f64>;
+
+/// One-hop latency p50, microseconds.
+fn p50(m: &Measured, qubot: bool) -> Option<f64> {
+    match *m {
+        Measured::Latency {
+            raw_p50_us,
+            qubot_p50_us,
+            ..
+        } => Some(if qubot { qubot_p50_us } else { raw_p50_us }),
+        _ => None,
+    }
 }
 
 /// CPU microseconds per message (publisher and subscriber together) in the paced case.
-fn cpu(r: &Report, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
+fn cpu(m: &Measured, qubot: bool) -> Option<f64> {
+    match *m {
+        Measured::Allocs {
+            raw_cpu_us_per_msg,
+            qubot_cpu_us_per_msg,
+            ..
+        } => {
+            if qubot {
+                qubot_cpu_us_per_msg
+            } else {
+                raw_cpu_us_per_msg
+            }
+        }
+        _ => None,
+    }
+}
+
+/// (payload, figure) of every case with transport `t` and `allocator` that measures it.
+fn points(r: &Report, pick: Pick, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
     r.cases
         .iter()
         .filter(|c| c.transport == t && c.allocator == allocator)
-        .filter_map(|c| match c.measured {
-            Measured::Allocs {
-                raw_cpu_us_per_msg,
-                qubot_cpu_us_per_msg,
-                ..
-            } => Some((
-                c.payload_bytes as f64,
-                if qubot {
-                    qubot_cpu_us_per_msg
-                } else {
-                    raw_cpu_us_per_msg
-                }?,
-            )),
-            _ => None,
-        })
+        .filter_map(|c| Some((c.payload_bytes as f64, pick(&c.measured, qubot)?)))
         .filter(|(_, y)| y.is_finite() && *y > 0.0)
         .collect()
 }
 
 const P50_AXIS: &str = "p50 one hop (µs, log)";
 
-pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
-    let blue = RGBColor(31, 119, 180);
-    let orange = RGBColor(255, 127, 14);
-    let green = RGBColor(44, 160, 44);
-    let red = RGBColor(214, 39, 40);
-    let s = |label: &str, color, dashed, points| Series {
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const RED: RGBColor = RGBColor(214, 39, 40);
+
+fn series(label: &str, color: RGBColor, dashed: bool, points: Vec<(f64, f64)>) -> Series {
+    Series {
         label: label.into(),
         color,
         dashed,
         points,
-    };
-    let vs_raw = vec![
-        s(
-            "raw zenoh, SHM",
-            blue,
-            true,
-            p50(r, Transport::Shm, "mimalloc", false),
-        ),
-        s(
-            "Qubot, SHM",
-            blue,
-            false,
-            p50(r, Transport::Shm, "mimalloc", true),
-        ),
-        s(
-            "raw zenoh, TCP",
-            orange,
-            true,
-            p50(r, Transport::Tcp, "mimalloc", false),
-        ),
-        s(
-            "Qubot, TCP",
-            orange,
-            false,
-            p50(r, Transport::Tcp, "mimalloc", true),
-        ),
-    ];
+    }
+}
+
+/// Raw zenoh (dashed) against Qubot (solid), SHM and TCP, with mimalloc.
+fn vs_raw(r: &Report, pick: Pick) -> Vec<Series> {
+    let mut out = Vec::new();
+    for (t, name, color) in [(Transport::Shm, "SHM", BLUE), (Transport::Tcp, "TCP", ORANGE)] {
+        for (qubot, who) in [(false, "raw zenoh"), (true, "Qubot")] {
+            out.push(series(
+                &format!("{who}, {name}"),
+                color,
+                !qubot,
+                points(r, pick, t, "mimalloc", qubot),
+            ));
+        }
+    }
+    out
+}
+
+pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
     chart(
         &dir.join("latency.svg"),
         "One-hop latency p50 vs payload (mimalloc)",
         P50_AXIS,
-        &vs_raw,
+        &vs_raw(r, p50),
     )?;
-    let cpu_vs_raw = vec![
-        s(
-            "raw zenoh, SHM",
-            blue,
-            true,
-            cpu(r, Transport::Shm, "mimalloc", false),
-        ),
-        s(
-            "Qubot, SHM",
-            blue,
-            false,
-            cpu(r, Transport::Shm, "mimalloc", true),
-        ),
-        s(
-            "raw zenoh, TCP",
-            orange,
-            true,
-            cpu(r, Transport::Tcp, "mimalloc", false),
-        ),
-        s(
-            "Qubot, TCP",
-            orange,
-            false,
-            cpu(r, Transport::Tcp, "mimalloc", true),
-        ),
-    ];
     chart(
         &dir.join("cpu.svg"),
         "CPU time per message, publisher + subscriber, paced (mimalloc)",
         "CPU per message (µs, log)",
-        &cpu_vs_raw,
+        &vs_raw(r, cpu),
     )?;
-    let ab = vec![
-        s(
-            "Qubot SHM, mimalloc",
-            green,
-            false,
-            p50(r, Transport::Shm, "mimalloc", true),
-        ),
-        s(
-            "Qubot SHM, system",
-            green,
-            true,
-            p50(r, Transport::Shm, "system", true),
-        ),
-        s(
-            "Qubot TCP, mimalloc",
-            red,
-            false,
-            p50(r, Transport::Tcp, "mimalloc", true),
-        ),
-        s(
-            "Qubot TCP, system",
-            red,
-            true,
-            p50(r, Transport::Tcp, "system", true),
-        ),
-    ];
+    let mut ab = Vec::new();
+    for (t, name, color) in [(Transport::Shm, "SHM", GREEN), (Transport::Tcp, "TCP", RED)] {
+        for allocator in ["mimalloc", "system"] {
+            ab.push(series(
+                &format!("Qubot {name}, {allocator}"),
+                color,
+                allocator == "system",
+                points(r, p50, t, allocator, true),
+            ));
+        }
+    }
     chart(
         &dir.join("allocators.svg"),
         "Qubot one-hop latency p50: mimalloc vs system allocator",

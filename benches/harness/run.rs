@@ -186,17 +186,18 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
     let median = |v: Option<Vec<f64>>| v.map(|v| quantile(&sorted(v), 0.5));
     let of = |rounds: &[Round], side: fn(&Round) -> Option<f64>| median(rounds.iter().map(side).collect());
     let [raw, qubot] = &per_round;
-    // zenoh's own allocations per message move with how its batches fall, which moves with
-    // the machine's load: a difference within a round is steadier than medians taken apart.
-    let paired = |side: fn(&Round) -> Option<f64>| {
+    // zenoh's own figures move with how its batches fall, which moves with the machine's
+    // load: Qubot against raw within a round (its two runs back to back, under the same load)
+    // is steadier than medians taken apart. Median over rounds of `cmp(qubot, raw)`.
+    let paired = |side: fn(&Round) -> Option<f64>, cmp: fn(f64, f64) -> f64| {
         median(
             raw.iter()
                 .zip(qubot)
-                .map(|(r, q)| Some(side(q)? - side(r)?))
+                .map(|(r, q)| Some(cmp(side(q)?, side(r)?)))
                 .collect(),
         )
     };
-    let (raw_cpu, qubot_cpu) = (of(raw, |r| r.cpu_us), of(qubot, |r| r.cpu_us));
+    let extra = |q: f64, r: f64| q - r;
     Ok(Case {
         kind: "allocs",
         transport: t,
@@ -207,17 +208,11 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             allocs_per_msg_sub: of(qubot, |r| r.allocs_sub),
             raw_allocs_per_msg_pub: of(raw, |r| r.allocs_pub),
             raw_allocs_per_msg_sub: of(raw, |r| r.allocs_sub),
-            extra_allocs_per_msg_pub: paired(|r| r.allocs_pub),
-            extra_allocs_per_msg_sub: paired(|r| r.allocs_sub),
-            raw_cpu_us_per_msg: raw_cpu,
-            qubot_cpu_us_per_msg: qubot_cpu,
-            // The ratio within each round, median: the two runs of a round share the load.
-            cpu_ratio: median(
-                raw.iter()
-                    .zip(qubot)
-                    .map(|(r, q)| Some(q.cpu_us? / r.cpu_us?))
-                    .collect(),
-            ),
+            extra_allocs_per_msg_pub: paired(|r| r.allocs_pub, extra),
+            extra_allocs_per_msg_sub: paired(|r| r.allocs_sub, extra),
+            raw_cpu_us_per_msg: of(raw, |r| r.cpu_us),
+            qubot_cpu_us_per_msg: of(qubot, |r| r.cpu_us),
+            cpu_ratio: paired(|r| r.cpu_us, |q, r| q / r),
             messages,
             live_growth_bytes_pub: growth[1].0,
             live_growth_bytes_sub: growth[1].1,

@@ -1,4 +1,4 @@
-use std::{borrow::Cow, sync::OnceLock};
+use std::sync::OnceLock;
 
 use qubot_msg::{decode, decode_body, decode_header_sized, Body, DecodeError, Header, HEADER_LEN};
 use zenoh::bytes::ZBytes;
@@ -40,23 +40,17 @@ impl<B: Body> Received<B> {
                 });
             }
         }
-        // The header or the body straddles two fragments: gather the whole message once.
-        let (header, body, payload_at, whole) = {
-            let whole = bytes.to_bytes();
-            let (header, body, payload_at) = {
-                let d = decode::<B>(&whole)?;
-                (d.header, d.body, whole.len() - d.payload.len())
-            };
-            let owned = match whole {
-                Cow::Owned(v) => Some(v),
-                Cow::Borrowed(_) => None,
-            };
-            (header, body, payload_at, owned)
+        // The header or the body straddles two fragments (a whole message took the branch
+        // above): gather the message once, and keep the gathered copy.
+        let whole = bytes.to_bytes().into_owned();
+        let (header, body, payload_at) = {
+            let d = decode::<B>(&whole)?;
+            (d.header, d.body, whole.len() - d.payload.len())
         };
         Ok(Received {
             header,
             body,
-            bytes: whole.map(ZBytes::from).unwrap_or(bytes),
+            bytes: ZBytes::from(whole),
             payload_at,
             gathered: OnceLock::new(),
         })
@@ -65,9 +59,8 @@ impl<B: Body> Received<B> {
     /// The bulk payload, contiguous: in place in the received buffer (SHM or a whole
     /// message), or gathered once from the fragments it arrived in.
     pub fn payload(&self) -> &[u8] {
-        let first = first_slice(&self.bytes);
-        if first.len() == self.bytes.len() {
-            return first.get(self.payload_at..).unwrap_or(&[]);
+        if !self.fragmented() {
+            return first_slice(&self.bytes).get(self.payload_at..).unwrap_or(&[]);
         }
         self.gathered.get_or_init(|| {
             let mut v = Vec::with_capacity(self.payload_len());
