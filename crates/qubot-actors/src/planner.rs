@@ -52,8 +52,31 @@ struct PlanWorker {
     vfh: Vfh,
     goal: Point,
     duration: Histogram,
-    hits: Counter,
-    misses: Counter,
+    beams: CacheCounters,
+    route: CacheCounters,
+    route_cells: Histogram,
+}
+
+/// One cache's lookups by result (`repair` only for the route field).
+struct CacheCounters {
+    hit: Counter,
+    miss: Counter,
+    repair: Counter,
+}
+
+impl CacheCounters {
+    fn new(cache: &'static str) -> CacheCounters {
+        let c = |result: &'static str| metrics::counter!(telemetry::PLANNER_CACHE, "cache" => cache, "result" => result);
+        CacheCounters {
+            hit: c("hit"),
+            miss: c("miss"),
+            repair: if cache == "route" {
+                c("repair")
+            } else {
+                Counter::noop()
+            },
+        }
+    }
 }
 
 impl Actor for PlanWorker {
@@ -65,6 +88,7 @@ impl Handler<PlanJob> for PlanWorker {
     fn handle(&mut self, job: PlanJob, _: &mut SyncContext<Self>) -> Self::Result {
         let start = Instant::now();
         let (hits, misses) = (self.vfh.cache_hits(), self.vfh.cache_misses());
+        let route = self.vfh.route_stats();
         let m = &job.0;
         let b = m.body;
         // The ranges are read in place from the received (shared-memory) buffer.
@@ -75,8 +99,15 @@ impl Handler<PlanJob> for PlanWorker {
             ranges: RangeSource::Bytes(m.payload()),
         };
         let plan = self.vfh.plan(&scan, job.1, self.goal);
-        self.hits.increment(self.vfh.cache_hits() - hits);
-        self.misses.increment(self.vfh.cache_misses() - misses);
+        self.beams.hit.increment(self.vfh.cache_hits() - hits);
+        self.beams.miss.increment(self.vfh.cache_misses() - misses);
+        let now = self.vfh.route_stats();
+        self.route.hit.increment(now.hits - route.hits);
+        self.route.miss.increment(now.misses - route.misses);
+        self.route.repair.increment(now.repairs - route.repairs);
+        if now.hits + now.misses + now.repairs > route.hits + route.misses + route.repairs {
+            self.route_cells.record(now.last_touched as f64);
+        }
         self.duration.record(start.elapsed().as_secs_f64());
         actix::MessageResult(PlanOutcome {
             v: plan.v,
@@ -242,8 +273,9 @@ pub async fn start(
         vfh: Vfh::new(pc),
         goal,
         duration: metrics::histogram!(telemetry::HANDLER_DURATION, "actor" => "planner", "message" => "plan"),
-        hits: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "hit"),
-        misses: metrics::counter!(telemetry::PLANNER_CACHE, "result" => "miss"),
+        beams: CacheCounters::new("beams"),
+        route: CacheCounters::new("route"),
+        route_cells: metrics::histogram!(telemetry::PLANNER_ROUTE_CELLS),
     });
     let sensor = bus.bind("sensor", &cfg.sensor.instance).await?;
     let actuator = bus.bind("actuator", &cfg.actuator.instance).await?;

@@ -1,12 +1,13 @@
-//! The sensor: a simulated 2D LiDAR ray-casting the world from the pose the actuator reports,
-//! publishing each scan straight into a shared-memory loan (and optional camera frames).
+//! The sensor: a simulated 2D LiDAR ray-casting the world (moving obstacles where the world
+//! clock puts them at the capture instant) from the pose the actuator reports, publishing each
+//! scan straight into a shared-memory loan (and optional camera frames).
 
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_bus::{Bus, BusError, Publisher, Topic};
 use qubot_msg::{now_ns, Frame, Scan, State};
-use qubot_robot::{Lidar, LidarConfig, Pose2, World};
+use qubot_robot::{Lidar, LidarConfig, Pose2, Shape, World};
 use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
 use qubot_node::NodeConfig;
@@ -38,6 +39,9 @@ pub struct Sensor {
     frame: (u32, u32, Duration),
     /// Reused every scan: ray casting writes here, then the ranges go into the SHM loan.
     ranges: Vec<f32>,
+    /// The world clock's zero (wall-clock ns) and the movers frozen at the last capture.
+    epoch_ns: u64,
+    moving: Vec<Shape>,
 }
 
 impl Sensor {
@@ -55,6 +59,8 @@ impl Sensor {
         };
         Sensor {
             pose: world.start,
+            epoch_ns: cfg.world_epoch_ns,
+            moving: Vec::with_capacity(world.movers.len()),
             world,
             ranges: vec![0.0; lidar.beams()],
             lidar,
@@ -66,7 +72,11 @@ impl Sensor {
 
     fn capture(&mut self) {
         let origin = now_ns();
-        let n = self.lidar.scan_into(&self.world, self.pose, &mut self.ranges);
+        // Moving obstacles stand where the world clock says at the capture instant.
+        let t = origin.saturating_sub(self.epoch_ns) as f64 * 1e-9;
+        self.world.movers_at(t, &mut self.moving);
+        let scene = self.world.scene(&self.moving);
+        let n = self.lidar.scan_into(&scene, self.pose, &mut self.ranges);
         let scan = Scan {
             pose_x: self.pose.x,
             pose_y: self.pose.y,

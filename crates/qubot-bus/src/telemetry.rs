@@ -13,11 +13,17 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Histogram buckets of the planner's route-field work per step, in cells: 0 is a reused
+/// field, a few hundred a local repair, 10^5 and up a whole large window.
+pub const CELL_BUCKETS: &[f64] = &[0.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7];
+
 /// The Prometheus exporter as every Qubot process configures it (buckets for every
-/// `_seconds` histogram). The binary adds its labels and listener; the bench harness and the
+/// `_seconds` and `_cells` histogram). The binary adds its labels and listener; the bench harness and the
 /// heap tests install it as it is, so they measure the production recording path.
 pub fn exporter() -> Result<PrometheusBuilder, BuildError> {
-    PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_cells".into()), CELL_BUCKETS)
 }
 
 /// Registers help text and units for every metric, so `promtool check metrics` is clean and
@@ -72,7 +78,11 @@ pub fn describe_all() {
     );
     describe_counter!(
         PLANNER_CACHE,
-        "Planner lookup-table cache lookups, by result (hit or miss)."
+        "Planner cache lookups, by cache and result: cache=beams (per-beam lookup tables: hit or miss), cache=route (the route field on a detouring step: hit = reused unchanged, repair = repaired where the map changed, miss = computed over the whole window)."
+    );
+    describe_histogram!(
+        PLANNER_ROUTE_CELLS,
+        "Route-field cells the planner expanded per detouring step (0 when the field was reused)."
     );
     describe_gauge!(
         WATCHDOG_SILENCE,

@@ -18,6 +18,7 @@ pub const SAFE_STOPS: &str = "qubot_safe_stops_total";
 pub const BUILD_INFO: &str = "qubot_build_info";
 pub const SHM_FALLBACK: &str = "qubot_shm_fallback_total";
 pub const PLANNER_CACHE: &str = "qubot_planner_cache_total";
+pub const PLANNER_ROUTE_CELLS: &str = "qubot_planner_route_cells";
 pub const WATCHDOG_SILENCE: &str = "qubot_watchdog_silence_seconds";
 pub const REBINDS: &str = "qubot_rebinds_total";
 pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";

@@ -50,6 +50,11 @@ pub struct NodeConfig {
     /// World the sensor simulates: "default", a name under `worlds_dir`, or a file path.
     pub world: String,
     pub worlds_dir: PathBuf,
+    /// Wall-clock instant (ns since the Unix epoch) at which the world's clock reads 0: moving
+    /// obstacles follow their timelines from here, so the sensor that ray-casts them and the
+    /// referee that judges against them agree. 0 means "when this run starts": `qubot up`
+    /// fills in its own start for its children; a process started alone uses its own start.
+    pub world_epoch_ns: u64,
     /// Address the metrics endpoints bind to.
     pub metrics_bind: IpAddr,
     /// The clock skew between hosts that the freshness budgets assume (every stamp is wall
@@ -163,6 +168,7 @@ impl Default for NodeConfig {
             robot: "qubot-one".into(),
             world: "default".into(),
             worlds_dir: "deploy/worlds".into(),
+            world_epoch_ns: 0,
             metrics_bind: IpAddr::from([127, 0, 0, 1]),
             max_clock_skew_ms: 10.0,
             zenoh: ZenohSection::default(),

@@ -1,7 +1,8 @@
 //! Runs the in-process closed loop on one world and prints the outcome, optionally with an
 //! ASCII map of the path (`--map`) or a CSV trace (`--csv`).
 //!
-//! `cargo run --release --example trace -- <world name or file> [latency_s] [--map|--csv]`
+//! `cargo run --release --example trace -- <world name or file> [latency_s] [--map|--csv]
+//! [--delay S]`; the CSV has the nearest mover's distance as its last column.
 
 use qubot_robot::{sim, Point, SimConfig, World};
 use std::path::Path;
@@ -12,6 +13,11 @@ fn main() {
     let latency: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     let map = args.iter().any(|a| a == "--map");
     let csv = args.iter().any(|a| a == "--csv");
+    let delay: f64 = args
+        .iter()
+        .position(|a| a == "--delay")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(0.0);
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/worlds"));
     let world = match World::resolve(name, dir) {
         Ok(w) => w,
@@ -23,12 +29,19 @@ fn main() {
     let mut path = Vec::new();
     let cfg = SimConfig {
         latency_s: latency,
+        start_delay_s: delay,
         ..SimConfig::default()
     };
+    let mut moving = Vec::new();
     let report = sim::run_closed_loop_with(&world, cfg, |t, d| {
         if csv {
+            world.movers_at(t, &mut moving);
+            let near = moving
+                .iter()
+                .map(|s| s.signed_distance(d.pose.point()))
+                .fold(f64::INFINITY, f64::min);
             println!(
-                "{t:.2},{:.3},{:.3},{:.3},{:.3},{:.3}",
+                "{t:.2},{:.3},{:.3},{:.3},{:.3},{:.3},{near:.3}",
                 d.pose.x, d.pose.y, d.pose.theta, d.v, d.w
             );
         }

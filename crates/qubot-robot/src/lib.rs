@@ -12,7 +12,9 @@
 
 pub mod drive;
 pub mod geom;
+pub mod judge;
 pub mod lidar;
+pub mod mover;
 mod navgrid;
 pub mod planner;
 pub mod sim;
@@ -20,7 +22,9 @@ pub mod world;
 
 pub use drive::{DiffDrive, DriveLimits};
 pub use geom::{normalize_angle, Point, Pose2};
+pub use judge::{Contact, Judge};
 pub use lidar::{Lidar, LidarConfig};
-pub use planner::{Plan, Planner, PlannerConfig, RangeSource, ScanInput};
+pub use mover::{Mover, Repeat, Waypoint};
+pub use planner::{Plan, Planner, PlannerConfig, RangeSource, RouteStats, ScanInput};
 pub use sim::{run_closed_loop, SimConfig, SimReport};
-pub use world::{Shape, World, WorldError};
+pub use world::{RayCast, Scene, Shape, World, WorldError};

@@ -1,7 +1,7 @@
 //! A simulated 2D lidar: one exact ray cast per beam against the [`World`].
 
 use crate::geom::Pose2;
-use crate::world::World;
+use crate::world::RayCast;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::TAU;
 
@@ -135,7 +135,7 @@ impl Lidar {
 
     /// Writes one range per beam into `out` (metres; `range_max` when nothing is hit) and
     /// returns how many were written: `min(out.len(), beams)`. Allocation-free.
-    pub fn scan_into(&self, world: &World, pose: Pose2, out: &mut [f32]) -> usize {
+    pub fn scan_into(&self, world: &impl RayCast, pose: Pose2, out: &mut [f32]) -> usize {
         let origin = pose.point();
         let (st, ct) = pose.theta.sin_cos();
         let range_max = self.cfg.range_max_m;
@@ -155,7 +155,7 @@ impl Lidar {
 mod tests {
     use super::*;
     use crate::geom::Point;
-    use crate::world::Shape;
+    use crate::world::{Shape, World};
     use std::f64::consts::{FRAC_PI_2, PI};
 
     fn room() -> World {
@@ -172,6 +172,7 @@ mod tests {
                 cy: 10.0,
                 r: 1.0,
             }],
+            movers: vec![],
         }
     }
 

@@ -27,17 +27,17 @@
 //! over the beams instead of simulating a velocity grid against every beam, and the
 //! free-path histogram gives an exact stopping distance for the speed law.
 //!
-//! Determinism and allocation: plain float arithmetic in a fixed order; all buffers (grid,
-//! A* heap, histogram) live in the planner. With `use_cache` the per-beam tables (cos, sin,
-//! sector of every beam angle, keyed by `(beams, angle_min, angle_increment)`) are built once
-//! per scan layout, and a call allocates nothing once that layout has been seen (the A* heap is
-//! preallocated for half the grid, more than a search can hold in practice).
+//! Determinism and allocation: plain float arithmetic in a fixed order, integer route field;
+//! all buffers (grid, field queue, histogram) live in the planner. With `use_cache` the
+//! per-beam tables (cos, sin, sector of every beam angle, keyed by `(beams, angle_min,
+//! angle_increment)`) are built once per scan layout, and a call allocates nothing once that
+//! layout has been seen (the field queue is preallocated for one entry per cell).
 //!
-//! The obstacle memory assumes a static world: cells are marked, never cleared, until
-//! [`Planner::reset`] or until the robot or goal leaves the `map_size_m` square.
+//! The memory is forgotten as a whole by [`Planner::reset`] or when the robot or goal leaves
+//! the `map_size_m` square.
 
 use crate::geom::{normalize_angle, Point, Pose2};
-use crate::navgrid::NavGrid;
+use crate::navgrid::{FieldUpdate, NavGrid};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, TAU};
 
@@ -122,6 +122,12 @@ pub struct PlannerConfig {
     /// Side of the square obstacle memory, metres, centred between the robot and the goal
     /// (re-centred, and cleared, when either leaves it).
     pub map_size_m: f64,
+    /// Repair the route field where the map changed (true) or recompute it from scratch on
+    /// every detouring step (false: the reference the repair is checked against).
+    pub incremental: bool,
+    /// Take evidence away from remembered obstacle cells that a scan sees through (false: the
+    /// old static-world memory that never forgets, kept to show what forgetting buys).
+    pub forget: bool,
 }
 
 impl Default for PlannerConfig {
@@ -142,6 +148,8 @@ impl Default for PlannerConfig {
             turn_gain: 2.0,
             map_resolution_m: 0.1,
             map_size_m: 32.0,
+            incremental: true,
+            forget: true,
         }
     }
 }
@@ -169,6 +177,8 @@ impl PlannerConfig {
             turn_gain: pos(self.turn_gain, d.turn_gain),
             map_resolution_m: pos(self.map_resolution_m, d.map_resolution_m).clamp(0.02, 1.0),
             map_size_m: pos(self.map_size_m, d.map_size_m).min(200.0),
+            incremental: self.incremental,
+            forget: self.forget,
         }
     }
 }
@@ -182,6 +192,23 @@ pub struct Plan {
     pub w: f64,
     /// The pose is within the goal tolerance; `v` and `w` are 0.
     pub goal_reached: bool,
+}
+
+/// How often the route field was reused, rebuilt or repaired, and how much work that took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    /// Detouring steps that reused the previous field unchanged.
+    pub hits: u64,
+    /// Steps that computed the field over the whole search window.
+    pub misses: u64,
+    /// Steps that repaired the field where cells changed.
+    pub repairs: u64,
+    /// Field cells expanded by the last step (0 on a hit).
+    pub last_touched: u64,
+    /// Field cells expanded over all steps.
+    pub touched: u64,
+    /// Obstacle cells forgotten because scans saw through them.
+    pub forgotten: u64,
 }
 
 /// Per-beam lookup tables for one scan layout.
@@ -207,8 +234,11 @@ pub struct Planner {
     hits: u64,
     misses: u64,
     grid: NavGrid,
+    route: RouteStats,
     /// The last call steered by the navigation function (no line of sight to the goal).
     detouring: bool,
+    /// The last call found no route to the goal on the remembered map and held position.
+    holding: bool,
 }
 
 impl Planner {
@@ -233,7 +263,9 @@ impl Planner {
             hits: 0,
             misses: 0,
             grid: NavGrid::new(cfg.map_resolution_m, cfg.map_size_m, inflate),
+            route: RouteStats::default(),
             detouring: false,
+            holding: false,
         }
     }
 
@@ -261,6 +293,18 @@ impl Planner {
             self.cfg.robot_radius_m + 0.5 * self.cfg.safety_margin_m,
         );
         self.detouring = false;
+        self.holding = false;
+    }
+
+    /// Route field statistics since the planner was made.
+    pub fn route_stats(&self) -> RouteStats {
+        self.route
+    }
+
+    /// True when the last call found no route to the goal on the remembered map (a closed
+    /// door, a blocked corridor) and commanded a stop while it keeps looking.
+    pub fn is_holding(&self) -> bool {
+        self.holding
     }
 
     /// True when the last command steered around known obstacles because the straight line
@@ -277,6 +321,7 @@ impl Planner {
         }
         if d_goal <= self.cfg.goal_tolerance_m {
             self.detouring = false;
+            self.holding = false;
             return Plan {
                 v: 0.0,
                 w: 0.0,
@@ -288,8 +333,10 @@ impl Planner {
         self.remember(scan, pose, goal);
 
         let psi = normalize_angle(pose.point().bearing_to(goal) - pose.theta);
-        let phi = self.choose_direction(psi, d_goal, pose, goal);
-        self.command(phi, d_goal)
+        match self.choose_direction(psi, d_goal, pose, goal) {
+            Some(phi) => self.command(phi, d_goal),
+            None => Plan::default(),
+        }
     }
 
     fn ensure_tables(&mut self, scan: &ScanInput) {
@@ -369,9 +416,46 @@ impl Planner {
         }
     }
 
-    /// Adds the scan's end points to the obstacle memory.
+    /// Updates the obstacle memory: evidence is taken from remembered cells the scan sees
+    /// through, then added at the scan's end points.
     fn remember(&mut self, scan: &ScanInput, pose: Pose2, goal: Point) {
         self.grid.ensure_covers(pose.point(), goal);
+        let range_max = f64::from(scan.range_max);
+        let beams = self.tables.cos.len();
+        if self.cfg.forget && beams > 0 {
+            let a0 = f64::from(scan.angle_min);
+            let da = f64::from(scan.angle_increment);
+            // A full circle wraps around; a partial field of view says nothing outside it.
+            let wraps = (da * beams as f64 - TAU).abs() <= da.abs();
+            let free_to = |bearing: f64, half: f64| -> f64 {
+                let rel = normalize_angle(bearing - pose.theta) - a0;
+                let first = ((rel - half) / da).floor() as i64;
+                let last = ((rel + half) / da).ceil() as i64;
+                let mut free = f64::INFINITY;
+                for i in first..=last.max(first) {
+                    let i = if wraps {
+                        i.rem_euclid(beams as i64) as usize
+                    } else if (0..beams as i64).contains(&i) {
+                        i as usize
+                    } else {
+                        return 0.0;
+                    };
+                    let r = f64::from(scan.ranges.get(i));
+                    // No return on a beam means free all the way to the lidar's reach.
+                    let seen = if r >= range_max {
+                        range_max
+                    } else if r.is_finite() && r > 0.0 {
+                        r
+                    } else {
+                        0.0
+                    };
+                    free = free.min(seen);
+                }
+                free
+            };
+            let cleared = self.grid.clear_seen_free(pose.point(), range_max, free_to);
+            self.route.forgotten += cleared as u64;
+        }
         let (st, ct) = pose.theta.sin_cos();
         let t = &self.tables;
         for (i, (&ca, &sa)) in t.cos.iter().zip(&t.sin).enumerate() {
@@ -412,41 +496,52 @@ impl Planner {
         best.2
     }
 
-    /// Picks the robot-frame direction to drive in.
-    fn choose_direction(&mut self, psi: f64, d_goal: f64, pose: Pose2, goal: Point) -> f64 {
+    /// Picks the robot-frame direction to drive in; `None` to hold position (no route).
+    fn choose_direction(&mut self, psi: f64, d_goal: f64, pose: Pose2, goal: Point) -> Option<f64> {
         let cfg = self.cfg;
+        self.holding = false;
         // Line of sight: the disc can drive straight to the goal.
         if self.free_towards(psi) >= d_goal.min(cfg.lookahead_m) {
             self.detouring = false;
-            return psi;
+            return Some(psi);
         }
         self.detouring = true;
-        let reachable = self.grid.solve(goal, pose.point(), 2.5 * cfg.eval_dist_m + 0.5);
+        let update = self.grid.update_field(goal, pose.point(), !cfg.incremental);
+        let r = &mut self.route;
+        match update {
+            FieldUpdate::Hit => r.hits += 1,
+            FieldUpdate::Miss => r.misses += 1,
+            FieldUpdate::Repair => r.repairs += 1,
+        }
+        r.last_touched = self.grid.touched() as u64;
+        r.touched += r.last_touched;
+        if !self.grid.reachable_from(pose.point()) {
+            self.holding = true;
+            return None;
+        }
         let need = cfg.min_free_m.min(d_goal);
         let (st, ct) = pose.theta.sin_cos();
         let mut best: Option<(f64, f64)> = None;
-        if reachable {
-            for (s, &f) in self.free.iter().enumerate() {
-                if f < need {
-                    continue;
-                }
-                let len = f.min(cfg.eval_dist_m);
-                let (cs, ss) = (self.sector_cos[s], self.sector_sin[s]);
-                let p = Point::new(
-                    pose.x + len * (ct * cs - st * ss),
-                    pose.y + len * (st * cs + ct * ss),
-                );
-                let phi = self.centre(s);
-                let cost = len + self.grid.value(p) + cfg.turn_weight * phi.abs();
-                if cost.is_finite() && best.is_none_or(|(c, _)| cost < c) {
-                    best = Some((cost, phi));
-                }
+        for (s, &f) in self.free.iter().enumerate() {
+            if f < need {
+                continue;
+            }
+            let len = f.min(cfg.eval_dist_m);
+            let (cs, ss) = (self.sector_cos[s], self.sector_sin[s]);
+            let p = Point::new(
+                pose.x + len * (ct * cs - st * ss),
+                pose.y + len * (st * cs + ct * ss),
+            );
+            let phi = self.centre(s);
+            let cost = len + self.grid.value(p) + cfg.turn_weight * phi.abs();
+            if cost.is_finite() && best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, phi));
             }
         }
-        match best {
+        Some(match best {
             Some((_, phi)) => phi,
             None => self.most_free(psi),
-        }
+        })
     }
 
     /// Turns a robot-frame direction into a velocity command.
@@ -507,6 +602,7 @@ mod tests {
             goal_tolerance_m: 0.25,
             robot_radius_m: 0.2,
             obstacles,
+            movers: vec![],
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::drive::{DiffDrive, DriveLimits};
 use crate::geom::Pose2;
+use crate::judge::Judge;
 use crate::lidar::{Lidar, LidarConfig};
 use crate::planner::{Planner, PlannerConfig, RangeSource, ScanInput};
 use crate::world::World;
@@ -35,6 +36,10 @@ pub struct SimConfig {
     /// Hand the planner the scan as little-endian bytes (as from a message payload) instead of
     /// an `f32` slice.
     pub ranges_as_bytes: bool,
+    /// World time at which the robot starts planning, seconds: the processes of a real run
+    /// start a moment after the world clock does, so dynamic worlds are checked over a range
+    /// of start delays.
+    pub start_delay_s: f64,
 }
 
 impl Default for SimConfig {
@@ -48,6 +53,7 @@ impl Default for SimConfig {
             latency_s: 0.0,
             max_time_s: 120.0,
             ranges_as_bytes: false,
+            start_delay_s: 0.0,
         }
     }
 }
@@ -61,9 +67,12 @@ pub struct SimReport {
     pub duration_s: f64,
     /// Smallest `world.clearance` of the robot centre over the run, metres.
     pub min_clearance_m: f64,
-    /// Number of times the robot went from free to overlapping an obstacle
-    /// (`clearance < robot_radius`). The simulation does not stop the robot on contact.
+    /// Contacts the robot caused: times it went from free to overlapping an obstacle
+    /// (`clearance < robot_radius`) by its own motion (see [`crate::judge`]). The simulation
+    /// does not stop the robot on contact.
     pub collisions: u32,
+    /// Contacts a moving obstacle caused (the robot stood still or was hit from behind).
+    pub struck: u32,
     /// Drive integration steps taken.
     pub steps: u64,
     /// Distance travelled, metres.
@@ -122,28 +131,39 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
     let mut in_flight: VecDeque<(u64, f64, f64)> = VecDeque::with_capacity(64);
     let mut cmd = (0.0, 0.0);
     let radius = world.robot_radius_m;
-    let start_clearance = world.clearance(drive.pose.point());
+    // Movers frozen at the current instant (reused buffer: the loop allocates nothing).
+    let mut moving = Vec::with_capacity(world.movers.len());
+    world.movers_at(0.0, &mut moving);
+    let mut judge = Judge::new(radius);
+    judge.observe(&world.scene(&moving), drive.pose, 0.0);
     let mut report = SimReport {
-        min_clearance_m: start_clearance,
-        collisions: u32::from(start_clearance < radius),
+        min_clearance_m: judge.min_clearance_m,
+        collisions: judge.collisions,
         final_pose: drive.pose,
         ..SimReport::default()
     };
-    let mut colliding = start_clearance < radius;
     if drive.pose.point().dist(world.goal) <= world.goal_tolerance_m {
         report.goal_reached = true;
         return report;
     }
 
-    let (mut next_scan, mut next_drive) = (0u64, 0u64);
+    let delay_us = if cfg.start_delay_s.is_finite() && cfg.start_delay_s > 0.0 {
+        (cfg.start_delay_s * 1e6).round() as u64
+    } else {
+        0
+    };
+    let (mut next_scan, mut next_drive) = (delay_us, 0u64);
     loop {
         let now = next_scan.min(next_drive);
         if now >= end_us {
             report.duration_s = end_us as f64 * 1e-6;
             break;
         }
+        if world.is_dynamic() {
+            world.movers_at(now as f64 * 1e-6, &mut moving);
+        }
         if next_scan == now {
-            lidar.scan_into(world, drive.pose, &mut ranges);
+            lidar.scan_into(&world.scene(&moving), drive.pose, &mut ranges);
             let source = if cfg.ranges_as_bytes {
                 for (chunk, r) in bytes.chunks_exact_mut(4).zip(&ranges) {
                     chunk.copy_from_slice(&r.to_le_bytes());
@@ -176,13 +196,10 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
             next_drive += drive_us;
             report.steps += 1;
             report.path_length_m += before.dist(drive.pose.point());
-            let clearance = world.clearance(drive.pose.point());
-            report.min_clearance_m = report.min_clearance_m.min(clearance);
-            let now_colliding = clearance < radius;
-            if now_colliding && !colliding {
-                report.collisions += 1;
-            }
-            colliding = now_colliding;
+            judge.observe(&world.scene(&moving), drive.pose, drive.v);
+            report.min_clearance_m = judge.min_clearance_m;
+            report.collisions = judge.collisions;
+            report.struck = judge.struck;
             observe(next_drive as f64 * 1e-6, &drive);
             if drive.pose.point().dist(world.goal) <= world.goal_tolerance_m {
                 report.goal_reached = true;
@@ -212,6 +229,7 @@ mod tests {
             goal_tolerance_m: 0.25,
             robot_radius_m: 0.2,
             obstacles: vec![],
+            movers: vec![],
         };
         let r = run_closed_loop(&w, SimConfig::default());
         assert!(r.goal_reached, "{r:?}");
@@ -239,6 +257,7 @@ mod tests {
                 x1: 5.0,
                 y1: 4.0,
             }],
+            movers: vec![],
         };
         let r = run_closed_loop(
             &w,

@@ -1,12 +1,16 @@
 //! The world: a rectangular map `[0, width_m] x [0, height_m]` whose border is a wall, a
 //! start pose, a goal, and static obstacles (rectangles, circles, wall segments).
 //!
+//! Worlds may also hold moving obstacles ([`Mover`]); [`World::scene`] freezes them at one
+//! instant for ray casting and collision checks.
+//!
 //! Worlds come from TOML files (see `deploy/worlds/README.md`) or from [`World::builtin`].
 //! Every constructor validates; errors name the offending field (`obstacles[2].r`, `start`).
 //! Geometry queries are exact: [`World::clearance`] is a signed distance, and
 //! [`World::raycast`] intersects the ray analytically with every shape.
 
 use crate::geom::{Point, Pose2};
+use crate::mover::Mover;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -91,6 +95,75 @@ impl Shape {
         }
     }
 
+    /// The shape moved by `(dx, dy)`.
+    pub fn translated(&self, dx: f64, dy: f64) -> Shape {
+        match *self {
+            Shape::Rect {
+                x_min,
+                y_min,
+                x_max,
+                y_max,
+            } => Shape::Rect {
+                x_min: x_min + dx,
+                y_min: y_min + dy,
+                x_max: x_max + dx,
+                y_max: y_max + dy,
+            },
+            Shape::Circle { cx, cy, r } => Shape::Circle {
+                cx: cx + dx,
+                cy: cy + dy,
+                r,
+            },
+            Shape::Segment { x0, y0, x1, y1 } => Shape::Segment {
+                x0: x0 + dx,
+                y0: y0 + dy,
+                x1: x1 + dx,
+                y1: y1 + dy,
+            },
+        }
+    }
+
+    /// The first invalid field as `(".field" or "", reason)`.
+    fn problem(&self) -> Option<(String, String)> {
+        for (name, v) in self.values() {
+            if !v.is_finite() {
+                return Some((format!(".{name}"), format!("must be finite, got {v}")));
+            }
+        }
+        match *self {
+            Shape::Rect {
+                x_min,
+                y_min,
+                x_max,
+                y_max,
+            } => {
+                if x_min >= x_max {
+                    return Some((
+                        ".x_min".into(),
+                        format!("must be less than x_max ({x_min} >= {x_max})"),
+                    ));
+                }
+                if y_min >= y_max {
+                    return Some((
+                        ".y_min".into(),
+                        format!("must be less than y_max ({y_min} >= {y_max})"),
+                    ));
+                }
+            }
+            Shape::Circle { r, .. } => {
+                if r <= 0.0 {
+                    return Some((".r".into(), format!("must be positive, got {r}")));
+                }
+            }
+            Shape::Segment { x0, y0, x1, y1 } => {
+                if (x1 - x0).hypot(y1 - y0) <= 0.0 {
+                    return Some((String::new(), "segment has zero length".into()));
+                }
+            }
+        }
+        None
+    }
+
     fn values(&self) -> [(&'static str, f64); 4] {
         match *self {
             Shape::Rect {
@@ -107,6 +180,46 @@ impl Shape {
             Shape::Circle { cx, cy, r } => [("cx", cx), ("cy", cy), ("r", r), ("r", r)],
             Shape::Segment { x0, y0, x1, y1 } => [("x0", x0), ("y0", y0), ("x1", x1), ("y1", y1)],
         }
+    }
+}
+
+/// Anything a lidar can ray-cast: a static [`World`] or a [`Scene`] at one instant.
+pub trait RayCast {
+    /// Distance along the unit direction `(dx, dy)` to the first surface, capped at `max_range`.
+    fn raycast_dir(&self, origin: Point, dx: f64, dy: f64, max_range: f64) -> f64;
+}
+
+impl RayCast for World {
+    fn raycast_dir(&self, origin: Point, dx: f64, dy: f64, max_range: f64) -> f64 {
+        World::raycast_dir(self, origin, dx, dy, max_range)
+    }
+}
+
+/// A world at one instant: its static obstacles plus the movers where they stand then.
+#[derive(Clone, Copy, Debug)]
+pub struct Scene<'a> {
+    pub world: &'a World,
+    pub moving: &'a [Shape],
+}
+
+impl Scene<'_> {
+    /// [`World::clearance`] including the movers.
+    pub fn clearance(&self, p: Point) -> f64 {
+        self.moving
+            .iter()
+            .fold(self.world.clearance(p), |acc, s| acc.min(s.signed_distance(p)))
+    }
+}
+
+impl RayCast for Scene<'_> {
+    fn raycast_dir(&self, origin: Point, dx: f64, dy: f64, max_range: f64) -> f64 {
+        let mut best = self.world.raycast_dir(origin, dx, dy, max_range);
+        for shape in self.moving {
+            if let Some(t) = shape.ray_hit(origin, dx, dy) {
+                best = best.min(t.max(0.0));
+            }
+        }
+        best
     }
 }
 
@@ -183,6 +296,9 @@ pub struct World {
     /// Static obstacles; the map border is an implicit wall and need not be listed.
     #[serde(default)]
     pub obstacles: Vec<Shape>,
+    /// Moving or appearing obstacles (doors, walkers, carts), see [`Mover`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub movers: Vec<Mover>,
 }
 
 fn default_goal_tolerance() -> f64 {
@@ -251,6 +367,7 @@ impl World {
                     y1: 5.5,
                 },
             ],
+            movers: vec![],
         }
     }
 
@@ -313,47 +430,16 @@ impl World {
             }
         }
         for (i, shape) in self.obstacles.iter().enumerate() {
-            for (name, v) in shape.values() {
-                if !v.is_finite() {
-                    return Err(invalid(
-                        format!("obstacles[{i}].{name}"),
-                        format!("must be finite, got {v}"),
-                    ));
-                }
+            if let Some((field, reason)) = shape.problem() {
+                return Err(invalid(format!("obstacles[{i}]{field}"), reason));
             }
-            match *shape {
-                Shape::Rect {
-                    x_min,
-                    y_min,
-                    x_max,
-                    y_max,
-                } => {
-                    if x_min >= x_max {
-                        return Err(invalid(
-                            format!("obstacles[{i}].x_min"),
-                            format!("must be less than x_max ({x_min} >= {x_max})"),
-                        ));
-                    }
-                    if y_min >= y_max {
-                        return Err(invalid(
-                            format!("obstacles[{i}].y_min"),
-                            format!("must be less than y_max ({y_min} >= {y_max})"),
-                        ));
-                    }
-                }
-                Shape::Circle { r, .. } => {
-                    if r <= 0.0 {
-                        return Err(invalid(
-                            format!("obstacles[{i}].r"),
-                            format!("must be positive, got {r}"),
-                        ));
-                    }
-                }
-                Shape::Segment { x0, y0, x1, y1 } => {
-                    if (x1 - x0).hypot(y1 - y0) <= 0.0 {
-                        return Err(invalid(format!("obstacles[{i}]"), "segment has zero length"));
-                    }
-                }
+        }
+        for (i, m) in self.movers.iter().enumerate() {
+            if let Some((field, reason)) = m.shape.problem() {
+                return Err(invalid(format!("movers[{i}].shape{field}"), reason));
+            }
+            if let Some((field, reason)) = m.problem() {
+                return Err(invalid(format!("movers[{i}].{field}"), reason));
             }
         }
         self.check_free("start", self.start.point())?;
@@ -398,7 +484,32 @@ impl World {
                 best = (d, format!("obstacles[{i}]"));
             }
         }
+        // Movers as they stand at the start of the run.
+        for (i, m) in self.movers.iter().enumerate() {
+            if let Some(d) = m.shape_at(0.0).map(|s| s.signed_distance(p)) {
+                if d < best.0 {
+                    best = (d, format!("movers[{i}] at t = 0"));
+                }
+            }
+        }
         best
+    }
+
+    /// True when the world has moving or appearing obstacles.
+    pub fn is_dynamic(&self) -> bool {
+        !self.movers.is_empty()
+    }
+
+    /// Replaces `out` with the movers' shapes at world time `t` (seconds since the world
+    /// clock's epoch); absent ones are left out. Allocation-free once `out` has grown.
+    pub fn movers_at(&self, t: f64, out: &mut Vec<Shape>) {
+        out.clear();
+        out.extend(self.movers.iter().filter_map(|m| m.shape_at(t)));
+    }
+
+    /// The world with its movers frozen as `moving` (from [`World::movers_at`]).
+    pub fn scene<'a>(&'a self, moving: &'a [Shape]) -> Scene<'a> {
+        Scene { world: self, moving }
     }
 
     fn boundary_distance(&self, p: Point) -> f64 {
@@ -476,6 +587,7 @@ mod tests {
             goal_tolerance_m: 0.25,
             robot_radius_m: 0.2,
             obstacles: vec![],
+            movers: vec![],
         }
     }
 

@@ -22,7 +22,10 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
     if let Some(pid) = args.supervisor_pid {
         exit_with_parent(pid)?;
     }
-    let cfg = NodeConfig::load(args.config.as_deref())?;
+    let mut cfg = NodeConfig::load(args.config.as_deref())?;
+    if cfg.world_epoch_ns == 0 {
+        cfg.world_epoch_ns = qubot_msg::now_ns();
+    }
     let world = cfg.world()?;
     let own = cfg.role(which);
     // An ephemeral loopback port lets peers on this host that learn of us by gossip connect

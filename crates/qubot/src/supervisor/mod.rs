@@ -54,7 +54,11 @@ impl Finish {
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let cfg = resolve_config(&args)?;
+    let mut cfg = resolve_config(&args)?;
+    // One world clock for the run: every child (restarted ones too) reads it from the config.
+    if cfg.world_epoch_ns == 0 {
+        cfg.world_epoch_ns = qubot_msg::now_ns();
+    }
     let world = cfg.world()?;
     if let Some(t) = args.timeout {
         if !(t.is_finite() && t > 0.0) {
@@ -195,7 +199,7 @@ async fn supervise(
     let started = Instant::now();
     let events = Events::new();
     let world_name = world.name.clone();
-    let referee = Arc::new(Mutex::new(Referee::new(world)));
+    let referee = Arc::new(Mutex::new(Referee::new(world, cfg.world_epoch_ns)));
     let r = referee.clone();
     // The referee hears only the robot's own actuator (DESIGN §4a): anything else on its key
     // is counted as foreign and never moves the judged pose.
@@ -208,7 +212,9 @@ async fn supervise(
         .subscribe(&bound.key("state"), move |sample| {
             if let Ok(m) = Received::<State>::decode(sample.payload().clone()) {
                 if own.check(m.header.stamp.source) == qubot_bus::Verdict::Own {
-                    r.lock().unwrap_or_else(|p| p.into_inner()).observe(&m.body);
+                    r.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .observe(&m.body, m.header.stamp.publish_ns);
                 } else {
                     foreign.increment(1);
                 }
@@ -315,9 +321,10 @@ async fn supervise(
         "finish": finish.as_str(),
         "goal_reached": r.goal_reached,
         "duration_s": round3(started.elapsed().as_secs_f64()),
-        "min_clearance_m": finite(r.min_clearance_m),
+        "min_clearance_m": finite(r.judge.min_clearance_m),
         "robot_radius_m": r.robot_radius_m(),
-        "collisions": r.collisions,
+        "collisions": r.judge.collisions,
+        "struck": r.judge.struck,
         "distance_m": round3(r.distance_m),
         "safe_stops": safe_stops,
         "pipeline_latency_p99_ms": p99_ms.and_then(finite),
@@ -427,8 +434,8 @@ impl StatusLine {
         Some(format!(
             "[{:>5.1}s] pose {pose}  to goal {dist}  min clearance {:.2} m  collisions {}  safe stops {stops}  latency p50 {}",
             started.elapsed().as_secs_f64(),
-            r.min_clearance_m,
-            r.collisions,
+            r.judge.min_clearance_m,
+            r.judge.collisions,
             p50.map_or("-".into(), |s| format!("{:.1} ms", s * 1e3)),
         ))
     }

@@ -2,17 +2,19 @@
 //! judged (goal reached, clearance kept, no collision) from outside the actors.
 
 use qubot_msg::State;
-use qubot_robot::{Point, World};
+use qubot_robot::{Judge, Point, Pose2, Shape, World};
 
 #[derive(Debug, Clone)]
 pub struct Referee {
     world: World,
+    /// The world clock's zero (wall-clock ns): moving obstacles are judged where they stood
+    /// when each state was published.
+    epoch_ns: u64,
+    moving: Vec<Shape>,
     pub goal_reached: bool,
-    /// Smallest distance from the robot's centre to any obstacle seen so far (m).
-    pub min_clearance_m: f64,
-    /// Times the robot's disc went from free to touching an obstacle.
-    pub collisions: u32,
-    in_collision: bool,
+    /// Contacts, judged as in the in-process loop (`qubot_robot::judge`): `collisions` are
+    /// the robot's fault, `struck` a moving obstacle's; and the smallest clearance (m).
+    pub judge: Judge,
     pub states: u64,
     pub last: Option<State>,
     /// Path length driven so far (m).
@@ -20,13 +22,13 @@ pub struct Referee {
 }
 
 impl Referee {
-    pub fn new(world: World) -> Referee {
+    pub fn new(world: World, epoch_ns: u64) -> Referee {
         Referee {
+            moving: Vec::with_capacity(world.movers.len()),
+            epoch_ns,
+            judge: Judge::new(world.robot_radius_m),
             world,
             goal_reached: false,
-            min_clearance_m: f64::INFINITY,
-            collisions: 0,
-            in_collision: false,
             states: 0,
             last: None,
             distance_m: 0.0,
@@ -41,18 +43,16 @@ impl Referee {
         self.last.map(|s| Point { x: s.x, y: s.y }.dist(self.world.goal))
     }
 
-    pub fn observe(&mut self, s: &State) {
+    /// Judges one state, published at `stamp_ns` (wall clock).
+    pub fn observe(&mut self, s: &State, stamp_ns: u64) {
         if !(s.x.is_finite() && s.y.is_finite()) {
             return;
         }
         self.states += 1;
-        let clearance = self.world.clearance(Point { x: s.x, y: s.y });
-        self.min_clearance_m = self.min_clearance_m.min(clearance);
-        let touching = clearance < self.world.robot_radius_m;
-        if touching && !self.in_collision {
-            self.collisions += 1;
-        }
-        self.in_collision = touching;
+        let t = stamp_ns.saturating_sub(self.epoch_ns) as f64 * 1e-9;
+        self.world.movers_at(t, &mut self.moving);
+        let pose = Pose2::new(s.x, s.y, s.theta);
+        self.judge.observe(&self.world.scene(&self.moving), pose, s.v);
         self.goal_reached |= s.goal_reached;
         if let Some(prev) = self.last {
             self.distance_m += (s.x - prev.x).hypot(s.y - prev.y);
@@ -68,38 +68,69 @@ mod tests {
     #[test]
     fn counts_collisions_once_per_contact() {
         let world = World::builtin();
-        let mut r = Referee::new(world.clone());
+        let mut r = Referee::new(world.clone(), 0);
         let at = |x: f64, y: f64| State {
             x,
             y,
             ..State::default()
         };
-        r.observe(&at(world.start.x, world.start.y));
-        assert_eq!(r.collisions, 0);
+        r.observe(&at(world.start.x, world.start.y), 0);
+        assert_eq!(r.judge.collisions, 0);
         // Against the map border: touching.
-        r.observe(&at(0.05, world.start.y));
-        r.observe(&at(0.06, world.start.y));
-        assert_eq!(r.collisions, 1);
-        r.observe(&at(world.start.x, world.start.y));
-        r.observe(&at(0.05, world.start.y));
-        assert_eq!(r.collisions, 2);
-        assert!(r.min_clearance_m < world.robot_radius_m);
+        r.observe(&at(0.05, world.start.y), 0);
+        r.observe(&at(0.06, world.start.y), 0);
+        assert_eq!(r.judge.collisions, 1);
+        r.observe(&at(world.start.x, world.start.y), 0);
+        r.observe(&at(0.05, world.start.y), 0);
+        assert_eq!(r.judge.collisions, 2);
+        assert!(r.judge.min_clearance_m < world.robot_radius_m);
+    }
+
+    #[test]
+    fn moving_obstacles_are_judged_where_they_stood_at_the_stamp() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/worlds/door.toml"
+        ))
+        .expect("door world");
+        let world = World::from_toml_str(&text).expect("valid");
+        let epoch = 1_000_000_000_000;
+        let mut r = Referee::new(world, epoch);
+        // In the doorway (x = 7, y = 2): free while the door is open, a contact while closed.
+        let at = State {
+            x: 7.0,
+            y: 2.0,
+            ..State::default()
+        };
+        r.observe(&at, epoch + 1_000_000_000);
+        assert_eq!(r.judge.collisions, 0, "door open at 1 s");
+        r.observe(&at, epoch + 3_000_000_000);
+        assert_eq!(r.judge.collisions, 1, "door closed at 3 s");
+        r.observe(&at, epoch + 10_000_000_000);
+        assert_eq!(r.judge.collisions, 1, "open again at 10 s");
+        assert!(r.judge.min_clearance_m < 0.0);
     }
 
     #[test]
     fn goal_flag_sticks() {
-        let mut r = Referee::new(World::builtin());
-        r.observe(&State {
-            x: 1.0,
-            y: 1.0,
-            goal_reached: true,
-            ..State::default()
-        });
-        r.observe(&State {
-            x: 1.0,
-            y: 1.0,
-            ..State::default()
-        });
+        let mut r = Referee::new(World::builtin(), 0);
+        r.observe(
+            &State {
+                x: 1.0,
+                y: 1.0,
+                goal_reached: true,
+                ..State::default()
+            },
+            0,
+        );
+        r.observe(
+            &State {
+                x: 1.0,
+                y: 1.0,
+                ..State::default()
+            },
+            0,
+        );
         assert!(r.goal_reached);
     }
 }
