@@ -51,6 +51,11 @@ profile SECONDS="20":
     inferno-flamegraph --title "qubot up (corridor, {{SECONDS}} s)" < target/profile/pipeline.folded > target/profile/pipeline.svg
     echo "profile: target/profile/pipeline.svg (open in a browser; click to zoom)"
 
+# Planner time per scan in the real pipeline (p50/p99 of the plan handler) on one world run.
+plan-time WORLD="corridor":
+    cargo build --release --workspace
+    bash deploy/plan-time.sh {{WORLD}}
+
 # CPU % of one core per process of `qubot up` (corridor world): SECONDS idle, then SECONDS under a 10x scan flood.
 cpu SECONDS="15":
     cargo build --release --workspace

@@ -296,6 +296,12 @@ impl Planner {
         self.holding = false;
     }
 
+    /// Switches between repairing the route field and recomputing it from scratch (see
+    /// [`PlannerConfig::incremental`]); the memory is kept.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.cfg.incremental = on;
+    }
+
     /// Route field statistics since the planner was made.
     pub fn route_stats(&self) -> RouteStats {
         self.route
@@ -823,6 +829,57 @@ mod tests {
         assert!((ahead - 1.65).abs() < 0.01, "{ahead}");
         // Sideways along the wall there is nothing within the lookahead.
         assert_eq!(p.free_towards(FRAC_PI_2), 3.0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// On random maps, seen from a random walk, the planner that repairs its route field
+        /// commands exactly what the one that recomputes it every step commands.
+        #[test]
+        fn incremental_plans_equal_plans_from_scratch(
+            pillars in proptest::collection::vec((2.0f64..18.0, 2.0f64..18.0, 0.2f64..1.2), 1..12),
+            walk in proptest::collection::vec((-0.4f64..0.4, -0.4f64..0.4, -3.0f64..3.0), 5..40),
+        ) {
+            let w = world(pillars.iter().map(|&(cx, cy, r)| Shape::Circle { cx, cy, r }).collect());
+            let goal = Point::new(18.5, 10.0);
+            let mut inc = Planner::new(PlannerConfig::default());
+            let mut scratch = Planner::new(PlannerConfig { incremental: false, ..PlannerConfig::default() });
+            let mut pose = Pose2::new(1.5, 10.0, 0.0);
+            for (k, &(dx, dy, theta)) in walk.iter().enumerate() {
+                let next = Pose2::new((pose.x + dx).clamp(0.5, 19.5), (pose.y + dy).clamp(0.5, 19.5), theta);
+                if w.clearance(next.point()) > 0.0 {
+                    pose = next;
+                }
+                let (lidar, ranges) = scan_of(&w, pose);
+                let scan = input(&lidar, RangeSource::Floats(&ranges));
+                let (a, b) = (inc.plan(&scan, pose, goal), scratch.plan(&scan, pose, goal));
+                proptest::prop_assert_eq!(a.v.to_bits(), b.v.to_bits(), "step {}", k);
+                proptest::prop_assert_eq!(a.w.to_bits(), b.w.to_bits(), "step {}", k);
+            }
+        }
+    }
+
+    #[test]
+    fn holds_when_the_memory_says_the_goal_is_unreachable() {
+        // The robot walled in on all four sides (every wall in view), the goal outside.
+        let seg = |x0, y0, x1, y1| Shape::Segment { x0, y0, x1, y1 };
+        let w = world(vec![
+            seg(8.5, 8.5, 11.5, 8.5),
+            seg(11.5, 8.5, 11.5, 11.5),
+            seg(11.5, 11.5, 8.5, 11.5),
+            seg(8.5, 11.5, 8.5, 8.5),
+        ]);
+        let pose = Pose2::new(10.0, 10.0, 0.0);
+        let (lidar, ranges) = scan_of(&w, pose);
+        let mut p = Planner::new(PlannerConfig::default());
+        let plan = p.plan(
+            &input(&lidar, RangeSource::Floats(&ranges)),
+            pose,
+            Point::new(15.0, 10.0),
+        );
+        assert!(p.is_holding(), "{plan:?}");
+        assert_eq!((plan.v, plan.w, plan.goal_reached), (0.0, 0.0, false));
     }
 
     #[test]

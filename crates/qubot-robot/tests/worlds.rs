@@ -2,7 +2,7 @@
 //! goal reached within 120 simulated seconds, no collision, clearance above the robot radius,
 //! with 0 and with 100 ms of command latency.
 
-use qubot_robot::{run_closed_loop, SimConfig, SimReport, World};
+use qubot_robot::{run_closed_loop, shortest_path_m, SimConfig, SimReport, World};
 use std::path::{Path, PathBuf};
 
 const WORLDS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/worlds");
@@ -72,10 +72,16 @@ fn every_world_file_is_solved_with_and_without_latency() {
         let w = World::load(&file).unwrap();
         let fast = check(&w, 0.0);
         let slow = check(&w, 0.1);
+        // Plan quality: path driven over the shortest collision-free path on the true map.
+        let shortest = shortest_path_m(&w, 0.1).expect("the goal is reachable");
+        let efficiency = fast.path_length_m / shortest;
         eprintln!(
-            "{:>10}: {:5.1} s / {:5.1} s (0 / 100 ms latency), path {:4.1} m, min clearance {:.3} m",
-            w.name, fast.duration_s, slow.duration_s, fast.path_length_m, fast.min_clearance_m
+            "{:>10}: {:5.1} s / {:5.1} s (0 / 100 ms latency), path {:4.1} m, shortest {:4.1} m, ratio {efficiency:.2}, min clearance {:.3} m",
+            w.name, fast.duration_s, slow.duration_s, fast.path_length_m, shortest, fast.min_clearance_m
         );
+        if !w.is_dynamic() {
+            assert!(efficiency <= 1.3, "{}: path/shortest {efficiency:.3}", w.name);
+        }
     }
 }
 

@@ -31,6 +31,10 @@ fn every_shipped_world_is_reached_without_collision() {
         assert_eq!(report["world"], world.as_str());
         assert_clean_run(&report);
         assert_eq!(report["restarts"]["planner"], 0);
+        // Plan quality against the shortest collision-free path on the true map.
+        let efficiency = report["path_efficiency"].as_f64().expect("path efficiency");
+        assert!(efficiency > 0.8, "{world}: {report}");
+        eprintln!("{world}: path / shortest {efficiency}");
     }
     let left: Vec<_> = shm_files().difference(&before).cloned().collect();
     assert!(left.is_empty(), "SHM segments left behind: {left:?}");

@@ -199,6 +199,9 @@ async fn supervise(
     let started = Instant::now();
     let events = Events::new();
     let world_name = world.name.clone();
+    // The yardstick for plan quality, on a grid like the planner's (static obstacles only).
+    let shortest =
+        qubot_robot::shortest_path_m(&world, qubot_robot::PlannerConfig::default().map_resolution_m);
     let referee = Arc::new(Mutex::new(Referee::new(world, cfg.world_epoch_ns)));
     let r = referee.clone();
     // The referee hears only the robot's own actuator (DESIGN §4a): anything else on its key
@@ -326,6 +329,8 @@ async fn supervise(
         "collisions": r.judge.collisions,
         "struck": r.judge.struck,
         "distance_m": round3(r.distance_m),
+        "shortest_path_m": shortest.map(round3),
+        "path_efficiency": shortest.filter(|_| r.goal_reached).map(|s| round3(r.distance_m / s)),
         "safe_stops": safe_stops,
         "pipeline_latency_p99_ms": p99_ms.and_then(finite),
         "states": r.states,
