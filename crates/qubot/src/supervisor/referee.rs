@@ -96,10 +96,12 @@ mod tests {
         let world = World::from_toml_str(&text).expect("valid");
         let epoch = 1_000_000_000_000;
         let mut r = Referee::new(world, epoch);
-        // In the doorway (x = 7, y = 2): free while the door is open, a contact while closed.
+        // Driving at the doorway (x = 6.75, y = 2, facing it): clear while the door is open,
+        // a collision when the closed leaf is 0.17 m ahead (the robot drives into it).
         let at = State {
-            x: 7.0,
+            x: 6.75,
             y: 2.0,
+            v: 0.5,
             ..State::default()
         };
         r.observe(&at, epoch + 1_000_000_000);
@@ -108,7 +110,11 @@ mod tests {
         assert_eq!(r.judge.collisions, 1, "door closed at 3 s");
         r.observe(&at, epoch + 10_000_000_000);
         assert_eq!(r.judge.collisions, 1, "open again at 10 s");
-        assert!(r.judge.min_clearance_m < 0.0);
+        assert!(r.judge.min_clearance_m < 0.2);
+        // Standing still when the leaf closes next to it: struck, not a collision.
+        let still = State { v: 0.0, ..at };
+        r.observe(&still, epoch + 3_000_000_000);
+        assert_eq!((r.judge.collisions, r.judge.struck), (1, 1));
     }
 
     #[test]
