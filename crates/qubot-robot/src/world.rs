@@ -906,6 +906,51 @@ mod tests {
     }
 
     #[test]
+    fn bad_mover_timelines_name_the_field() {
+        let mover = |body: &str| {
+            format!(
+                "{GOOD}\n[[movers]]\nshape = {{ kind = \"circle\", cx = 5.0, cy = 7.0, r = 0.3 }}\n{body}\n"
+            )
+        };
+        let (f, r) = invalid_field(&mover("waypoints = [{ x = 5.0, y = 7.0 }, { x = 8.0, y = 7.0 }]"));
+        assert_eq!(f, "movers[0].speed_mps");
+        assert!(r.contains("positive"), "{r}");
+        let (f, _) = invalid_field(&mover("present = [[4.0, 2.0]]"));
+        assert_eq!(f, "movers[0].present[0]");
+        let (f, _) = invalid_field(&mover(
+            "speed_mps = 1.0\nwaypoints = [{ x = 5.0, y = 7.0 }, { x = 8.0, y = 7.0, wait_s = -2.0 }]",
+        ));
+        assert_eq!(f, "movers[0].waypoints[1].wait_s");
+        let (f, _) = invalid_field(&format!(
+            "{GOOD}\n[[movers]]\nshape = {{ kind = \"circle\", cx = 5.0, cy = 7.0, r = -1.0 }}\n"
+        ));
+        assert_eq!(f, "movers[0].shape.r");
+        // Standing on the start at 0 s.
+        let (f, r) = invalid_field(&format!(
+            "{GOOD}\n[[movers]]\nshape = {{ kind = \"circle\", cx = 1.0, cy = 1.3, r = 0.3 }}\n"
+        ));
+        assert_eq!(f, "start");
+        assert!(r.contains("movers[0] at t = 0"), "{r}");
+        let e = err_of(&mover("sped_mps = 1.0"));
+        assert!(e.contains("sped_mps"), "unknown keys are rejected: {e}");
+        // And a good one parses and moves.
+        let w = World::from_toml_str(&mover(
+            "speed_mps = 1.0\nrepeat = \"bounce\"\nwaypoints = [{ x = 5.0, y = 7.0 }, { x = 8.0, y = 7.0 }]",
+        ))
+        .unwrap();
+        let mut at = Vec::new();
+        w.movers_at(1.5, &mut at);
+        assert_eq!(
+            at,
+            vec![Shape::Circle {
+                cx: 6.5,
+                cy: 7.0,
+                r: 0.3
+            }]
+        );
+    }
+
+    #[test]
     fn builtin_is_valid() {
         World::builtin().validate().unwrap();
     }
