@@ -52,6 +52,9 @@ fn simulated_clock_offset() -> anyhow::Result<()> {
 }
 
 pub fn main() -> ExitCode {
+    // Before any thread exists: the environment is only safe to change while nothing else
+    // can read it.
+    zenoh_runtime_defaults();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -70,6 +73,18 @@ pub fn main() -> ExitCode {
             eprintln!("qubot: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// zenoh's receive runtime (`rx`) runs two worker threads by default. A Qubot process has a
+/// handful of links carrying tens of messages per second, and the second thread only adds
+/// cross-thread wake-ups: one receive thread took about a tenth off the pipeline's idle CPU
+/// and a quarter off the supervisor's (`just cpu`, BENCHMARKS.md). An operator's own
+/// `ZENOH_RUNTIME` is left as it is.
+fn zenoh_runtime_defaults() {
+    const VAR: &str = "ZENOH_RUNTIME";
+    if std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, "(rx: (worker_threads: 1))");
     }
 }
 
