@@ -205,22 +205,29 @@ pub struct Scene<'a> {
 impl Scene<'_> {
     /// [`World::clearance`] including the movers.
     pub fn clearance(&self, p: Point) -> f64 {
-        self.moving
-            .iter()
-            .fold(self.world.clearance(p), |acc, s| acc.min(s.signed_distance(p)))
+        nearest_distance(self.moving, p, self.world.clearance(p))
     }
 }
 
 impl RayCast for Scene<'_> {
     fn raycast_dir(&self, origin: Point, dx: f64, dy: f64, max_range: f64) -> f64 {
-        let mut best = self.world.raycast_dir(origin, dx, dy, max_range);
-        for shape in self.moving {
-            if let Some(t) = shape.ray_hit(origin, dx, dy) {
-                best = best.min(t.max(0.0));
-            }
-        }
-        best
+        let static_hit = self.world.raycast_dir(origin, dx, dy, max_range);
+        first_hit(self.moving, origin, dx, dy, static_hit)
     }
+}
+
+/// The smallest signed distance from `p` to any of `shapes`, or `bound` if that is smaller.
+fn nearest_distance(shapes: &[Shape], p: Point, bound: f64) -> f64 {
+    shapes.iter().fold(bound, |acc, s| acc.min(s.signed_distance(p)))
+}
+
+/// Distance to the first of `shapes` the ray hits, or `bound` if that is nearer (every
+/// `ray_hit` is `>= 0`).
+fn first_hit(shapes: &[Shape], o: Point, dx: f64, dy: f64, bound: f64) -> f64 {
+    shapes
+        .iter()
+        .filter_map(|s| s.ray_hit(o, dx, dy))
+        .fold(bound, f64::min)
 }
 
 /// Slab method for an axis-aligned box.
@@ -519,9 +526,7 @@ impl World {
     /// Signed distance from `p` to the nearest obstacle or map border: `<= 0` inside an
     /// obstacle or outside the map.
     pub fn clearance(&self, p: Point) -> f64 {
-        self.obstacles
-            .iter()
-            .fold(self.boundary_distance(p), |acc, s| acc.min(s.signed_distance(p)))
+        nearest_distance(&self.obstacles, p, self.boundary_distance(p))
     }
 
     /// True when a disc of `radius` centred on the pose overlaps an obstacle or the border.
@@ -538,13 +543,8 @@ impl World {
 
     /// [`World::raycast`] with a precomputed unit direction `(dx, dy)`.
     pub fn raycast_dir(&self, origin: Point, dx: f64, dy: f64, max_range: f64) -> f64 {
-        let mut best = self.boundary_hit(origin, dx, dy).min(max_range);
-        for shape in &self.obstacles {
-            if let Some(t) = shape.ray_hit(origin, dx, dy) {
-                best = best.min(t);
-            }
-        }
-        best.max(0.0)
+        let border = self.boundary_hit(origin, dx, dy).min(max_range);
+        first_hit(&self.obstacles, origin, dx, dy, border).max(0.0)
     }
 
     /// Where a ray from inside the map leaves it; 0 from outside.
