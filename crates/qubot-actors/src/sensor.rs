@@ -73,8 +73,8 @@ impl Sensor {
     fn capture(&mut self) {
         let origin = now_ns();
         // Moving obstacles stand where the world clock says at the capture instant.
-        let t = origin.saturating_sub(self.epoch_ns) as f64 * 1e-9;
-        self.world.movers_at(t, &mut self.moving);
+        self.world
+            .movers_at(qubot_node::world_time_s(self.epoch_ns, origin), &mut self.moving);
         let scene = self.world.scene(&self.moving);
         let n = self.lidar.scan_into(&scene, self.pose, &mut self.ranges);
         let scan = Scan {

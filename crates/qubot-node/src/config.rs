@@ -334,6 +334,15 @@ impl NodeConfig {
         toml::to_string(self).unwrap_or_default()
     }
 
+    /// Fixes the world clock's zero at this instant unless the config already names one
+    /// (`world_epoch_ns`). `qubot up` calls it before writing its children's config, so they
+    /// all share its zero; an actor started alone calls it too and keeps its own.
+    pub fn start_world_clock(&mut self) {
+        if self.world_epoch_ns == 0 {
+            self.world_epoch_ns = qubot_msg::now_ns();
+        }
+    }
+
     /// Resolves the world (names, files, built-in).
     pub fn world(&self) -> Result<World, ConfigError> {
         World::resolve(&self.world, &self.worlds_dir).map_err(|source| ConfigError::World {
@@ -462,6 +471,12 @@ fn range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
     } else {
         Err(invalid(field, format!("{v} is outside {lo}..={hi}")))
     }
+}
+
+/// Seconds on the world clock whose zero is `epoch_ns` at the wall-clock stamp `stamp_ns`
+/// (0 before the zero): where moving obstacles stand is a function of this.
+pub fn world_time_s(epoch_ns: u64, stamp_ns: u64) -> f64 {
+    stamp_ns.saturating_sub(epoch_ns) as f64 * 1e-9
 }
 
 #[cfg(test)]

@@ -9,5 +9,5 @@
 pub mod config;
 mod role;
 
-pub use config::{ConfigError, LinkProfile, NodeConfig, RoleSection};
+pub use config::{world_time_s, ConfigError, LinkProfile, NodeConfig, RoleSection};
 pub use role::{Flow, Role, SUPERVISOR};

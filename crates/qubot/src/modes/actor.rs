@@ -23,9 +23,7 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
         exit_with_parent(pid)?;
     }
     let mut cfg = NodeConfig::load(args.config.as_deref())?;
-    if cfg.world_epoch_ns == 0 {
-        cfg.world_epoch_ns = qubot_msg::now_ns();
-    }
+    cfg.start_world_clock();
     let world = cfg.world()?;
     let own = cfg.role(which);
     // An ephemeral loopback port lets peers on this host that learn of us by gossip connect

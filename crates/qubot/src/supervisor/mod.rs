@@ -56,9 +56,7 @@ impl Finish {
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = resolve_config(&args)?;
     // One world clock for the run: every child (restarted ones too) reads it from the config.
-    if cfg.world_epoch_ns == 0 {
-        cfg.world_epoch_ns = qubot_msg::now_ns();
-    }
+    cfg.start_world_clock();
     let world = cfg.world()?;
     if let Some(t) = args.timeout {
         if !(t.is_finite() && t > 0.0) {

@@ -49,7 +49,7 @@ impl Referee {
             return;
         }
         self.states += 1;
-        let t = stamp_ns.saturating_sub(self.epoch_ns) as f64 * 1e-9;
+        let t = qubot_node::world_time_s(self.epoch_ns, stamp_ns);
         self.world.movers_at(t, &mut self.moving);
         let pose = Pose2::new(s.x, s.y, s.theta);
         self.judge.observe(&self.world.scene(&self.moving), pose, s.v);
