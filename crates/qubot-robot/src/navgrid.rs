@@ -304,15 +304,13 @@ impl NavGrid {
     }
 
     /// Recomputes the field over `window` from nothing (plain Dijkstra from the goal).
+    /// `window` contains the previous one (windows only grow until the grid is re-centred,
+    /// which resets the whole field), so clearing it clears every value the field holds.
     fn rebuild(&mut self, goal: (usize, usize), window: CellBox) {
-        let clear = |v: &mut Vec<u32>, w: CellBox, side: usize| {
-            for y in w.1..=w.3 {
-                v[y * side + w.0..=y * side + w.2].fill(INF);
-            }
-        };
-        for w in [Some(window), self.window].into_iter().flatten() {
-            clear(&mut self.g, w, self.side);
-            clear(&mut self.rhs, w, self.side);
+        for y in window.1..=window.3 {
+            let row = y * self.side + window.0..=y * self.side + window.2;
+            self.g[row.clone()].fill(INF);
+            self.rhs[row].fill(INF);
         }
         for k in 0..self.changed.len() {
             self.dirty[self.changed[k] as usize] = false;
@@ -346,14 +344,17 @@ impl NavGrid {
         dx * dx + dy * dy <= self.keep_free_cells * self.keep_free_cells
     }
 
+    fn goal_idx(&self) -> Option<usize> {
+        self.goal.map(|(x, y)| y * self.side + x)
+    }
+
     fn key(&self, idx: usize) -> u32 {
         self.g[idx].min(self.rhs[idx])
     }
 
     /// Recomputes `rhs` of one cell from its neighbours and queues it if inconsistent.
     fn update_vertex(&mut self, idx: usize) {
-        let goal = self.goal.map(|(x, y)| y * self.side + x);
-        if Some(idx) == goal {
+        if Some(idx) == self.goal_idx() {
             return;
         }
         let mut rhs = INF;
@@ -375,7 +376,7 @@ impl NavGrid {
     /// Pops inconsistent cells in key order until none is left (full consistency, so the
     /// whole window holds exact distances, not only the cells near the robot).
     fn settle(&mut self) {
-        let goal = self.goal.map(|(x, y)| y * self.side + x);
+        let goal = self.goal_idx();
         while let Some(Reverse((k, idx))) = self.heap.pop() {
             let idx = idx as usize;
             let (g, rhs) = (self.g[idx], self.rhs[idx]);
@@ -418,8 +419,7 @@ impl NavGrid {
     fn neighbour(&self, idx: usize, k: usize) -> Option<(usize, u32)> {
         let (dx, dy, cost) = NEIGHBOURS[k];
         let (x, y) = ((idx % self.side) as i64 + dx, (idx / self.side) as i64 + dy);
-        let w = self.window?;
-        let inside = x >= w.0 as i64 && y >= w.1 as i64 && x <= w.2 as i64 && y <= w.3 as i64;
+        let inside = x >= 0 && y >= 0 && self.in_window(x as usize, y as usize);
         inside.then(|| (y as usize * self.side + x as usize, cost))
     }
 
