@@ -100,25 +100,22 @@ fn from_behind(shape: &Shape, pose: Pose2, v: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::World;
+    use crate::world::{test_world, World};
 
     fn hall() -> World {
-        World {
-            name: "t".into(),
-            width_m: 20.0,
-            height_m: 20.0,
-            start: Pose2::new(2.0, 10.0, 0.0),
-            goal: Point::new(18.0, 10.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
-            obstacles: vec![Shape::Rect {
-                x_min: 12.0,
-                y_min: 0.0,
-                x_max: 13.0,
-                y_max: 5.0,
-            }],
-            movers: vec![],
-        }
+        let shelf = Shape::Rect {
+            x_min: 12.0,
+            y_min: 0.0,
+            x_max: 13.0,
+            y_max: 5.0,
+        };
+        test_world(
+            20.0,
+            20.0,
+            Pose2::new(2.0, 10.0, 0.0),
+            Point::new(18.0, 10.0),
+            vec![shelf],
+        )
     }
 
     fn walker_at(x: f64, y: f64) -> Shape {

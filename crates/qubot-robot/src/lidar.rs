@@ -155,25 +155,22 @@ impl Lidar {
 mod tests {
     use super::*;
     use crate::geom::Point;
-    use crate::world::{Shape, World};
+    use crate::world::{test_world, Shape, World};
     use std::f64::consts::{FRAC_PI_2, PI};
 
     fn room() -> World {
-        World {
-            name: "t".into(),
-            width_m: 20.0,
-            height_m: 20.0,
-            start: Pose2::new(1.0, 1.0, 0.0),
-            goal: Point::new(19.0, 19.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
-            obstacles: vec![Shape::Circle {
-                cx: 13.0,
-                cy: 10.0,
-                r: 1.0,
-            }],
-            movers: vec![],
-        }
+        let pillar = Shape::Circle {
+            cx: 13.0,
+            cy: 10.0,
+            r: 1.0,
+        };
+        test_world(
+            20.0,
+            20.0,
+            Pose2::new(1.0, 1.0, 0.0),
+            Point::new(19.0, 19.0),
+            vec![pillar],
+        )
     }
 
     #[test]

@@ -75,20 +75,16 @@ pub fn shortest_path_m(world: &World, resolution_m: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::geom::Pose2;
-    use crate::world::Shape;
+    use crate::world::{test_world, Shape};
 
     fn room(obstacles: Vec<Shape>) -> World {
-        World {
-            name: "t".into(),
-            width_m: 10.0,
-            height_m: 4.0,
-            start: Pose2::new(1.0, 2.0, 0.0),
-            goal: Point::new(9.0, 2.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
+        test_world(
+            10.0,
+            4.0,
+            Pose2::new(1.0, 2.0, 0.0),
+            Point::new(9.0, 2.0),
             obstacles,
-            movers: vec![],
-        }
+        )
     }
 
     #[test]

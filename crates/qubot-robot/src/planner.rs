@@ -595,21 +595,17 @@ fn sector_of(a: f64, width: f64, n: usize) -> usize {
 mod tests {
     use super::*;
     use crate::lidar::{Lidar, LidarConfig};
-    use crate::world::{Shape, World};
+    use crate::world::{test_world, Shape, World};
     use std::f64::consts::FRAC_PI_2;
 
     fn world(obstacles: Vec<Shape>) -> World {
-        World {
-            name: "t".into(),
-            width_m: 20.0,
-            height_m: 20.0,
-            start: Pose2::new(2.0, 10.0, 0.0),
-            goal: Point::new(18.0, 10.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
+        test_world(
+            20.0,
+            20.0,
+            Pose2::new(2.0, 10.0, 0.0),
+            Point::new(18.0, 10.0),
             obstacles,
-            movers: vec![],
-        }
+        )
     }
 
     fn scan_of(w: &World, pose: Pose2) -> (Lidar, Vec<f32>) {

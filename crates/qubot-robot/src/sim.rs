@@ -216,21 +216,22 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
 mod tests {
     use super::*;
     use crate::geom::Point;
-    use crate::world::Shape;
+    use crate::world::{test_world, Shape};
+
+    /// A 10 m x 4 m room, start on the left, goal on the right.
+    fn room(obstacles: Vec<Shape>) -> World {
+        test_world(
+            10.0,
+            4.0,
+            Pose2::new(1.0, 2.0, 0.0),
+            Point::new(9.0, 2.0),
+            obstacles,
+        )
+    }
 
     #[test]
     fn open_room_goes_straight() {
-        let w = World {
-            name: "open".into(),
-            width_m: 10.0,
-            height_m: 4.0,
-            start: Pose2::new(1.0, 2.0, 0.0),
-            goal: Point::new(9.0, 2.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
-            obstacles: vec![],
-            movers: vec![],
-        };
+        let w = room(vec![]);
         let r = run_closed_loop(&w, SimConfig::default());
         assert!(r.goal_reached, "{r:?}");
         // 7.75 m at <= 0.8 m/s with a 0.8 s ramp: a bit over 10 s, never much more.
@@ -243,22 +244,12 @@ mod tests {
     #[test]
     fn gives_up_at_the_time_budget() {
         // Goal sealed off by walls: the loop must stop at max_time_s.
-        let w = World {
-            name: "sealed".into(),
-            width_m: 10.0,
-            height_m: 4.0,
-            start: Pose2::new(1.0, 2.0, 0.0),
-            goal: Point::new(9.0, 2.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
-            obstacles: vec![Shape::Segment {
-                x0: 5.0,
-                y0: 0.0,
-                x1: 5.0,
-                y1: 4.0,
-            }],
-            movers: vec![],
-        };
+        let w = room(vec![Shape::Segment {
+            x0: 5.0,
+            y0: 0.0,
+            x1: 5.0,
+            y1: 4.0,
+        }]);
         let r = run_closed_loop(
             &w,
             SimConfig {

@@ -183,6 +183,29 @@ impl Shape {
     }
 }
 
+/// A world for unit tests: default robot radius and goal tolerance, no movers. Not
+/// validated, so a test can build a deliberately broken one.
+#[cfg(test)]
+pub(crate) fn test_world(
+    width_m: f64,
+    height_m: f64,
+    start: Pose2,
+    goal: Point,
+    obstacles: Vec<Shape>,
+) -> World {
+    World {
+        name: "t".into(),
+        width_m,
+        height_m,
+        start,
+        goal,
+        goal_tolerance_m: default_goal_tolerance(),
+        robot_radius_m: default_robot_radius(),
+        obstacles,
+        movers: vec![],
+    }
+}
+
 /// Anything a lidar can ray-cast: a static [`World`] or a [`Scene`] at one instant.
 pub trait RayCast {
     /// Distance along the unit direction `(dx, dy)` to the first surface, capped at `max_range`.
@@ -578,17 +601,13 @@ mod tests {
     const EPS: f64 = 1e-9;
 
     fn empty(w: f64, h: f64) -> World {
-        World {
-            name: "t".into(),
-            width_m: w,
-            height_m: h,
-            start: Pose2::new(1.0, 1.0, 0.0),
-            goal: Point::new(w - 1.0, h - 1.0),
-            goal_tolerance_m: 0.25,
-            robot_radius_m: 0.2,
-            obstacles: vec![],
-            movers: vec![],
-        }
+        test_world(
+            w,
+            h,
+            Pose2::new(1.0, 1.0, 0.0),
+            Point::new(w - 1.0, h - 1.0),
+            vec![],
+        )
     }
 
     fn with(shape: Shape) -> World {
