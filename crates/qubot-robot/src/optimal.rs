@@ -74,18 +74,7 @@ pub fn shortest_path_m(world: &World, resolution_m: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::Pose2;
-    use crate::world::{test_world, Shape};
-
-    fn room(obstacles: Vec<Shape>) -> World {
-        test_world(
-            10.0,
-            4.0,
-            Pose2::new(1.0, 2.0, 0.0),
-            Point::new(9.0, 2.0),
-            obstacles,
-        )
-    }
+    use crate::world::{test_room as room, Shape};
 
     #[test]
     fn straight_room_is_the_straight_line_less_the_tolerance() {

@@ -215,19 +215,7 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::Point;
-    use crate::world::{test_world, Shape};
-
-    /// A 10 m x 4 m room, start on the left, goal on the right.
-    fn room(obstacles: Vec<Shape>) -> World {
-        test_world(
-            10.0,
-            4.0,
-            Pose2::new(1.0, 2.0, 0.0),
-            Point::new(9.0, 2.0),
-            obstacles,
-        )
-    }
+    use crate::world::{test_room as room, Shape};
 
     #[test]
     fn open_room_goes_straight() {

@@ -206,6 +206,18 @@ pub(crate) fn test_world(
     }
 }
 
+/// A 10 m x 4 m test room, start on the left (1, 2), goal on the right (9, 2).
+#[cfg(test)]
+pub(crate) fn test_room(obstacles: Vec<Shape>) -> World {
+    test_world(
+        10.0,
+        4.0,
+        Pose2::new(1.0, 2.0, 0.0),
+        Point::new(9.0, 2.0),
+        obstacles,
+    )
+}
+
 /// Anything a lidar can ray-cast: a static [`World`] or a [`Scene`] at one instant.
 pub trait RayCast {
     /// Distance along the unit direction `(dx, dy)` to the first surface, capped at `max_range`.
