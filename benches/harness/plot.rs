@@ -18,46 +18,58 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// Which figure a plot shows of a case, raw zenoh's or Qubot's: `None` for a case that does
-/// not measure it.
-type Pick = fn(&Measured, bool) -> Option<f64>;
+/// Whose figure a plot line shows.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    Raw,
+    /// Raw zenoh with the consumer on a thread of its own.
+    Handoff,
+    Qubot,
+}
+
+/// Which figure a plot shows of a case: `None` for a case that does not measure it.
+type Pick = fn(&Measured, Who) -> Option<f64>;
 
 /// One-hop latency p50, microseconds.
-fn p50(m: &Measured, qubot: bool) -> Option<f64> {
+fn p50(m: &Measured, who: Who) -> Option<f64> {
     match *m {
         Measured::Latency {
             raw_p50_us,
+            handoff_p50_us,
             qubot_p50_us,
             ..
-        } => Some(if qubot { qubot_p50_us } else { raw_p50_us }),
+        } => Some(match who {
+            Who::Raw => raw_p50_us,
+            Who::Handoff => handoff_p50_us,
+            Who::Qubot => qubot_p50_us,
+        }),
         _ => None,
     }
 }
 
 /// CPU microseconds per message (publisher and subscriber together) in the paced case.
-fn cpu(m: &Measured, qubot: bool) -> Option<f64> {
+fn cpu(m: &Measured, who: Who) -> Option<f64> {
     match *m {
         Measured::Allocs {
             raw_cpu_us_per_msg,
+            handoff_cpu_us_per_msg,
             qubot_cpu_us_per_msg,
             ..
-        } => {
-            if qubot {
-                qubot_cpu_us_per_msg
-            } else {
-                raw_cpu_us_per_msg
-            }
-        }
+        } => match who {
+            Who::Raw => raw_cpu_us_per_msg,
+            Who::Handoff => handoff_cpu_us_per_msg,
+            Who::Qubot => qubot_cpu_us_per_msg,
+        },
         _ => None,
     }
 }
 
 /// (payload, figure) of every case with transport `t` and `allocator` that measures it.
-fn points(r: &Report, pick: Pick, t: Transport, allocator: &str, qubot: bool) -> Vec<(f64, f64)> {
+fn points(r: &Report, pick: Pick, t: Transport, allocator: &str, who: Who) -> Vec<(f64, f64)> {
     r.cases
         .iter()
         .filter(|c| c.transport == t && c.allocator == allocator)
-        .filter_map(|c| Some((c.payload_bytes as f64, pick(&c.measured, qubot)?)))
+        .filter_map(|c| Some((c.payload_bytes as f64, pick(&c.measured, who)?)))
         .filter(|(_, y)| y.is_finite() && *y > 0.0)
         .collect()
 }
@@ -68,6 +80,7 @@ const BLUE: RGBColor = RGBColor(31, 119, 180);
 const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN: RGBColor = RGBColor(44, 160, 44);
 const RED: RGBColor = RGBColor(214, 39, 40);
+const GREY: RGBColor = RGBColor(127, 127, 127);
 
 fn series(label: &str, color: RGBColor, dashed: bool, points: Vec<(f64, f64)>) -> Series {
     Series {
@@ -78,19 +91,26 @@ fn series(label: &str, color: RGBColor, dashed: bool, points: Vec<(f64, f64)>) -
     }
 }
 
-/// Raw zenoh (dashed) against Qubot (solid), SHM and TCP, with mimalloc.
+/// Raw zenoh (dashed) against Qubot (solid), SHM and TCP, with mimalloc; raw zenoh handed
+/// off (dashed, paler) for SHM.
 fn vs_raw(r: &Report, pick: Pick) -> Vec<Series> {
     let mut out = Vec::new();
     for (t, name, color) in [(Transport::Shm, "SHM", BLUE), (Transport::Tcp, "TCP", ORANGE)] {
-        for (qubot, who) in [(false, "raw zenoh"), (true, "Qubot")] {
+        for (who, label) in [(Who::Raw, "raw zenoh"), (Who::Qubot, "Qubot")] {
             out.push(series(
-                &format!("{who}, {name}"),
+                &format!("{label}, {name}"),
                 color,
-                !qubot,
-                points(r, pick, t, "mimalloc", qubot),
+                who == Who::Raw,
+                points(r, pick, t, "mimalloc", who),
             ));
         }
     }
+    out.push(series(
+        "raw zenoh handed off, SHM",
+        GREY,
+        true,
+        points(r, pick, Transport::Shm, "mimalloc", Who::Handoff),
+    ));
     out
 }
 
@@ -114,7 +134,7 @@ pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
                 &format!("Qubot {name}, {allocator}"),
                 color,
                 allocator == "system",
-                points(r, p50, t, allocator, true),
+                points(r, p50, t, allocator, Who::Qubot),
             ));
         }
     }

@@ -43,6 +43,12 @@ pub enum Measured {
         qubot_p99_us: f64,
         ratio_p50: f64,
         ratio_p99: f64,
+        /// Raw zenoh with the echo's work on a thread of its own (`raw-handoff`): the hand-off
+        /// alone. `qubot_over_handoff_p50` is what Qubot costs beyond it.
+        handoff_p50_us: f64,
+        handoff_p99_us: f64,
+        handoff_ratio_p50: f64,
+        qubot_over_handoff_p50: f64,
         /// Qubot with the node config's `latency` profile; its ratio is against raw zenoh
         /// with zenoh's default settings.
         latency_profile_p50_us: f64,
@@ -55,6 +61,9 @@ pub enum Measured {
         raw_msgs_per_s: f64,
         qubot_msgs_per_s: f64,
         ratio: f64,
+        handoff_msgs_per_s: f64,
+        handoff_ratio: f64,
+        qubot_over_handoff: f64,
         raw_bytes_per_s: f64,
         qubot_bytes_per_s: f64,
     },
@@ -73,6 +82,10 @@ pub enum Measured {
         raw_cpu_us_per_msg: Option<f64>,
         qubot_cpu_us_per_msg: Option<f64>,
         cpu_ratio: Option<f64>,
+        /// The same for raw zenoh handed off; ratios paired within rounds like `cpu_ratio`.
+        handoff_cpu_us_per_msg: Option<f64>,
+        handoff_cpu_ratio: Option<f64>,
+        qubot_over_handoff_cpu: Option<f64>,
         /// Messages measured on each side (Qubot).
         messages: u64,
         /// Heap growth over the measured messages: a leak shows here.
@@ -155,8 +168,8 @@ pub fn table(r: &Report) -> String {
     };
     head(
         &mut s,
-        "| latency (one hop) | transport | payload | allocator | raw p50 µs | raw p99 µs | Qubot p50 µs | Qubot p99 µs | p50 ratio | p99 ratio | latency profile p50 µs | p99 µs | p50 ratio |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| latency (one hop) | transport | payload | allocator | raw p50 µs | raw p99 µs | Qubot p50 µs | Qubot p99 µs | p50 ratio | p99 ratio | latency profile p50 µs | p99 µs | p50 ratio | raw handed off p50 µs | p50 ratio | Qubot / handed off |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
     for c in &r.cases {
         if let Measured::Latency {
@@ -169,11 +182,14 @@ pub fn table(r: &Report) -> String {
             latency_profile_p50_us: lp50,
             latency_profile_p99_us: lp99,
             latency_profile_ratio_p50: lratio,
+            handoff_p50_us: h50,
+            handoff_ratio_p50: hratio,
+            qubot_over_handoff_p50: qh,
             ..
         } = c.measured
         {
             s.push_str(&format!(
-                "| | {:?} | {} | {} | {raw_p50_us:.1} | {raw_p99_us:.1} | {qubot_p50_us:.1} | {qubot_p99_us:.1} | {ratio_p50:.2} | {ratio_p99:.2} | {lp50:.1} | {lp99:.1} | {lratio:.2} |\n",
+                "| | {:?} | {} | {} | {raw_p50_us:.1} | {raw_p99_us:.1} | {qubot_p50_us:.1} | {qubot_p99_us:.1} | {ratio_p50:.2} | {ratio_p99:.2} | {lp50:.1} | {lp99:.1} | {lratio:.2} | {h50:.1} | {hratio:.2} | {qh:.2} |\n",
                 c.transport,
                 size(c.payload_bytes),
                 c.allocator
@@ -183,8 +199,8 @@ pub fn table(r: &Report) -> String {
     s.push('\n');
     head(
         &mut s,
-        "| throughput | transport | payload | allocator | raw msg/s | Qubot msg/s | ratio | raw MB/s | Qubot MB/s |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| throughput | transport | payload | allocator | raw msg/s | Qubot msg/s | ratio | raw MB/s | Qubot MB/s | raw handed off msg/s | ratio | Qubot / handed off |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
     for c in &r.cases {
         if let Measured::Throughput {
@@ -193,10 +209,13 @@ pub fn table(r: &Report) -> String {
             ratio,
             raw_bytes_per_s,
             qubot_bytes_per_s,
+            handoff_msgs_per_s,
+            handoff_ratio,
+            qubot_over_handoff,
         } = c.measured
         {
             s.push_str(&format!(
-                "| | {:?} | {} | {} | {raw_msgs_per_s:.0} | {qubot_msgs_per_s:.0} | {ratio:.2} | {:.1} | {:.1} |\n",
+                "| | {:?} | {} | {} | {raw_msgs_per_s:.0} | {qubot_msgs_per_s:.0} | {ratio:.2} | {:.1} | {:.1} | {handoff_msgs_per_s:.0} | {handoff_ratio:.2} | {qubot_over_handoff:.2} |\n",
                 c.transport,
                 size(c.payload_bytes),
                 c.allocator,
@@ -208,8 +227,8 @@ pub fn table(r: &Report) -> String {
     s.push('\n');
     head(
         &mut s,
-        "| paced: allocations and CPU per message | transport | payload | allocator | Qubot pub | Qubot sub | raw pub | raw sub | raw CPU µs | Qubot CPU µs | CPU ratio |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| paced: allocations and CPU per message | transport | payload | allocator | Qubot pub | Qubot sub | raw pub | raw sub | raw CPU µs | Qubot CPU µs | CPU ratio | raw handed off CPU µs | ratio | Qubot / handed off |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
     for c in &r.cases {
         if let Measured::Allocs {
@@ -220,11 +239,14 @@ pub fn table(r: &Report) -> String {
             raw_cpu_us_per_msg,
             qubot_cpu_us_per_msg,
             cpu_ratio,
+            handoff_cpu_us_per_msg,
+            handoff_cpu_ratio,
+            qubot_over_handoff_cpu,
             ..
         } = c.measured
         {
             s.push_str(&format!(
-                "| | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 c.transport,
                 size(c.payload_bytes),
                 c.allocator,
@@ -234,7 +256,10 @@ pub fn table(r: &Report) -> String {
                 opt(raw_allocs_per_msg_sub),
                 opt(raw_cpu_us_per_msg),
                 opt(qubot_cpu_us_per_msg),
-                opt(cpu_ratio)
+                opt(cpu_ratio),
+                opt(handoff_cpu_us_per_msg),
+                opt(handoff_cpu_ratio),
+                opt(qubot_over_handoff_cpu)
             ));
         }
     }

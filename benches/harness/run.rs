@@ -69,11 +69,11 @@ fn args(imp: Impl, kind: Kind, transport: Transport, payload: usize) -> anyhow::
     })
 }
 
-/// Raw zenoh with its default settings, Qubot with its default and with its `latency` profile,
-/// alternating within each round.
+/// Raw zenoh with its default settings (in the callback and handed off), Qubot with its
+/// default and with its `latency` profile, alternating within each round.
 fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    const IMPLS: [Impl; 3] = [Impl::Raw, Impl::Qubot, Impl::QubotLatency];
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    const IMPLS: [Impl; 4] = [Impl::Raw, Impl::RawHandoff, Impl::Qubot, Impl::QubotLatency];
+    let mut samples: [Vec<f64>; 4] = Default::default();
     let mut timeouts = 0;
     for _ in 0..plan.rounds {
         for (slot, imp) in IMPLS.into_iter().enumerate() {
@@ -86,8 +86,9 @@ fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow
             samples[slot].extend(r.half_rtt_us);
         }
     }
-    let [raw, qubot, lowlat] = samples.map(sorted);
+    let [raw, handoff, qubot, lowlat] = samples.map(sorted);
     let (raw_p50_us, raw_p99_us) = (quantile(&raw, 0.5), quantile(&raw, 0.99));
+    let (handoff_p50_us, handoff_p99_us) = (quantile(&handoff, 0.5), quantile(&handoff, 0.99));
     let (qubot_p50_us, qubot_p99_us) = (quantile(&qubot, 0.5), quantile(&qubot, 0.99));
     let (latency_profile_p50_us, latency_profile_p99_us) = (quantile(&lowlat, 0.5), quantile(&lowlat, 0.99));
     Ok(Case {
@@ -102,10 +103,14 @@ fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow
             qubot_p99_us,
             ratio_p50: qubot_p50_us / raw_p50_us,
             ratio_p99: qubot_p99_us / raw_p99_us,
+            handoff_p50_us,
+            handoff_p99_us,
+            handoff_ratio_p50: handoff_p50_us / raw_p50_us,
+            qubot_over_handoff_p50: qubot_p50_us / handoff_p50_us,
             latency_profile_p50_us,
             latency_profile_p99_us,
             latency_profile_ratio_p50: latency_profile_p50_us / raw_p50_us,
-            samples: raw.len().min(qubot.len()).min(lowlat.len()),
+            samples: raw.len().min(handoff.len()).min(qubot.len()).min(lowlat.len()),
             timeouts,
         },
     })
@@ -113,9 +118,9 @@ fn latency(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow
 
 /// Messages per second the subscriber received, pooled over rounds.
 fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    let mut rate = [(0u64, 0f64); 2];
+    let mut rate = [(0u64, 0f64); 3];
     for _ in 0..plan.rounds {
-        for (slot, imp) in [Impl::Raw, Impl::Qubot].into_iter().enumerate() {
+        for (slot, imp) in [Impl::Raw, Impl::RawHandoff, Impl::Qubot].into_iter().enumerate() {
             let mut a = args(imp, Kind::Source, t, payload)?;
             a.count = plan.throughput_count;
             a.warmup = 1_000;
@@ -127,7 +132,7 @@ fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
         }
     }
     let per_s = |(n, s): (u64, f64)| if s > 0.0 { n as f64 / s } else { 0.0 };
-    let (raw, qubot) = (per_s(rate[0]), per_s(rate[1]));
+    let [raw, handoff, qubot] = rate.map(per_s);
     Ok(Case {
         kind: "throughput",
         transport: t,
@@ -137,6 +142,9 @@ fn throughput(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             raw_msgs_per_s: raw,
             qubot_msgs_per_s: qubot,
             ratio: qubot / raw,
+            handoff_msgs_per_s: handoff,
+            handoff_ratio: handoff / raw,
+            qubot_over_handoff: qubot / handoff,
             raw_bytes_per_s: raw * payload as f64,
             qubot_bytes_per_s: qubot * payload as f64,
         },
@@ -157,11 +165,11 @@ struct Round {
 /// implementations, alternating for `plan.rounds` rounds; each figure is the median over the
 /// rounds, so one run that zenoh batched differently does not decide the case.
 pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> anyhow::Result<Case> {
-    let mut per_round: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    let mut per_round: [Vec<Round>; 3] = Default::default();
     let mut messages = u64::MAX;
-    let mut growth = [(0, 0); 2];
+    let mut growth = [(0, 0); 3];
     for _ in 0..plan.rounds.max(1) {
-        for (slot, imp) in [Impl::Raw, Impl::Qubot].into_iter().enumerate() {
+        for (slot, imp) in [Impl::Raw, Impl::RawHandoff, Impl::Qubot].into_iter().enumerate() {
             let mut a = args(imp, Kind::Source, t, payload)?;
             a.count = plan.allocs_count;
             a.warmup = 500;
@@ -178,25 +186,29 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
                     .map(|(p, s)| p + s)
                     .filter(|c| *c > 0.0),
             });
-            // The fewest any run saw: the test checks every run delivered.
-            messages = messages.min(sink.messages);
+            // The fewest any Qubot run saw: the test checks every run delivered.
+            if imp == Impl::Qubot {
+                messages = messages.min(sink.messages);
+            }
             growth[slot] = (source.live_growth_bytes, sink.live_growth_bytes);
         }
     }
     let median = |v: Option<Vec<f64>>| v.map(|v| quantile(&sorted(v), 0.5));
     let of = |rounds: &[Round], side: fn(&Round) -> Option<f64>| median(rounds.iter().map(side).collect());
-    let [raw, qubot] = &per_round;
+    let [raw, handoff, qubot] = &per_round;
     // zenoh's own figures move with how its batches fall, which moves with the machine's
-    // load: Qubot against raw within a round (its two runs back to back, under the same load)
-    // is steadier than medians taken apart. Median over rounds of `cmp(qubot, raw)`.
-    let paired = |side: fn(&Round) -> Option<f64>, cmp: fn(f64, f64) -> f64| {
-        median(
-            raw.iter()
-                .zip(qubot)
-                .map(|(r, q)| Some(cmp(side(q)?, side(r)?)))
-                .collect(),
-        )
-    };
+    // load: one implementation against another within a round (runs back to back, under the
+    // same load) is steadier than medians taken apart. Median over rounds of `cmp(a, b)`.
+    let paired_with =
+        |a: &[Round], b: &[Round], side: fn(&Round) -> Option<f64>, cmp: fn(f64, f64) -> f64| {
+            median(
+                b.iter()
+                    .zip(a)
+                    .map(|(b, a)| Some(cmp(side(a)?, side(b)?)))
+                    .collect(),
+            )
+        };
+    let paired = |side, cmp| paired_with(qubot, raw, side, cmp);
     let extra = |q: f64, r: f64| q - r;
     Ok(Case {
         kind: "allocs",
@@ -213,9 +225,12 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             raw_cpu_us_per_msg: of(raw, |r| r.cpu_us),
             qubot_cpu_us_per_msg: of(qubot, |r| r.cpu_us),
             cpu_ratio: paired(|r| r.cpu_us, |q, r| q / r),
+            handoff_cpu_us_per_msg: of(handoff, |r| r.cpu_us),
+            handoff_cpu_ratio: paired_with(handoff, raw, |r| r.cpu_us, |h, r| h / r),
+            qubot_over_handoff_cpu: paired_with(qubot, handoff, |r| r.cpu_us, |q, h| q / h),
             messages,
-            live_growth_bytes_pub: growth[1].0,
-            live_growth_bytes_sub: growth[1].1,
+            live_growth_bytes_pub: growth[2].0,
+            live_growth_bytes_sub: growth[2].1,
             raw_live_growth_bytes_pub: growth[0].0,
             raw_live_growth_bytes_sub: growth[0].1,
         },

@@ -69,20 +69,26 @@ fn quick_latency_run_writes_the_report_and_the_plots() {
             "latency_profile_p50_us",
             "latency_profile_p99_us",
             "latency_profile_ratio_p50",
+            "handoff_p50_us",
+            "handoff_p99_us",
+            "handoff_ratio_p50",
+            "qubot_over_handoff_p50",
         ] {
             let v = c[k].as_f64().unwrap_or(f64::NAN);
             assert!(v.is_finite() && v > 0.0, "{k} in {c}");
         }
         assert!(c["qubot_p99_us"].as_f64() >= c["qubot_p50_us"].as_f64(), "{c}");
-        assert!(
-            c["latency_profile_p99_us"].as_f64() >= c["latency_profile_p50_us"].as_f64(),
-            "{c}"
-        );
+        for who in ["latency_profile", "handoff"] {
+            let q = |p: &str| c[format!("{who}_{p}_us")].as_f64();
+            assert!(q("p99") >= q("p50"), "{who} in {c}");
+        }
     }
     for plot in ["latency.svg", "allocators.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect(plot);
         assert!(
-            svg.starts_with("<svg") && svg.contains("Qubot"),
+            svg.starts_with("<svg")
+                && svg.contains("Qubot")
+                && (plot != "latency.svg" || svg.contains("handed off")),
             "{plot} is not a plot"
         );
     }

@@ -61,7 +61,13 @@ fn check(transport: &str, payload: usize) {
         "the subscriber must see the messages: {v}"
     );
     // CPU time per message, both processes together (the performance issue's column).
-    for k in ["raw_cpu_us_per_msg", "qubot_cpu_us_per_msg", "cpu_ratio"] {
+    for k in [
+        "raw_cpu_us_per_msg",
+        "qubot_cpu_us_per_msg",
+        "cpu_ratio",
+        "handoff_cpu_us_per_msg",
+        "qubot_over_handoff_cpu",
+    ] {
         let x = num(&v, k);
         assert!(x.is_finite() && x > 0.0, "{k} = {x} in {v}");
     }

@@ -2,6 +2,7 @@
 //! that listens, and a client (`ping` or `source`) that connects to it. Both sides of a pair
 //! are either raw zenoh or Qubot, with the same transport, payload, QoS and SHM pool.
 
+mod handoff;
 mod measure;
 pub mod qubot;
 pub mod raw;
@@ -28,6 +29,10 @@ pub enum Transport {
 #[serde(rename_all = "lowercase")]
 pub enum Impl {
     Raw,
+    /// Raw zenoh with the echo's and the sink's work handed to a thread of their own: what
+    /// any consumer that does not run inside zenoh's callback pays, Qubot's actors included.
+    #[serde(rename = "raw-handoff")]
+    RawHandoff,
     Qubot,
     /// Qubot with the node config's `latency` profile (`BusConfig::with_low_latency`).
     #[serde(rename = "qubot-latency")]
@@ -210,7 +215,7 @@ pub fn read_stamp(buf: &[u8]) -> u64 {
 
 pub fn run(args: RoleArgs) -> anyhow::Result<()> {
     match args.imp {
-        Impl::Raw => raw::run(&args),
+        Impl::Raw | Impl::RawHandoff => raw::run(&args),
         Impl::Qubot | Impl::QubotLatency => qubot::run(&args),
     }
 }

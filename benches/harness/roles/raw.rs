@@ -1,6 +1,7 @@
 //! Raw zenoh: what an application gets from zenoh alone. The echo re-publishes each sample
 //! from inside zenoh's callback (the received buffer, no copy); the ping blocks on a FIFO
-//! subscriber. Same session config, QoS and SHM pool as the Qubot side.
+//! subscriber. Same session config, QoS and SHM pool as the Qubot side. `raw-handoff` runs
+//! the echo's and the sink's work on a thread of their own instead (see `handoff`).
 
 use std::{
     sync::Arc,
@@ -17,18 +18,20 @@ use zenoh::{
 
 use super::{
     announce_ready,
+    handoff::Handoff,
     measure::{publish_loop, SinkMeter},
-    print_report, read_stamp, stamp, wait_for_stdin_eof, Kind, PingWindow, RoleArgs, RoleReport, Transport,
-    PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
+    print_report, read_stamp, stamp, wait_for_stdin_eof, Impl, Kind, PingWindow, RoleArgs, RoleReport,
+    Transport, PING_KEY, PING_TOPIC, PONG_KEY, PONG_TOPIC,
 };
 use crate::alloc;
 
 pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
     let session = open(args)?;
+    let handoff = args.imp == Impl::RawHandoff;
     let result = match args.kind {
-        Kind::Echo => echo(&session),
+        Kind::Echo => echo(&session, handoff),
         Kind::Ping => ping(&session, args),
-        Kind::Sink => sink(&session, args),
+        Kind::Sink => sink(&session, args, handoff),
         Kind::Source => source(&session, args),
     };
     session
@@ -121,18 +124,30 @@ fn wait_matched(p: &Publisher<'_>, within: Duration) -> anyhow::Result<()> {
     Err(anyhow!("no subscriber matched within {within:?}"))
 }
 
-fn echo(session: &Session) -> anyhow::Result<()> {
+fn echo(session: &Session, handoff: bool) -> anyhow::Result<()> {
     let pong = publisher(session, PONG_KEY, PONG_TOPIC)?;
-    let sub = session
-        .declare_subscriber(PING_KEY)
-        .callback(move |s| {
-            let _ = pong.put(s.payload().clone()).wait();
-        })
-        .wait()
-        .map_err(|e| anyhow!("subscribing: {e}"))?;
+    let answer = move |payload: ZBytes| {
+        let _ = pong.put(payload).wait();
+    };
+    let subscribe = session.declare_subscriber(PING_KEY);
+    let (sub, worker) = if handoff {
+        let worker = Handoff::spawn(answer);
+        let tx = worker.sender();
+        let sub = subscribe.callback(move |s| tx.send(s.payload().clone())).wait();
+        (sub, Some(worker))
+    } else {
+        (
+            subscribe.callback(move |s| answer(s.payload().clone())).wait(),
+            None,
+        )
+    };
+    let sub = sub.map_err(|e| anyhow!("subscribing: {e}"))?;
     announce_ready();
     wait_for_stdin_eof();
     drop(sub);
+    if let Some(w) = worker {
+        w.stop();
+    }
     Ok(())
 }
 
@@ -178,22 +193,37 @@ fn ping(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Counts in zenoh's callback: the cheapest possible consumer.
-fn sink(session: &Session, args: &RoleArgs) -> anyhow::Result<()> {
+/// Counts in zenoh's callback: the cheapest possible consumer (or, handed off, on a thread
+/// of its own).
+fn sink(session: &Session, args: &RoleArgs, handoff: bool) -> anyhow::Result<()> {
     let meter = Arc::new(SinkMeter::default());
     let m = meter.clone();
     let (warmup, total) = (args.warmup, args.warmup + args.count);
-    let sub = session
-        .declare_subscriber(PING_KEY)
-        .callback(move |s| {
-            std::hint::black_box(s.payload().len());
+    let subscribe = session.declare_subscriber(PING_KEY);
+    let (sub, worker) = if handoff {
+        let worker = Handoff::spawn(move |payload: ZBytes| {
+            std::hint::black_box(payload.len());
             m.on_message(warmup, total);
-        })
-        .wait()
-        .map_err(|e| anyhow!("subscribing: {e}"))?;
+        });
+        let tx = worker.sender();
+        let sub = subscribe.callback(move |s| tx.send(s.payload().clone())).wait();
+        (sub, Some(worker))
+    } else {
+        let sub = subscribe
+            .callback(move |s| {
+                std::hint::black_box(s.payload().len());
+                m.on_message(warmup, total);
+            })
+            .wait();
+        (sub, None)
+    };
+    let sub = sub.map_err(|e| anyhow!("subscribing: {e}"))?;
     announce_ready();
     let report = meter.wait_done(args);
     drop(sub);
+    if let Some(w) = worker {
+        w.stop();
+    }
     print_report(&report)
 }
 
