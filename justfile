@@ -23,7 +23,7 @@ dashboards:
 top *ARGS:
     cargo run --release -- top {{ARGS}}
 
-# The bench harness: raw zenoh vs Qubot (latency sweep, throughput, allocations; SHM/TCP; mimalloc/system). ~10 min.
+# The bench harness: raw zenoh (in its callback and handed off) vs Qubot (latency sweep, throughput, allocations; SHM/TCP; mimalloc/system). ~12 min.
 bench *ARGS:
     cargo build --release --workspace
     ./target/release/qubot-bench run {{ARGS}}

@@ -83,6 +83,7 @@ pub enum Measured {
         qubot_cpu_us_per_msg: Option<f64>,
         cpu_ratio: Option<f64>,
         /// The same for raw zenoh handed off; ratios paired within rounds like `cpu_ratio`.
+        handoff_allocs_per_msg_sub: Option<f64>,
         handoff_cpu_us_per_msg: Option<f64>,
         handoff_cpu_ratio: Option<f64>,
         qubot_over_handoff_cpu: Option<f64>,

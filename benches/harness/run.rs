@@ -225,6 +225,7 @@ pub fn allocs(plan: &Plan, t: Transport, payload: usize, allocator: &str) -> any
             raw_cpu_us_per_msg: of(raw, |r| r.cpu_us),
             qubot_cpu_us_per_msg: of(qubot, |r| r.cpu_us),
             cpu_ratio: paired(|r| r.cpu_us, |q, r| q / r),
+            handoff_allocs_per_msg_sub: of(handoff, |r| r.allocs_sub),
             handoff_cpu_us_per_msg: of(handoff, |r| r.cpu_us),
             handoff_cpu_ratio: paired_with(handoff, raw, |r| r.cpu_us, |h, r| h / r),
             qubot_over_handoff_cpu: paired_with(qubot, handoff, |r| r.cpu_us, |q, h| q / h),
