@@ -31,6 +31,9 @@ fn tool(name: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The `host` label `qubot up` is given: every process it starts must carry it.
+const HOST_LABEL: &str = "lint-board";
+
 /// `qubot up` on its own ports, driving the corridor world until stopped.
 struct Pipeline {
     proc: Proc,
@@ -58,6 +61,8 @@ impl Pipeline {
                 &base_s,
                 "--timeout",
                 "300",
+                "--host-label",
+                HOST_LABEL,
             ],
         );
         let p = Pipeline { proc, base };
@@ -120,8 +125,8 @@ fn every_process_metrics_page_passes_promtool() {
         assert!(
             samples
                 .iter()
-                .all(|s| s.label("robot") == Some("lint") && s.label("host").is_some()),
-            "{process}: every series carries robot and host"
+                .all(|s| s.label("robot") == Some("lint") && s.label("host") == Some(HOST_LABEL)),
+            "{process}: every series carries robot and the host label `qubot up` was given"
         );
         assert_eq!(sum(&samples, "qubot_build_info", &[]), 1.0, "{process}");
     }

@@ -25,6 +25,8 @@ pub struct ChildSpec {
     pub exe: PathBuf,
     pub config: PathBuf,
     pub policy: SupervisorSection,
+    /// The supervisor's `--host-label`, passed on so every process of the node carries it.
+    pub host_label: Option<String>,
 }
 
 /// How a supervised actor ended.
@@ -74,6 +76,7 @@ pub async fn supervise(
             // supervisor may itself be PID 1 in a container).
             .arg("--supervisor-pid")
             .arg(std::process::id().to_string())
+            .args(spec.host_label.iter().flat_map(|l| ["--host-label", l.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Through us, so a child's log line never lands inside our status line.

@@ -243,6 +243,7 @@ async fn supervise(
             exe: exe.clone(),
             config: node_file.clone(),
             policy: cfg.supervisor.clone(),
+            host_label: args.host_label.clone(),
         };
         let (stop, end) = (stop_rx.clone(), end_tx.clone());
         tasks.push(tokio::spawn(async move {
