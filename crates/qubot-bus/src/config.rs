@@ -21,6 +21,12 @@ pub const LOW_LATENCY: &[(&str, &str)] = &[("transport/link/tx/queue/batching/en
 pub const GOSSIP_STRATEGY_KEY: &str = "scouting/gossip/autoconnect_strategy";
 pub const GOSSIP_STRATEGY: &str = r#"{ peer: { to_router: "always", to_peer: "greater-zid" } }"#;
 
+/// A site router gossips only to other routers. With zenoh's default it would pass every
+/// robot's boards the locators of every other robot's boards, and they would connect to each
+/// other directly: a full mesh across the fleet, when each robot's traffic is its own.
+pub const ROUTER_GOSSIP_TARGET_KEY: &str = "scouting/gossip/target";
+pub const ROUTER_GOSSIP_TARGET: &str = r#"{ router: ["router"], peer: ["router", "peer"] }"#;
+
 /// Default size from which messages travel in shared memory.
 pub const DEFAULT_SHM_THRESHOLD: usize = 1024;
 
@@ -93,6 +99,21 @@ impl BusConfig {
         self
     }
 
+    /// A site router (zenoh's router mode) instead of a peer: robots' boards connect to it and
+    /// it routes between them what they subscribe to across robots. No shared memory (its links
+    /// are between hosts) and gossip to routers only ([`ROUTER_GOSSIP_TARGET`]).
+    pub fn as_router(mut self) -> Self {
+        self = self.without_shm();
+        self.zenoh_overrides.extend([
+            ("mode".to_string(), "\"router\"".to_string()),
+            (
+                ROUTER_GOSSIP_TARGET_KEY.to_string(),
+                ROUTER_GOSSIP_TARGET.to_string(),
+            ),
+        ]);
+        self
+    }
+
     /// zenoh's low-latency settings ([`LOW_LATENCY`]) on top of whatever else is configured:
     /// for a node whose control loop matters more than throughput. Explicit overrides added
     /// after this still win.
@@ -117,6 +138,13 @@ impl BusConfig {
                 // other through configured endpoints plus gossip instead.
                 set(&mut c, "scouting/multicast/enabled", "false")?;
                 set(&mut c, GOSSIP_STRATEGY_KEY, GOSSIP_STRATEGY)?;
+                // A lost link to a configured endpoint (the site router restarting, another
+                // board rebooting) is retried every second, not after up to 4 s as by default.
+                set(
+                    &mut c,
+                    "connect/retry",
+                    "{ period_init_ms: 1000, period_max_ms: 1000, period_increase_factor: 1 }",
+                )?;
                 // Publishers loan SHM explicitly; zenoh's implicit copy of large heap messages
                 // into a second, 16 MiB pool of its own would only cost memory (and receivers
                 // keep every sender's pool mapped for life: zenoh issue #2787).
@@ -184,6 +212,25 @@ mod tests {
         let cfg = BusConfig::new("r", "a", "i").to_zenoh().expect("config");
         let v = cfg.get_json(GOSSIP_STRATEGY_KEY).expect("key");
         assert!(v.contains("\"to_peer\":\"greater-zid\""), "{v}");
+    }
+
+    #[test]
+    fn a_lost_link_is_retried_every_second() {
+        let cfg = BusConfig::new("r", "a", "i").to_zenoh().expect("config");
+        let v = cfg.get_json("connect/retry").expect("retry");
+        assert!(v.contains("\"period_max_ms\":1000"), "{v}");
+    }
+
+    #[test]
+    fn a_router_gossips_to_routers_only() {
+        let cfg = BusConfig::new("site", "router", "main")
+            .as_router()
+            .to_zenoh()
+            .expect("config");
+        assert_eq!(cfg.get_json("mode").expect("mode"), "\"router\"");
+        let target = cfg.get_json(ROUTER_GOSSIP_TARGET_KEY).expect("target");
+        assert!(target.contains("\"router\":[\"router\"]"), "{target}");
+        assert_eq!(cfg.get_json(SHM_TRANSPORT_KEY).expect("shm"), "false");
     }
 
     #[test]

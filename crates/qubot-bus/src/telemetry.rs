@@ -97,4 +97,8 @@ pub fn describe_all() {
         SEQ_EVICTIONS,
         "Publishers whose sequence tracking was evicted to keep the tracker bounded, by actor and topic."
     );
+    describe_gauge!(
+        ROUTER_SESSIONS,
+        "zenoh sessions a site router holds, by the kind of node at the other end (peer, router)."
+    );
 }

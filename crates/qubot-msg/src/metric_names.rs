@@ -22,3 +22,4 @@ pub const PLANNER_ROUTE_CELLS: &str = "qubot_planner_route_cells";
 pub const WATCHDOG_SILENCE: &str = "qubot_watchdog_silence_seconds";
 pub const REBINDS: &str = "qubot_rebinds_total";
 pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";
+pub const ROUTER_SESSIONS: &str = "qubot_router_sessions";

@@ -37,6 +37,37 @@ pub enum Mode {
     Health(HealthArgs),
     /// Run fault scenarios (deploy/chaos/*.toml) against a pipeline it starts; judge their SLOs.
     Chaos(ChaosArgs),
+    /// Run a site's zenoh router: robots' boards connect to it; it never introduces one
+    /// robot's boards to another's.
+    Router(RouterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// Site name: the `robot` label of the router's own series.
+    #[arg(long, default_value = "site", value_parser = parse_segment)]
+    pub site: String,
+    /// Name of this router within the site (key expression segment).
+    #[arg(long, default_value = "main", value_parser = parse_segment)]
+    pub name: String,
+    /// zenoh endpoint the router listens on (repeatable), e.g. tcp/0.0.0.0:7500.
+    #[arg(long, required = true)]
+    pub listen: Vec<String>,
+    /// Other routers to connect to (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9899); none when omitted.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Value of the `host` label on every series (default: the hostname).
+    #[arg(long)]
+    pub host_label: Option<String>,
+    /// A zenoh json5 config file, passed through untouched (TLS, ACL...).
+    #[arg(long)]
+    pub zenoh_config: Option<PathBuf>,
+    /// Override one zenoh config key (json5 value), applied last.
+    #[arg(long = "cfg", value_parser = parse_key_value)]
+    pub cfg: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +144,10 @@ pub struct UpArgs {
     /// zenoh endpoint the supervisor listens on and the actors connect to.
     #[arg(long)]
     pub hub: Option<String>,
+    /// Another zenoh endpoint every process connects to, e.g. the site router (repeatable;
+    /// added to the node config's `[zenoh] connect`).
+    #[arg(long)]
+    pub connect: Vec<String>,
     /// Metrics ports: supervisor N, sensor N+1, planner N+2, actuator N+3.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65532))]
     pub metrics_port_base: Option<u16>,
@@ -122,7 +157,8 @@ pub struct UpArgs {
     /// Give up after this many seconds (exit 1 unless the goal was reached).
     #[arg(long)]
     pub timeout: Option<f64>,
-    /// Value of the `host` label (default: the hostname).
+    /// Value of the `host` label on the series of every process it starts (default: the
+    /// hostname).
     #[arg(long)]
     pub host_label: Option<String>,
 }

@@ -100,6 +100,7 @@ fn dispatch(mode: Mode) -> anyhow::Result<ExitCode> {
         Mode::Top(a) => modes::top::run(a),
         Mode::Inventory(a) => modes::inventory::run(a),
         Mode::Health(a) => modes::health::run(a),
+        Mode::Router(a) => modes::router::run(a),
         Mode::Chaos(a) => qubot_ops::chaos::run(&qubot_ops::chaos::ChaosOptions {
             scenarios: a.scenarios,
             duration_scale: a.duration_scale,

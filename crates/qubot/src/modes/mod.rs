@@ -7,4 +7,5 @@ pub mod health;
 pub mod inject;
 pub mod inventory;
 pub mod listen;
+pub mod router;
 pub mod top;

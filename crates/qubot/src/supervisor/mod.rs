@@ -168,6 +168,7 @@ fn resolve_config(args: &UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(h) = &args.hub {
         cfg.zenoh.hub = h.clone();
     }
+    cfg.zenoh.connect.extend(args.connect.iter().cloned());
     if let Some(base) = args.metrics_port_base {
         cfg.set_metrics_ports(base);
     }
@@ -259,6 +260,7 @@ async fn supervise(
     let actuator_metrics = format!("{}:{}", cfg.metrics_bind, cfg.actuator.metrics_port);
     let status = StatusLine::start(&actuator_metrics);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut goal_announced = false;
     let finish = loop {
         tokio::select! {
             sig = signals.recv() => {
@@ -277,6 +279,10 @@ async fn supervise(
                     let r = referee.lock().unwrap_or_else(|p| p.into_inner());
                     (r.goal_reached, status.as_ref().and_then(|s| s.line(&r, started)))
                 };
+                if goal && !goal_announced {
+                    goal_announced = true;
+                    events.emit("referee", "goal_reached", serde_json::json!({"t_s": round3(started.elapsed().as_secs_f64())}));
+                }
                 if args.exit_on_goal && goal {
                     break Finish::Goal;
                 }

@@ -1,0 +1,187 @@
+//! A fleet on loopback: a site router (`qubot router`) and two robots whose every process
+//! connects to it. Each robot's traffic stays its own (counted, and no zenoh link joins two
+//! robots), and a router killed mid-run and restarted costs the robots nothing: their loops do
+//! not cross it, and their boards are back on it within 5 s.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+/// `qubot router` on a free port, its metrics on another.
+struct Router {
+    /// Killed on drop.
+    _proc: Proc,
+    endpoint: String,
+    metrics: String,
+}
+
+impl Router {
+    fn start(port: u16, metrics_port: u16) -> Router {
+        let endpoint = format!("tcp/127.0.0.1:{port}");
+        let metrics = format!("127.0.0.1:{metrics_port}");
+        let proc = Proc::spawn(
+            "qubot router",
+            &["router", "--listen", &endpoint, "--metrics-addr", &metrics],
+        );
+        Router {
+            _proc: proc,
+            endpoint,
+            metrics,
+        }
+    }
+
+    /// Sessions the router holds with peers (every process of every robot connects).
+    fn peer_sessions(&self) -> Option<f64> {
+        metrics(&self.metrics).map(|m| sum(&m, "qubot_router_sessions", &[("kind", "peer")]))
+    }
+}
+
+/// One robot's processes: the supervisor and its three actors (spawn events in any order).
+fn pids(up: &Up) -> Vec<u32> {
+    let mut actors = BTreeMap::new();
+    while actors.len() < 3 {
+        let v = json(&up.proc.line(T));
+        if v["event"] == "spawned" {
+            let pid = v["pid"].as_u64().expect("pid") as u32;
+            actors.insert(v["actor"].as_str().expect("actor").to_owned(), pid);
+        }
+    }
+    std::iter::once(up.proc.child.id())
+        .chain(actors.into_values())
+        .collect()
+}
+
+/// Established TCP connections between two processes of this host, as (pid, pid) pairs:
+/// each socket's owner from `ss`, matched with the socket at its other end.
+fn links() -> BTreeSet<(u32, u32)> {
+    let out = std::process::Command::new("ss")
+        .args(["-tnpH", "state", "established"])
+        .output()
+        .expect("ss (iproute2)");
+    let mut owner: BTreeMap<String, u32> = BTreeMap::new();
+    let mut conns = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(peer)) = (f.get(2), f.get(3)) else {
+            continue;
+        };
+        let pid = line
+            .split("pid=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            owner.insert(local.to_string(), pid);
+            conns.push((pid, peer.to_string()));
+        }
+    }
+    conns
+        .into_iter()
+        .filter_map(|(pid, peer)| owner.get(&peer).map(|&other| (pid.min(other), pid.max(other))))
+        .collect()
+}
+
+/// Scans the planner took in, and scans the robot's own sensor put out, in that order: with
+/// no other robot's scans and no duplicate, the first can never exceed the second.
+fn scans_in_and_out(up: &Up) -> (f64, f64) {
+    let planner = metrics(&up.metrics_of(2)).expect("planner /metrics");
+    let sensor = metrics(&up.metrics_of(1)).expect("sensor /metrics");
+    (
+        sum(&planner, "qubot_messages_received_total", &[("topic", "scan")]),
+        sum(&sensor, "qubot_messages_published_total", &[("topic", "scan")]),
+    )
+}
+
+fn dropped(samples: &[Sample], reason: &str) -> f64 {
+    sum(samples, "qubot_messages_dropped_total", &[("reason", reason)])
+}
+
+fn assert_apart(robots: &[(&str, &Up)]) {
+    for (name, up) in robots {
+        let (taken, sent) = scans_in_and_out(up);
+        assert!(
+            taken > 0.0 && taken <= sent,
+            "{name}: planner took {taken} scans, its sensor sent {sent}"
+        );
+        for offset in 1..=3 {
+            let m = metrics(&up.metrics_of(offset)).expect("/metrics");
+            assert_eq!(
+                dropped(&m, "foreign"),
+                0.0,
+                "{name}: a foreign message reached actor {offset}"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_robots_through_one_router_stay_apart_and_outlive_its_restart() {
+    let _g = serial();
+    let ports = qubot_ops::process::free_port_run(2).expect("two free ports");
+    let router = Router::start(ports, ports + 1);
+    wait_for("router /metrics", T, || router.peer_sessions());
+    let connect = ["--connect", router.endpoint.as_str(), "--timeout", "120"];
+    let a = Up::start("fleet-a", "corridor", &connect);
+    let b = Up::start("fleet-b", "corridor", &connect);
+    let (pa, pb) = (pids(&a), pids(&b));
+    wait_driving(&a, 20.0);
+    wait_driving(&b, 20.0);
+    wait_for("all eight processes on the router", T, || {
+        (router.peer_sessions()? == 8.0).then_some(())
+    });
+
+    // Apart: by the counters, and no zenoh link from one robot's process to the other's.
+    assert_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
+    let cross: Vec<_> = links()
+        .into_iter()
+        .filter(|(x, y)| (pa.contains(x) && pb.contains(y)) || (pb.contains(x) && pa.contains(y)))
+        .collect();
+    assert!(
+        cross.is_empty(),
+        "robots linked directly: {cross:?} (a {pa:?}, b {pb:?})"
+    );
+
+    // The router dies: each robot's loop keeps closing, without a safe stop.
+    let router_port = ports;
+    drop(router); // killed on drop
+    let applied = |up: &Up| actuator_metric(up, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let before = (applied(&a).expect("a"), applied(&b).expect("b"));
+    wait_for("both loops closing with the router gone", T, || {
+        (applied(&a)? >= before.0 + 40.0 && applied(&b)? >= before.1 + 40.0).then_some(())
+    });
+    for up in [&a, &b] {
+        assert_eq!(actuator_metric(up, "qubot_safe_stops_total", &[]), Some(0.0));
+    }
+
+    // Back on the same port: every process reconnects within 5 s of it listening.
+    let router = Router::start(router_port, router_port + 1);
+    wait_for("restarted router /metrics", T, || router.peer_sessions());
+    let up_at = Instant::now();
+    wait_for("all eight processes back on the router", T, || {
+        (router.peer_sessions()? == 8.0).then_some(())
+    });
+    let back = up_at.elapsed();
+    eprintln!(
+        "fleet: eight sessions back {:.2} s after the router listened",
+        back.as_secs_f64()
+    );
+    assert!(back <= Duration::from_secs(5), "reconnection took {back:?}");
+    assert_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
+
+    // Both robots finish their run cleanly: goal reached, nothing hit.
+    for (name, up) in [("fleet-a", a), ("fleet-b", b)] {
+        while json(&up.proc.line(common::RUN))["event"] != "goal_reached" {}
+        up.proc.signal("INT");
+        let (code, report) = up.report();
+        assert_eq!(code, 0, "{name}: {report}");
+        assert_clean_run(&report);
+        assert_eq!(report["safe_stops"], 0.0, "{name}: {report}");
+    }
+}
