@@ -28,6 +28,11 @@ bench *ARGS:
     cargo build --release --workspace
     ./target/release/qubot-bench run {{ARGS}}
 
+# The fleet's cost curve: a site router and ROBOTS robots (`qubot up`) on loopback, per-robot CPU, latency, router cost, cross-robot deliveries; target/scale/ (json, table, plots).
+scale ROBOTS="1,2,4,8" WINDOW="10":
+    cargo build --release --workspace
+    ./target/release/qubot-bench scale --robots {{ROBOTS}} --window {{WINDOW}}
+
 # The same with fewer samples and one round (under 2 minutes after the build).
 bench-quick:
     cargo build --release --workspace

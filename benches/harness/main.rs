@@ -6,6 +6,7 @@ mod plot;
 mod report;
 mod roles;
 mod run;
+mod scale;
 mod spawn;
 mod stats;
 
@@ -47,6 +48,26 @@ enum Cmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
         rounds: u32,
     },
+    /// The fleet's cost curve: a site router and N robots (`qubot up`) on loopback, for each
+    /// N; CPU per robot, latency, router cost, cross-robot deliveries; scale.json and plots.
+    Scale {
+        /// Fleet sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8])]
+        robots: Vec<usize>,
+        /// Seconds after every loop closed before the window starts.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 10.0)]
+        window: f64,
+        /// World every robot drives (a name in --worlds-dir).
+        #[arg(long, default_value = "corridor")]
+        world: String,
+        #[arg(long, default_value = "deploy/worlds")]
+        worlds_dir: PathBuf,
+        #[arg(long, default_value = "target/scale")]
+        out: PathBuf,
+    },
     /// One process of a measured pair (started by `run`).
     #[command(hide = true)]
     Role(roles::RoleArgs),
@@ -79,6 +100,39 @@ fn main() -> anyhow::Result<()> {
             plan.rounds = rounds;
             let case = run::allocs(&plan, transport, payload, alloc::name())?;
             println!("{}", serde_json::to_string(&case)?);
+            Ok(())
+        }
+        Cmd::Scale {
+            robots,
+            warmup,
+            window,
+            world,
+            worlds_dir,
+            out,
+        } => {
+            if robots.is_empty() || robots.iter().any(|&n| n == 0 || n > 64) {
+                anyhow::bail!("--robots: fleet sizes from 1 to 64, got {robots:?}");
+            }
+            if !(warmup >= 0.0 && window > 0.0 && warmup + window <= 600.0) {
+                anyhow::bail!("--warmup and --window: seconds, window > 0, together at most 600");
+            }
+            let report = scale::run(&scale::Options {
+                robots,
+                warmup_s: warmup,
+                window_s: window,
+                world,
+                worlds_dir,
+                out: out.clone(),
+            })?;
+            println!("{}", scale::table(&report));
+            println!(
+                "scale: {} fleet sizes on {} ({} cpus), rev {}; wrote {}",
+                report.points.len(),
+                report.machine.cpu,
+                report.machine.cpus,
+                report.git_rev,
+                out.join("scale.json").display()
+            );
             Ok(())
         }
         Cmd::Role(args) => roles::run(args),

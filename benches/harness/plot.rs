@@ -146,7 +146,60 @@ pub fn all(r: &Report, dir: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// The x axis of the harness's charts: payload sizes.
+const PAYLOAD_AXIS: Axis = Axis {
+    desc: "payload (bytes, log)",
+    label: |x| crate::report::size(*x as usize),
+};
+
+struct Axis {
+    desc: &'static str,
+    label: fn(&f64) -> String,
+}
+
 fn chart(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
+    chart_on(path, title, &PAYLOAD_AXIS, y_desc, series)
+}
+
+/// The fleet's cost curve (`qubot-bench scale`): per-robot and router CPU, and the pipeline
+/// latency, against the number of robots.
+pub fn scale(r: &crate::scale::ScaleReport, dir: &Path) -> anyhow::Result<()> {
+    let robots = Axis {
+        desc: "robots (log)",
+        label: |x| format!("{x:.0}"),
+    };
+    let of = |f: fn(&crate::scale::Point) -> Option<f64>| -> Vec<(f64, f64)> {
+        r.points
+            .iter()
+            .filter_map(|p| Some((p.robots as f64, f(p)?)))
+            .filter(|(_, y)| y.is_finite() && *y > 0.0)
+            .collect()
+    };
+    chart_on(
+        &dir.join("scale-cpu.svg"),
+        "CPU vs fleet size, one router (% of one core)",
+        &robots,
+        "% of one core (log)",
+        &[
+            series("per robot, mean", BLUE, false, of(|p| Some(p.robot_cpu_pct_mean))),
+            series("per robot, worst", BLUE, true, of(|p| Some(p.robot_cpu_pct_max))),
+            series("router", ORANGE, false, of(|p| Some(p.router_cpu_pct))),
+            series("all processes", GREY, true, of(|p| Some(p.total_cpu_pct))),
+        ],
+    )?;
+    chart_on(
+        &dir.join("scale-latency.svg"),
+        "Pipeline latency (capture to applied) vs fleet size",
+        &robots,
+        "ms (log)",
+        &[
+            series("p50", GREEN, false, of(|p| p.latency_p50_ms)),
+            series("p99", RED, false, of(|p| p.latency_p99_ms)),
+        ],
+    )
+}
+
+fn chart_on(path: &Path, title: &str, x: &Axis, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     if pts().next().is_none() {
         return Ok(()); // nothing measured for this plot (e.g. --only throughput)
@@ -167,9 +220,9 @@ fn chart(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::R
         )
         .map_err(|e| err(&e))?;
     c.configure_mesh()
-        .x_desc("payload (bytes, log)")
+        .x_desc(x.desc)
         .y_desc(y_desc)
-        .x_label_formatter(&|x| crate::report::size(*x as usize))
+        .x_label_formatter(&x.label)
         .draw()
         .map_err(|e| err(&e))?;
     for s in series {
