@@ -53,7 +53,8 @@ fi
 # Checked once (exit 2 on an error): its warning about an unauthenticated fleet (fleet.tls =
 # false) reaches stderr once per deploy.
 checked=$("$bin" inventory check "$inv")
-robot=$(sed -n 's/.*robot \(.*\))$/\1/p' <<<"$checked")
+# The robot's name, or the fleet's robots joined by '-': the Prometheus targets file's name.
+robot=$(sed -n 's/.*robots\{0,1\} \(.*\))$/\1/p' <<<"$checked" | tr ' ' '-')
 mapfile -t hosts < <("$bin" inventory hosts "$inv" "$sel")
 local_arch=$(uname -m)
 # The bundled binary: debug info dropped (symbols kept for backtraces), 5x smaller to hash and
@@ -204,7 +205,7 @@ for line in "${hosts[@]}"; do
   rollback "$host" "$target" "$root" "$previous" "$why"
 done
 
-# Prometheus file SD: every process of the robot, written atomically. Not fatal: the summary
+# Prometheus file SD: every process of every robot of the inventory, written atomically. Not fatal: the summary
 # below must still say what every host runs.
 if ! { mkdir -p "$targets" && "$bin" inventory targets "$inv" all >"$targets/.$robot.json.tmp" &&
   mv -f "$targets/.$robot.json.tmp" "$targets/$robot.json"; }; then

@@ -1,5 +1,6 @@
-//! `qubot top`'s view: one row per actor (rates from two scrapes, handler latency, mailbox,
-//! restarts, drops by reason) from the processes' `/metrics` pages. The binary refreshes it.
+//! `qubot top`'s views from the processes' `/metrics` pages: one row per actor (rates from two
+//! scrapes, handler latency, mailbox, restarts, drops by reason), or with `--fleet` one row per
+//! robot. The binary refreshes them.
 
 use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr};
 
@@ -107,6 +108,97 @@ pub fn render(
     let p99 = promtext::quantile(&all_now, names::PIPELINE_LATENCY, &[], 0.99);
     let stops = promtext::sum(&all_now, names::SAFE_STOPS, &[]);
     let _ = writeln!(out, "pipeline latency p99 {}   safe stops {stops}", ms(p99));
+    let down: Vec<String> = endpoints
+        .iter()
+        .zip(now)
+        .filter(|(_, (_, s))| s.is_none())
+        .map(|(e, _)| e.to_string())
+        .collect();
+    if !down.is_empty() {
+        let _ = writeln!(out, "unreachable: {}", down.join(", "));
+    }
+    out
+}
+
+/// One robot's figures in the fleet view.
+#[derive(Default)]
+struct RobotRow {
+    processes: usize,
+    applied: f64,
+    applied_prev: f64,
+    scans: f64,
+    scans_prev: f64,
+    stops: f64,
+    restarts: f64,
+    drops: f64,
+    latency: Vec<Sample>,
+}
+
+/// The fleet view: one row per robot (the `robot` label of the series), with its loop rate
+/// (commands applied at its actuator per second), scan rate at its planner, pipeline latency
+/// p50/p99, safe stops, restarts and drops; then the endpoints that did not answer.
+pub fn render_fleet(
+    endpoints: &[SocketAddr],
+    prev: &[(SocketAddr, Option<Vec<Sample>>)],
+    now: &[(SocketAddr, Option<Vec<Sample>>)],
+    dt: f64,
+) -> String {
+    let mut rows: BTreeMap<String, RobotRow> = BTreeMap::new();
+    let robot_of = |page: &[Sample]| page.iter().find_map(|s| s.label("robot")).map(str::to_owned);
+    for (_, page) in now {
+        let Some(page) = page else { continue };
+        let Some(robot) = robot_of(page) else { continue };
+        let row = rows.entry(robot).or_default();
+        row.processes += 1;
+        row.applied += promtext::sum(page, names::RECEIVED, &[("actor", "actuator"), ("topic", "cmd")]);
+        row.scans += promtext::sum(page, names::RECEIVED, &[("actor", "planner"), ("topic", "scan")]);
+        row.stops += promtext::sum(page, names::SAFE_STOPS, &[]);
+        row.restarts += promtext::sum(page, names::ACTOR_RESTARTS, &[]);
+        row.drops += promtext::sum(page, names::DROPPED, &[]);
+        row.latency.extend(
+            page.iter()
+                .filter(|s| s.name.starts_with(names::PIPELINE_LATENCY))
+                .cloned(),
+        );
+    }
+    for (_, page) in prev {
+        let Some(page) = page else { continue };
+        let Some(row) = robot_of(page).and_then(|r| rows.get_mut(&r)) else {
+            continue;
+        };
+        row.applied_prev += promtext::sum(page, names::RECEIVED, &[("actor", "actuator"), ("topic", "cmd")]);
+        row.scans_prev += promtext::sum(page, names::RECEIVED, &[("actor", "planner"), ("topic", "scan")]);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>5} {:>8} {:>8} {:>11} {:>11} {:>10} {:>8} {:>8}",
+        "ROBOT",
+        "PROCS",
+        "LOOP Hz",
+        "SCAN Hz",
+        "LATENCY p50",
+        "LATENCY p99",
+        "SAFE STOPS",
+        "RESTARTS",
+        "DROPS"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2}ms", s * 1e3));
+    for (robot, r) in &rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>5} {:>8.1} {:>8.1} {:>11} {:>11} {:>10} {:>8} {:>8}",
+            robot,
+            r.processes,
+            ((r.applied - r.applied_prev) / dt).max(0.0),
+            ((r.scans - r.scans_prev) / dt).max(0.0),
+            ms(promtext::quantile(&r.latency, names::PIPELINE_LATENCY, &[], 0.5)),
+            ms(promtext::quantile(&r.latency, names::PIPELINE_LATENCY, &[], 0.99)),
+            r.stops,
+            r.restarts,
+            r.drops,
+        );
+    }
     let down: Vec<String> = endpoints
         .iter()
         .zip(now)

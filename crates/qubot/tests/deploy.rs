@@ -676,7 +676,23 @@ fn inventory_errors_name_the_field_and_exit_2() {
         T,
     );
     assert_eq!(code, 0, "shipped inventory: {err}");
-    assert!(out.contains("ok"), "{out}");
+    assert!(out.contains("ok (2 hosts, robot qubot-one)"), "{out}");
+    let (code, out, err) = run(&["inventory", "check", &format!("{REPO}/deploy/fleet.toml")], T);
+    assert_eq!(code, 0, "shipped fleet inventory: {err}");
+    assert!(out.contains("ok (4 hosts, robots qubot-one qubot-two)"), "{out}");
+    // A robot is a selector: its boards.
+    let (code, out, err) = run(
+        &[
+            "inventory",
+            "hosts",
+            &format!("{REPO}/deploy/fleet.toml"),
+            "qubot-two",
+        ],
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
+    let hosts: Vec<&str> = out.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(hosts, ["dev3", "dev4"], "{out}");
 }
 
 #[test]

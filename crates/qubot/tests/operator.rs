@@ -116,6 +116,8 @@ fn every_readme_command_parses() {
                 let text = std::fs::read_to_string(&script).expect("script");
                 assert!(text.contains("just test"), "{cmd} must run the test suite");
             }
+            // The installed binary, as an operator on a board or the router host runs it.
+            Some("qubot") => qubot_args_parse(&w[1..]),
             Some("just") if has_just => check_just(&w[1..]),
             Some("just") => skip_or_fail(
                 "README just commands",

@@ -6,7 +6,7 @@ mod model;
 pub mod render;
 pub mod security;
 
-pub use model::{Fleet, Host, Inventory, InventoryError, Ports};
+pub use model::{Fleet, Host, Inventory, InventoryError, Ports, Router};
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
-//! The fleet inventory (`deploy/inventory.toml`): hosts, the actors each runs, groups, and the
-//! checks that must pass before anything is built or copied. Errors name the field.
+//! The fleet inventory (`deploy/inventory.toml`): robots and their hosts (boards), the actors
+//! each host runs, groups, the site routers, and the checks that must pass before anything is
+//! built or copied. Errors name the field.
 
 use std::{
     collections::BTreeMap,
@@ -39,7 +40,8 @@ pub(super) fn err(field: impl Into<String>, reason: impl Into<String>) -> Invent
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
-    /// Robot name: every host of this inventory is one board of this robot.
+    /// Robot name of every host that does not name its own (`hosts.<name>.robot`): an
+    /// inventory of one robot names it only here.
     pub robot: String,
     #[serde(default = "default_world")]
     pub world: String,
@@ -47,7 +49,28 @@ pub struct Inventory {
     pub fleet: Fleet,
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Site routers (`qubot router`): every host connects to the fleet's (`fleet.router`).
+    #[serde(default)]
+    pub routers: BTreeMap<String, Router>,
     pub hosts: BTreeMap<String, Host>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    pub address: String,
+    /// zenoh port it listens on.
+    #[serde(default = "default_router_port")]
+    pub port: u16,
+    #[serde(default = "default_router_metrics_port")]
+    pub metrics_port: u16,
+}
+
+fn default_router_port() -> u16 {
+    7500
+}
+fn default_router_metrics_port() -> u16 {
+    9899
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +80,9 @@ pub struct Fleet {
     pub zenoh_port: u16,
     /// Mutual TLS between every process of the fleet, plus the access-control rules.
     pub tls: bool,
+    /// The site router (a key of `[routers]`) every process of every host connects to; none:
+    /// robots share no zenoh link.
+    pub router: Option<String>,
 }
 
 impl Default for Fleet {
@@ -64,6 +90,7 @@ impl Default for Fleet {
         Fleet {
             zenoh_port: 7447,
             tls: false,
+            router: None,
         }
     }
 }
@@ -71,6 +98,9 @@ impl Default for Fleet {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Host {
+    /// The robot this host is a board of (default: the inventory's `robot`).
+    #[serde(default)]
+    pub robot: Option<String>,
     pub address: String,
     #[serde(default = "default_user")]
     pub user: String,
@@ -148,17 +178,24 @@ impl Inventory {
         if self.fleet.zenoh_port == 0 {
             return Err(err("fleet.zenoh_port", "must be a fixed port, not 0"));
         }
-        let mut runs: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut addresses: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        // Which host runs each actor, per robot.
+        let mut runs: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
+        self.check_routers(&mut addresses)?;
         for (name, h) in &self.hosts {
             let f = |k: &str| format!("hosts.{name}.{k}");
             check_segment(name).map_err(|r| err(format!("hosts.{name}"), r))?;
             check_name(name).map_err(|r| err(format!("hosts.{name}"), r))?;
+            if let Some(robot) = &h.robot {
+                check_segment(robot).map_err(|r| err(f("robot"), r))?;
+                check_name(robot).map_err(|r| err(f("robot"), r))?;
+            }
+            let robot = self.robot_of_host(h);
             let addr: IpAddr = h
                 .address
                 .parse()
                 .map_err(|_| err(f("address"), format!("{:?} is not an IP address", h.address)))?;
-            if let Some(other) = addresses.insert(addr, name) {
+            if let Some(other) = addresses.insert(addr, format!("host {name}")) {
                 return Err(err(
                     f("address"),
                     format!("{addr} is also the address of {other}"),
@@ -191,8 +228,11 @@ impl Inventory {
                         format!("unknown actor {a:?} (known: {})", Role::names()),
                     ));
                 }
-                if let Some(other) = runs.insert(a, name) {
-                    return Err(err(f("actors"), format!("{a} already runs on {other}")));
+                if let Some(other) = runs.insert((robot, a), name) {
+                    return Err(err(
+                        f("actors"),
+                        format!("{a} of robot {robot} already runs on {other}"),
+                    ));
                 }
             }
             // Every listening port of the host's processes, in a fixed order for the message.
@@ -215,9 +255,14 @@ impl Inventory {
                 }
             }
         }
-        for a in Role::ALL.map(Role::name) {
-            if !runs.contains_key(a) {
-                return Err(err("hosts.*.actors", format!("no host runs the {a}")));
+        for robot in self.robots() {
+            for a in Role::ALL.map(Role::name) {
+                if !runs.contains_key(&(robot, a)) {
+                    return Err(err(
+                        "hosts.*.actors",
+                        format!("no host runs the {a} of robot {robot}"),
+                    ));
+                }
             }
         }
         for (g, members) in &self.groups {
@@ -243,7 +288,79 @@ impl Inventory {
         Ok(())
     }
 
-    /// Hosts named by `selector`: "all", a group, or host names separated by commas/spaces.
+    /// The site routers: names, addresses, ports; `fleet.router` defined; nothing shared with
+    /// a host. Fills `addresses` with theirs.
+    fn check_routers(&self, addresses: &mut BTreeMap<IpAddr, String>) -> Result<(), InventoryError> {
+        for (name, r) in &self.routers {
+            let f = |k: &str| format!("routers.{name}.{k}");
+            check_name(name).map_err(|e| err(format!("routers.{name}"), e))?;
+            if self.hosts.contains_key(name) {
+                return Err(err(
+                    format!("routers.{name}"),
+                    "a router must not share a host's name",
+                ));
+            }
+            let addr: IpAddr = r
+                .address
+                .parse()
+                .map_err(|_| err(f("address"), format!("{:?} is not an IP address", r.address)))?;
+            if let Some(other) = addresses.insert(addr, format!("router {name}")) {
+                return Err(err(
+                    f("address"),
+                    format!("{addr} is also the address of {other}"),
+                ));
+            }
+            if r.port == 0 || r.metrics_port == 0 || r.port == r.metrics_port {
+                return Err(err(f("port"), "port and metrics_port: two different fixed ports"));
+            }
+        }
+        if let Some(router) = &self.fleet.router {
+            if !self.routers.contains_key(router) {
+                return Err(err(
+                    "fleet.router",
+                    format!("{router:?} is not defined under [routers]"),
+                ));
+            }
+            if self.fleet.tls {
+                return Err(err(
+                    "fleet.router",
+                    "a site router with fleet.tls = true is not supported yet (the router has no fleet certificate)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The robot `h` is a board of.
+    fn robot_of_host<'a>(&'a self, h: &'a Host) -> &'a str {
+        h.robot.as_deref().unwrap_or(&self.robot)
+    }
+
+    /// The robot host `name` is a board of (the inventory's `robot` for an unknown name).
+    pub fn robot_of(&self, name: &str) -> &str {
+        self.hosts
+            .get(name)
+            .map_or(&self.robot, |h| self.robot_of_host(h))
+    }
+
+    /// Every robot of the fleet, each once, in name order.
+    pub fn robots(&self) -> Vec<&str> {
+        let set: std::collections::BTreeSet<&str> =
+            self.hosts.values().map(|h| self.robot_of_host(h)).collect();
+        set.into_iter().collect()
+    }
+
+    /// The hosts of `robot`, in name order.
+    pub fn hosts_of(&self, robot: &str) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|(_, h)| self.robot_of_host(h) == robot)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Hosts named by `selector`: "all", a group, a robot (its boards), or host names
+    /// separated by commas/spaces.
     pub fn select(&self, selector: &str) -> Result<Vec<String>, InventoryError> {
         let sel = selector.trim();
         if sel == "all" {
@@ -252,13 +369,16 @@ impl Inventory {
         if let Some(g) = self.groups.get(sel) {
             return Ok(g.clone());
         }
+        if !self.hosts.contains_key(sel) && self.robots().contains(&sel) {
+            return Ok(self.hosts_of(sel).into_iter().map(str::to_owned).collect());
+        }
         let mut out = Vec::new();
         for h in sel.split([',', ' ']).filter(|s| !s.is_empty()) {
             if !self.hosts.contains_key(h) {
                 return Err(err(
                     "HOSTS",
                     format!(
-                        "{h:?} is neither a host nor a group of the inventory (\"all\" selects every host)"
+                        "{h:?} is neither a host, a group nor a robot of the inventory (\"all\" selects every host)"
                     ),
                 ));
             }
@@ -278,11 +398,11 @@ impl Inventory {
             .ok_or_else(|| err("--host", format!("{name:?} is not defined under [hosts]")))
     }
 
-    /// The host that runs `actor` (the check guarantees there is exactly one).
-    pub fn host_of(&self, actor: &str) -> Option<&str> {
+    /// The host that runs `actor` of `robot` (the check guarantees there is exactly one).
+    pub fn host_of(&self, robot: &str, actor: &str) -> Option<&str> {
         self.hosts
             .iter()
-            .find(|(_, h)| h.actors.iter().any(|a| a == actor))
+            .find(|(_, h)| self.robot_of_host(h) == robot && h.runs(actor))
             .map(|(n, _)| n.as_str())
     }
 }
@@ -365,7 +485,7 @@ impl Host {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const GOOD: &str = r#"
@@ -394,7 +514,9 @@ actors = ["planner", "actuator"]
         assert_eq!(inv.select("b, a").expect("hosts"), ["b", "a"]);
         assert_eq!(inv.select("all").expect("all"), ["a", "b"]);
         assert_eq!(inv.select("c").expect_err("unknown").field, "HOSTS");
-        assert_eq!(inv.host_of("planner"), Some("b"));
+        assert_eq!(inv.host_of("r1", "planner"), Some("b"));
+        assert_eq!(inv.robots(), ["r1"]);
+        assert_eq!(inv.select("r1").expect("robot"), ["a", "b"]);
     }
 
     #[test]
@@ -419,7 +541,7 @@ actors = ["planner", "actuator"]
         assert_eq!(e.field, "groups.lab");
         assert!(e.reason.contains("\"c\" is not defined"), "{e}");
         let e = fails(&GOOD.replace("[\"planner\", \"actuator\"]", "[\"actuator\"]"));
-        assert!(e.reason.contains("no host runs the planner"), "{e}");
+        assert!(e.reason.contains("no host runs the planner of robot r1"), "{e}");
         let e = fails("robot = \"r\"\nhosts = {}\n");
         assert_eq!(e.field, "hosts");
     }
@@ -429,12 +551,12 @@ actors = ["planner", "actuator"]
         let e = fails(&GOOD.replace("10.0.0.1", "10.0.0.300"));
         assert_eq!(e.field, "hosts.a.address");
         let e = fails(&GOOD.replace("10.0.0.2", "10.0.0.1"));
-        assert!(e.reason.contains("also the address of a"), "{e}");
+        assert!(e.reason.contains("also the address of host a"), "{e}");
         let e = fails(&GOOD.replace(
             "[\"planner\", \"actuator\"]",
             "[\"planner\", \"actuator\", \"sensor\"]",
         ));
-        assert!(e.reason.contains("sensor already runs on a"), "{e}");
+        assert!(e.reason.contains("sensor of robot r1 already runs on a"), "{e}");
         let e = fails(&format!("{GOOD}arch = \"sparc\"\n"));
         assert_eq!(e.field, "hosts.b.arch");
         let e = fails(&format!("{GOOD}root = \"opt/qubot\"\n"));
@@ -497,5 +619,54 @@ actors = ["planner", "actuator"]
         ok("user = \"_svc.qubot\"");
         ok("log = \"info,zenoh=warn,zenoh::net::routing::interceptor::access_control=trace\"");
         ok("log = \"qubot[actor{name=planner}]=debug\"");
+    }
+
+    /// Two robots of two boards each, one site router.
+    pub(crate) const FLEET: &str = r#"
+robot = "r1"
+[fleet]
+router = "site"
+[routers.site]
+address = "10.0.0.100"
+[hosts.a]
+address = "10.0.0.1"
+actors = ["sensor"]
+[hosts.b]
+address = "10.0.0.2"
+actors = ["planner", "actuator"]
+[hosts.c]
+robot = "r2"
+address = "10.0.0.3"
+actors = ["sensor"]
+[hosts.d]
+robot = "r2"
+address = "10.0.0.4"
+actors = ["planner", "actuator"]
+"#;
+
+    #[test]
+    fn a_fleet_has_robots_of_their_own_boards() {
+        let inv = Inventory::parse(FLEET).expect("valid");
+        assert_eq!(inv.robots(), ["r1", "r2"]);
+        assert_eq!(inv.hosts_of("r2"), ["c", "d"]);
+        assert_eq!(inv.robot_of("c"), "r2");
+        assert_eq!(inv.host_of("r2", "planner"), Some("d"));
+        assert_eq!(inv.select("r2").expect("robot"), ["c", "d"]);
+        assert_eq!(inv.routers["site"].port, 7500);
+        // Each robot needs each actor once; another robot's actor does not count.
+        let d = "address = \"10.0.0.4\"\nactors = [\"planner\", \"actuator\"]";
+        let e = fails(&FLEET.replace(d, "address = \"10.0.0.4\"\nactors = [\"actuator\"]"));
+        assert!(e.reason.contains("no host runs the planner of robot r2"), "{e}");
+        let e = fails(&FLEET.replace("router = \"site\"", "router = \"elsewhere\""));
+        assert_eq!(e.field, "fleet.router", "{e}");
+        let e = fails(&FLEET.replace("10.0.0.100", "10.0.0.4"));
+        assert!(e.reason.contains("router site"), "{e}");
+        let e = fails(&FLEET.replace(
+            "robot = \"r2\"\naddress = \"10.0.0.3\"",
+            "robot = \"r;2\"\naddress = \"10.0.0.3\"",
+        ));
+        assert_eq!(e.field, "hosts.c.robot", "{e}");
+        let e = fails(&FLEET.replace("[fleet]", "[fleet]\ntls = true"));
+        assert_eq!(e.field, "fleet.router", "{e}");
     }
 }

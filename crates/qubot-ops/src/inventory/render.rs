@@ -27,12 +27,18 @@ pub fn hub(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
     Ok(format!("{}/{}:{}", proto(inv), h.address, inv.fleet.zenoh_port))
 }
 
+/// The fleet's site router, where every process connects (`fleet.router`), if any.
+pub fn router_endpoint(inv: &Inventory) -> Option<String> {
+    let r = &inv.routers[inv.fleet.router.as_ref()?];
+    Some(format!("{}/{}:{}", proto(inv), r.address, r.port))
+}
+
 /// The node config of `host`, validated; the host's `node` table is merged over it.
 pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryError> {
     let h = inv.host(host)?;
     let current = current_dir(&h.root);
     let mut cfg = NodeConfig {
-        robot: inv.robot.clone(),
+        robot: inv.robot_of(host).to_owned(),
         world: inv.world.clone(),
         worlds_dir: current.join("worlds"),
         ..NodeConfig::default()
@@ -46,12 +52,14 @@ pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryE
     // An ephemeral port on the host's address: peers on other hosts learn it by gossip and
     // connect to each actor directly (zenoh peers do not route for each other).
     cfg.zenoh.listen = vec![format!("{}/{}:0", proto(inv), h.address)];
+    // The hubs of the robot's other boards (never another robot's), then the site router.
     cfg.zenoh.connect = inv
-        .hosts
-        .keys()
-        .filter(|n| n.as_str() != host)
+        .hosts_of(&cfg.robot)
+        .into_iter()
+        .filter(|&n| n != host)
         .map(|n| hub(inv, n))
         .collect::<Result<_, _>>()?;
+    cfg.zenoh.connect.extend(router_endpoint(inv));
     if inv.fleet.tls {
         cfg.zenoh.config = Some(current.join("zenoh.json5"));
     }
@@ -162,6 +170,17 @@ cmd_timeout_ms = 300
         assert_eq!(b.actuator.cmd_timeout_ms, 300);
         assert_eq!(b.actuator.v_max, NodeConfig::default().actuator.v_max);
         assert!(!b.sensor.enabled && b.planner.enabled);
+    }
+
+    #[test]
+    fn a_fleet_board_connects_to_its_own_robot_and_the_router() {
+        let inv = Inventory::parse(crate::inventory::model::tests::FLEET).expect("valid");
+        let c = node_config(&inv, "c").expect("c");
+        assert_eq!(c.robot, "r2");
+        assert_eq!(c.zenoh.connect, ["tcp/10.0.0.4:7447", "tcp/10.0.0.100:7500"]);
+        let a = node_config(&inv, "a").expect("a");
+        assert_eq!(a.robot, "r1");
+        assert_eq!(a.zenoh.connect, ["tcp/10.0.0.2:7447", "tcp/10.0.0.100:7500"]);
     }
 
     #[test]

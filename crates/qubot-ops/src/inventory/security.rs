@@ -67,13 +67,18 @@ fn clock_keys(robot: &str, process: &str) -> String {
 /// certificate that names no fleet host matches no subject, and anything no rule allows (a put
 /// on another role's keys, a token of another host's actor, a queryable) is dropped.
 pub fn access_control(inv: &Inventory) -> Value {
-    let robot = &inv.robot;
+    let robots = inv.robots();
     let fleet: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
-    let everything = [
-        "qubot/**".to_owned(),
-        format!("qubot/{robot}/@live/**"),
-        format!("qubot/{robot}/@clock/**"),
-    ];
+    // `qubot/**` does not reach into the verbatim `@live` and `@clock` chunks: each robot's
+    // are named.
+    let everything: Vec<String> = std::iter::once("qubot/**".to_owned())
+        .chain(
+            robots
+                .iter()
+                .flat_map(|r| [format!("qubot/{r}/@live/**"), format!("qubot/{r}/@clock/**")]),
+        )
+        .collect();
+    let clocks: Vec<String> = robots.iter().map(|r| format!("qubot/{r}/@clock/**")).collect();
     let mut rules = vec![
         json!({
             "id": "fleet-send",
@@ -87,7 +92,7 @@ pub fn access_control(inv: &Inventory) -> Value {
             "permission": "allow",
             "flows": ["egress"],
             "messages": ["declare_queryable", "reply"],
-            "key_exprs": [format!("qubot/{robot}/@clock/**")],
+            "key_exprs": clocks,
         }),
         json!({
             "id": "fleet-read",
@@ -103,6 +108,7 @@ pub fn access_control(inv: &Inventory) -> Value {
         "subjects": ["fleet"],
     })];
     for (name, h) in &inv.hosts {
+        let robot = inv.robot_of(name);
         let actors: Vec<&str> = Role::ALL
             .map(Role::name)
             .into_iter()

@@ -16,11 +16,13 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             if let Some(warning) = security::unauthenticated_warning(&inv, &file.display().to_string()) {
                 eprint!("{warning}");
             }
+            let robots = inv.robots();
+            let plural = if robots.len() == 1 { "" } else { "s" };
             println!(
-                "{}: ok ({} hosts, robot {})",
+                "{}: ok ({} hosts, robot{plural} {})",
                 file.display(),
                 inv.hosts.len(),
-                inv.robot
+                robots.join(" ")
             );
         }
         InventoryCmd::Hosts { file, selector } => {

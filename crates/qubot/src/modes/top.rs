@@ -8,8 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use qubot_node::{NodeConfig, Role};
-use qubot_ops::top::{render, scrape_all};
+use qubot_node::{NodeConfig, Role, SUPERVISOR};
+use qubot_ops::{
+    inventory::Inventory,
+    top::{render, render_fleet, scrape_all},
+};
 
 use crate::cli::TopArgs;
 
@@ -20,7 +23,19 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
             args.interval
         );
     }
-    let endpoints = if args.endpoints.is_empty() {
+    let endpoints = if let Some(file) = &args.inventory {
+        let inv = Inventory::load(file)?;
+        let mut out = Vec::new();
+        for h in inv.hosts.values() {
+            let addr: std::net::IpAddr = h.address.parse()?;
+            for p in
+                std::iter::once(SUPERVISOR).chain(Role::ALL.map(Role::name).into_iter().filter(|a| h.runs(a)))
+            {
+                out.push(SocketAddr::new(addr, h.ports.of(p)));
+            }
+        }
+        out
+    } else if args.endpoints.is_empty() {
         let cfg = NodeConfig::load(args.config.as_deref())?;
         std::iter::once(cfg.supervisor.metrics_port)
             .chain(Role::ALL.map(|r| cfg.role(r).metrics_port))
@@ -36,7 +51,8 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(interval);
         let now = (Instant::now(), scrape_all(&endpoints));
         let dt = now.0.duration_since(prev.0).as_secs_f64();
-        let text = render(&endpoints, &prev.1, &now.1, dt);
+        let view = if args.fleet { render_fleet } else { render };
+        let text = view(&endpoints, &prev.1, &now.1, dt);
         let mut out = std::io::stdout().lock();
         if live {
             // Clear the screen and home the cursor: one refreshed view.
