@@ -191,9 +191,9 @@ lab N="2":
 lab-down:
     bash deploy/lab.sh down
 
-# Build once, copy to HOSTS (inventory group, "all" or host names) over SSH, switch, wait for health, roll back if unhealthy.
-deploy HOSTS:
-    bash deploy/deploy.sh {{HOSTS}}
+# Build once, copy to HOSTS (group, robot, "all" or host names) over SSH: a canary, then waves (ARGS: --inventory FILE, --wave K), each health-gated, a failed wave rolled back.
+deploy HOSTS *ARGS:
+    bash deploy/deploy.sh {{ARGS}} {{HOSTS}}
 
 # Fleet CA and per-host certificates for zenoh mutual TLS (target/certs).
 certs:

@@ -2,7 +2,10 @@
 # `just deploy HOSTS`: build once, bundle per host, copy over SSH into <root>/releases/<version>/,
 # switch <root>/current atomically, restart, wait for health, roll back when unhealthy.
 #
-#   deploy/deploy.sh [--inventory FILE] HOSTS      HOSTS: a group, "all", or host names
+#   deploy/deploy.sh [--inventory FILE] [--wave K] HOSTS
+#
+# HOSTS: a group, a robot, "all", or host names. The first host is the canary, deployed alone;
+# the rest go in waves of K hosts at a time (--wave, else the inventory's fleet.wave, else 1).
 #
 # Environment:
 #   QUBOT_BIN             ship this binary instead of building (tests use the one under test)
@@ -13,17 +16,27 @@
 #   QUBOT_TARGETS         Prometheus file-SD directory (default target/prometheus/targets)
 #   QUBOT_STAGE           where bundles are assembled (default target/deploy)
 #
-# Hosts are deployed one after the other; the first failure stops the rollout so that at most
-# one host is ever on a bad release, and the summary says which hosts run what. Once a release
-# is copied to a host, any failure there (switch, restart, health) rolls that host back to its
-# previous release; the script always ends with the summary.
+# A wave is healthy when every host of it is (each process live, /metrics, clocks) and the loop
+# of every robot it touched closes end to end (commands applied at that robot's actuator,
+# planned on its own sensor's scans: `qubot health --loop` on the actuator's host). A failed
+# wave is rolled back whole, every later wave is skipped, and the summary says which hosts run
+# what (and warns when earlier waves leave the fleet mixed). Once a release is copied to a
+# host, any failure there (switch, restart, health) rolls that host back to its previous
+# release; the script always ends with the summary.
 # Version = hash of the bundle's contents: deploying the same bundle again is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 inv=deploy/inventory.toml
-if [ "${1:-}" = "--inventory" ]; then inv=$2; shift 2; fi
-sel=${1:?usage: deploy/deploy.sh [--inventory FILE] HOSTS}
+wave_size=""
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --inventory) inv=$2; shift 2 ;;
+    --wave) wave_size=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+sel=${1:?usage: deploy/deploy.sh [--inventory FILE] [--wave K] HOSTS}
 health_timeout=${QUBOT_HEALTH_TIMEOUT:-30}
 rollback_timeout=${QUBOT_ROLLBACK_TIMEOUT:-60}
 certs=${QUBOT_CERTS:-target/certs}
@@ -39,6 +52,7 @@ die() { echo "deploy: error: $*" >&2; exit 2; }
 # also covers what comes back from a device (the release `current` points at).
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 
+[ -z "$wave_size" ] || [[ $wave_size =~ ^[1-9][0-9]*$ ]] || die "--wave must be a number of hosts (1 or more), got '$wave_size'"
 [[ $health_timeout =~ ^[0-9]+$ ]] || die "QUBOT_HEALTH_TIMEOUT must be a number of seconds, got '$health_timeout'"
 [[ $rollback_timeout =~ ^[0-9]+$ ]] || die "QUBOT_ROLLBACK_TIMEOUT must be a number of seconds, got '$rollback_timeout'"
 
@@ -56,6 +70,7 @@ checked=$("$bin" inventory check "$inv")
 # The robot's name, or the fleet's robots joined by '-': the Prometheus targets file's name.
 robot=$(sed -n 's/.*robots\{0,1\} \(.*\))$/\1/p' <<<"$checked" | tr ' ' '-')
 mapfile -t hosts < <("$bin" inventory hosts "$inv" "$sel")
+[ -n "$wave_size" ] || wave_size=$("$bin" inventory wave "$inv")
 local_arch=$(uname -m)
 # The bundled binary: debug info dropped (symbols kept for backtraces), 5x smaller to hash and
 # to copy to every board.
@@ -125,6 +140,9 @@ switch() {
   on "$1" "cd $(q "$2") && ln -sfn $(q "releases/$3") current.new && mv -T current.new current"
 }
 
+# The summary line of host $1 (a file: hosts of a wave are deployed by parallel subshells).
+set_result() { printf '%s\n' "$2" >"$run/$1.result"; }
+
 # After a failure ($5) on host $1 (target $2, root $3): back to release $4, restarted and
 # healthy, or stopped when there is no previous release. Sets the host's summary line; never
 # exits the script.
@@ -132,9 +150,9 @@ rollback() {
   local host=$1 target=$2 root=$3 previous=$4 why=$5 now=""
   if [ -z "$previous" ]; then
     if service "$target" "$root" stop >/dev/null; then
-      result[$host]="FAILED: $why and no previous release to roll back to (stopped)"
+      set_result "$host" "FAILED: $why and no previous release to roll back to (stopped)"
     else
-      result[$host]="FAILED: $why and no previous release to roll back to (could not stop it either)"
+      set_result "$host" "FAILED: $why and no previous release to roll back to (could not stop it either)"
     fi
     return 0
   fi
@@ -142,44 +160,49 @@ rollback() {
   # A failed switch leaves the link where it was; switching it again could fail the same way.
   now=$(on "$target" "readlink $(q "$root/current")") || now=""
   if [ "$now" != "releases/$previous" ] && ! switch "$target" "$root" "$previous"; then
-    result[$host]="FAILED: $why, and switching back to $previous failed too"
+    set_result "$host" "FAILED: $why, and switching back to $previous failed too"
     return 0
   fi
   if ! service "$target" "$root" restart >/dev/null; then
-    result[$host]="FAILED: $why, and restarting $previous failed too"
+    set_result "$host" "FAILED: $why, and restarting $previous failed too"
     return 0
   fi
   if healthy "$target" "$root" "$rollback_timeout" >/dev/null; then
-    result[$host]="rolled back to $previous ($why)"
+    set_result "$host" "rolled back to $previous ($why)"
   else
-    result[$host]="FAILED: $why, and the rollback to $previous is unhealthy too"
+    set_result "$host" "FAILED: $why, and the rollback to $previous is unhealthy too"
   fi
 }
 
-declare -A result
-failed=""
-switched=()
-for line in "${hosts[@]}"; do
-  IFS=$'\t' read -r host addr user root arch <<<"$line"
-  if [ -n "$failed" ]; then result[$host]="skipped (rollout stopped after $failed failed)"; continue; fi
+run="$stage_root/run"
+rm -rf "$run" && mkdir -p "$run"
+
+# One host, start to end: bundle, copy, switch, restart, health; rolls itself back on a failure
+# after the copy. Leaves its summary line, its state (switched|unchanged|failed) and its
+# previous release in $run/<host>.*. Runs in a subshell when its wave has several hosts.
+deploy_one() {
+  local host=$1 addr=$2 user=$3 root=$4 arch=$5 target="$2" version current previous why report
   target="$user@$addr"
+  echo failed >"$run/$host.state"
   if ! version=$(bundle "$host" "$arch"); then
-    result[$host]="failed: bundle could not be built"; failed=$host; continue
+    set_result "$host" "failed: bundle could not be built"; return 0
   fi
   echo "$rev" >"$stage_root/$host/bundle/REVISION"
   current=$(on "$target" "readlink $(q "$root/current") 2>/dev/null || true") || {
-    result[$host]="failed: unreachable over SSH ($target)"; failed=$host; continue; }
+    set_result "$host" "failed: unreachable over SSH ($target)"; return 0; }
   previous=${current#releases/}
+  echo "$previous" >"$run/$host.previous"
   if [ "$previous" = "$version" ] && service "$target" "$root" status >/dev/null 2>&1; then
-    result[$host]="unchanged $version (already current and running)"
+    set_result "$host" "unchanged $version (already current and running)"
+    echo unchanged >"$run/$host.state"
     say "$host: $version is already current: nothing to do"
-    continue
+    return 0
   fi
   say "$host: copying release $version to $target:$root/releases/$version"
   if ! tar -C "$stage_root/$host/bundle" -cf - . | on "$target" "set -e
       d=$(q "$root/releases/$version")
       if [ ! -d \"\$d\" ]; then rm -rf \"\$d.tmp\"; mkdir -p \"\$d.tmp\"; tar -C \"\$d.tmp\" -xf -; mv -T \"\$d.tmp\" \"\$d\"; else cat >/dev/null; fi"; then
-    result[$host]="failed: copy over SSH"; failed=$host; continue
+    set_result "$host" "failed: copy over SSH"; return 0
   fi
   # From here on the host may be on the new release: every failure rolls it back.
   if ! switch "$target" "$root" "$version"; then
@@ -189,20 +212,97 @@ for line in "${hosts[@]}"; do
   else
     say "$host: waiting up to ${health_timeout}s for every actor (liveliness + /metrics)"
     if report=$(healthy "$target" "$root"); then
-      result[$host]="switched ${previous:-(none)} -> $version"
-      switched+=("$host")
+      set_result "$host" "switched ${previous:-(none)} -> $version"
+      echo switched >"$run/$host.state"
       # Keep the five newest releases (always the current and the previous one).
       on "$target" "cd $(q "$root/releases") && ls -1t | tail -n +6 | grep -vxF -e $(q "$version") -e $(q "${previous:-none}") | xargs -r rm -rf --" || true
       say "$host: healthy: $report"
-      continue
+      return 0
     fi
     why="$version was unhealthy"
     say "$host: UNHEALTHY: $report"
   fi
-  failed=$host
   say "$host: $why"
   { on "$target" "tail -n 15 $(q "$root/qubot.log")" 2>/dev/null || true; } | while IFS= read -r l; do say "$host log: $l"; done
   rollback "$host" "$target" "$root" "$previous" "$why"
+}
+
+# The loop of host $1's robot, judged on the host of its actuator (whether or not that host
+# changed).
+loop_closes() {
+  local line name addr user root arch robot
+  line=$("$bin" inventory actuator "$inv" "$1") || return 1
+  IFS=$'\t' read -r name addr user root arch robot <<<"$line"
+  on "$user@$addr" "$(q "$root/current/qubot") health --loop --config $(q "$root/current/node.toml") --timeout $(q "$health_timeout")" >/dev/null
+}
+
+# Waves: the canary alone, then `wave_size` hosts at a time.
+declare -a waves=()
+for i in "${!hosts[@]}"; do
+  if [ "$i" -eq 0 ]; then w=0; else w=$(( (i - 1) / wave_size + 1 )); fi
+  waves[$w]+="${hosts[$i]}"$'\n'
+done
+
+declare -A result done_hosts
+failed=""
+switched=()
+for w in "${!waves[@]}"; do
+  mapfile -t members < <(printf '%s' "${waves[$w]}")
+  names=()
+  for line in "${members[@]}"; do names+=("${line%%$'\t'*}"); done
+  if [ -n "$failed" ]; then
+    for h in "${names[@]}"; do set_result "$h" "skipped (rollout stopped after $failed failed)"; done
+    continue
+  fi
+  if [ "$w" -eq 0 ]; then say "canary: ${names[*]}"; else say "wave $w: ${names[*]}"; fi
+  pids=()
+  for line in "${members[@]}"; do
+    IFS=$'\t' read -r host addr user root arch robot <<<"$line"
+    deploy_one "$host" "$addr" "$user" "$root" "$arch" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  bad=()
+  for h in "${names[@]}"; do
+    if [ "$(cat "$run/$h.state")" = failed ]; then bad+=("$h"); fi
+  done
+  for h in "${names[@]}"; do done_hosts[$h]=1; done
+  # End to end: the loop of every robot a board of which changed in this wave, once every
+  # selected board of that robot has had its turn (a robot's first deploy closes its loop
+  # only when all its boards run).
+  if [ ${#bad[@]} -eq 0 ]; then
+    declare -A checked=()
+    for line in "${members[@]}"; do
+      IFS=$'\t' read -r host addr user root arch robot <<<"$line"
+      [ "$(cat "$run/$host.state")" = switched ] && [ -z "${checked[$robot]:-}" ] || continue
+      ready=1
+      for other in "${hosts[@]}"; do
+        IFS=$'\t' read -r oh _ _ _ _ orobot <<<"$other"
+        if [ "$orobot" = "$robot" ] && [ -z "${done_hosts[$oh]:-}" ]; then ready=""; fi
+      done
+      [ -n "$ready" ] || continue
+      checked[$robot]=1
+      say "robot $robot: waiting up to ${health_timeout}s for its loop to close (commands applied at its actuator)"
+      if ! loop_closes "$host"; then bad+=("the loop of robot $robot"); break; fi
+    done
+  fi
+  if [ ${#bad[@]} -gt 0 ]; then
+    if [ "$w" -eq 0 ]; then failed="the canary (${bad[*]})"; else failed="wave $w (${bad[*]})"; fi
+    # The whole wave goes back: hosts that switched fine are rolled back too.
+    for line in "${members[@]}"; do
+      IFS=$'\t' read -r host addr user root arch robot <<<"$line"
+      [ "$(cat "$run/$host.state")" = switched ] || continue
+      rollback "$host" "$user@$addr" "$root" "$(cat "$run/$host.previous")" "its wave failed: ${bad[*]}"
+    done
+    continue
+  fi
+  for h in "${names[@]}"; do
+    if [ "$(cat "$run/$h.state")" = switched ]; then switched+=("$h"); fi
+  done
+done
+for line in "${hosts[@]}"; do
+  host=${line%%$'\t'*}
+  result[$host]=$(cat "$run/$host.result" 2>/dev/null || echo "not deployed")
 done
 
 # Prometheus file SD: every process of every robot of the inventory, written atomically. Not fatal: the summary

@@ -81,7 +81,8 @@ pub enum InventoryCmd {
     /// Check the inventory; errors name the field (exit 2). Warns on stderr when the fleet is
     /// unauthenticated (`fleet.tls = false`).
     Check { file: PathBuf },
-    /// Print the selected hosts, one per line: name, address, user, root, arch (tab-separated).
+    /// Print the selected hosts, one per line: name, address, user, root, arch, robot
+    /// (tab-separated).
     Hosts {
         file: PathBuf,
         /// "all", a group, or host names separated by commas or spaces.
@@ -96,6 +97,10 @@ pub enum InventoryCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print how many hosts a deploy updates at once after the canary (`fleet.wave`).
+    Wave { file: PathBuf },
+    /// Print the host that runs the actuator of HOST's robot, as `hosts` prints a host.
+    Actuator { file: PathBuf, host: String },
     /// Print Prometheus file-SD targets (JSON) for the selected hosts.
     Targets {
         file: PathBuf,
@@ -112,6 +117,11 @@ pub struct HealthArgs {
     /// Give up after this many seconds (exit 1).
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Also require the robot's loop to close, when this host runs its actuator: commands
+    /// applied there keep coming (from the planner bound to the robot's own sensor), with no
+    /// foreign message dropped meanwhile.
+    #[arg(long = "loop")]
+    pub closed_loop: bool,
 }
 
 #[derive(Debug, Args)]

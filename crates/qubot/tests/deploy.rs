@@ -1203,3 +1203,92 @@ fn each_host_puts_only_the_keys_of_the_actors_it_runs() {
         "state from other hosts arrived late"
     );
 }
+
+/// Two robots of two boards each on four lab devices: robot one on dev1 (sensor) and dev2
+/// (planner, actuator), robot two on dev3 and dev4 likewise. `extra` is appended verbatim.
+fn fleet_inventory(lab: &Lab, file: &str, head: &str, extra: &str) -> PathBuf {
+    let mut s = format!("robot = \"qubot-one\"\n{head}\n");
+    for i in 1..=4 {
+        let robot = if i <= 2 { "qubot-one" } else { "qubot-two" };
+        s.push_str(&format!(
+            "[hosts.dev{i}]\nrobot = \"{robot}\"\naddress = \"{}\"\nroot = \"{}\"\nactors = [{}]\n",
+            lab.addr(i),
+            lab.root(i).display(),
+            SPLIT[(i - 1) % 2]
+        ));
+    }
+    s.push_str(extra);
+    let p = lab.dir.join(file);
+    std::fs::write(&p, s).expect("write inventory");
+    p
+}
+
+/// A wave deploy to four devices: the canary alone, then waves of two in parallel, each
+/// gated on health and on the loops of the robots it completed. A release broken on the last
+/// wave's host rolls that wave back and stops, leaving the robot the earlier waves completed on
+/// the new release (and the fleet mixed, said so); a release broken beside a good host rolls
+/// the whole wave back, the good host too, and skips the waves after it.
+#[test]
+fn wave_deploy_gates_each_wave_and_rolls_a_failed_wave_back() {
+    let _g = serial();
+    let lab = lab_or_skip!("wave_deploy_gates_each_wave_and_rolls_a_failed_wave_back", 4);
+    let head = "[fleet]\nwave = 2\n";
+    let good = fleet_inventory(&lab, "fleet.toml", head, "");
+    let (code, out) = lab.deploy(&good, "all", 30);
+    assert_eq!(code, 0, "first wave deploy failed");
+    assert!(out.contains("deploy: canary: dev1\n"), "{out}");
+    assert!(out.contains("deploy: wave 1: dev2 dev3\n"), "{out}");
+    assert!(out.contains("deploy: wave 2: dev4\n"), "{out}");
+    for robot in ["qubot-one", "qubot-two"] {
+        assert!(
+            out.contains(&format!("robot {robot}: waiting")),
+            "the loop of {robot} was not checked:\n{out}"
+        );
+    }
+    let first: Vec<String> = (1..=4).map(|i| switched_to(&out, &format!("dev{i}"))).collect();
+
+    // Every host gets a new release (harmless tuning); dev4's actuator cannot bind its
+    // metrics port (sshd holds 22), so wave 2 fails.
+    let tuned = "[hosts.dev1.node.sensor]\nbeams = 721\n[hosts.dev2.node.planner]\nsafety_margin_m = 0.16\n\
+                 [hosts.dev3.node.sensor]\nbeams = 721\n";
+    let bad = fleet_inventory(
+        &lab,
+        "bad.toml",
+        head,
+        &format!("{tuned}[hosts.dev4.node.actuator]\nmetrics_port = 22\n"),
+    );
+    let (code, out) = lab.deploy(&bad, "all", 10);
+    assert_eq!(code, 1, "a failed wave must fail the deploy");
+    let second: Vec<String> = (1..=3).map(|i| switched_to(&out, &format!("dev{i}"))).collect();
+    assert!(
+        out.contains(&format!("dev4: rolled back to {}", first[3])),
+        "{out}"
+    );
+    assert!(out.contains("WARNING: the fleet is mixed"), "{out}");
+    assert!(out.contains("robot qubot-one: waiting"), "{out}");
+    for i in 1..=3 {
+        assert_eq!(lab.current(i), format!("releases/{}", second[i - 1]), "dev{i}");
+    }
+    assert_eq!(lab.current(4), format!("releases/{}", first[3]), "dev4");
+    // Robot one, completed by the canary and wave 1, runs the new release with its loop closed.
+    let cmds = || lab.metric(2, 9903, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let before = cmds().expect("robot one's actuator");
+    wait_for("robot one's loop on the new release", T, || {
+        (cmds()? > before + 10.0).then_some(())
+    });
+
+    // Broken beside a good host in the same wave: the good one (dev2) is rolled back too, and
+    // wave 2 is not touched.
+    let beside = fleet_inventory(
+        &lab,
+        "beside.toml",
+        head,
+        "[hosts.dev1.node.sensor]\nbeams = 721\n[hosts.dev2.node.planner]\nsafety_margin_m = 0.17\n\
+         [hosts.dev3.node.sensor]\nmetrics_port = 22\n",
+    );
+    let (code, out) = lab.deploy(&beside, "all", 10);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("deploy:   dev2: rolled back to "), "{out}");
+    assert!(out.contains("wave 1 (dev3)"), "{out}");
+    assert!(out.contains("deploy:   dev4: skipped"), "{out}");
+}

@@ -83,6 +83,8 @@ pub struct Fleet {
     /// The site router (a key of `[routers]`) every process of every host connects to; none:
     /// robots share no zenoh link.
     pub router: Option<String>,
+    /// Hosts a deploy updates at once after the canary (`deploy.sh --wave` overrides it).
+    pub wave: usize,
 }
 
 impl Default for Fleet {
@@ -91,6 +93,7 @@ impl Default for Fleet {
             zenoh_port: 7447,
             tls: false,
             router: None,
+            wave: 1,
         }
     }
 }
@@ -174,6 +177,9 @@ impl Inventory {
         check_name(&self.robot).map_err(|r| err("robot", r))?;
         if self.hosts.is_empty() {
             return Err(err("hosts", "no host defined"));
+        }
+        if self.fleet.wave == 0 {
+            return Err(err("fleet.wave", "a wave has at least one host"));
         }
         if self.fleet.zenoh_port == 0 {
             return Err(err("fleet.zenoh_port", "must be a fixed port, not 0"));
@@ -668,5 +674,8 @@ actors = ["planner", "actuator"]
         assert_eq!(e.field, "hosts.c.robot", "{e}");
         let e = fails(&FLEET.replace("[fleet]", "[fleet]\ntls = true"));
         assert_eq!(e.field, "fleet.router", "{e}");
+        assert_eq!(inv.fleet.wave, 1, "one host at a time unless the inventory says");
+        let e = fails(&FLEET.replace("[fleet]", "[fleet]\nwave = 0"));
+        assert_eq!(e.field, "fleet.wave", "{e}");
     }
 }

@@ -3,6 +3,8 @@
 //! after a restart and rolls back when it fails within its deadline. It also measures every
 //! process's clock on the robot's bus (this host's and other hosts') against its own and fails
 //! when one is further off than `max_clock_skew_ms`: freshness budgets assume that bound.
+//! With `--loop`, on the host that runs the actuator, it also waits for the robot's loop to
+//! close: commands applied, more than [`LOOP_COMMANDS`] of them, and no foreign drop.
 //!
 //! Below the bus API on purpose: it lists every liveliness token of the robot (a liveliness
 //! query on the raw session), where the bus API only binds a consumer to one producer.
@@ -21,6 +23,10 @@ use qubot_ops::promtext;
 use zenoh::Wait;
 
 use crate::{cli::HealthArgs, startup};
+
+/// Commands the actuator must apply during the check for the loop to count as closed (half a
+/// second at the sensor's 20 Hz).
+const LOOP_COMMANDS: f64 = 10.0;
 
 /// What one check found per process: liveliness token seen, metrics page served.
 #[derive(Default)]
@@ -55,6 +61,17 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
             .and_then(|t| promtext::parse(&t).ok())
             .is_some_and(|m| m.iter().any(|s| s.name == qubot_bus::telemetry::BUILD_INFO))
     };
+    // The actuator's count of applied commands and of foreign drops, when this host runs it.
+    let actuator_counts = || {
+        let addr = SocketAddr::new(cfg.metrics_bind, cfg.actuator.metrics_port).to_string();
+        let m = promtext::parse(&promtext::scrape(&addr)?).ok()?;
+        let applied = promtext::sum(&m, qubot_bus::telemetry::RECEIVED, &[("topic", "cmd")]);
+        let foreign = promtext::sum(&m, qubot_bus::telemetry::DROPPED, &[("reason", "foreign")]);
+        Some((applied, foreign))
+    };
+    let check_loop = args.closed_loop && cfg.actuator.enabled;
+    let mut loop_start: Option<(f64, f64)> = None;
+    let mut loop_now = (0.0, 0.0);
     let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
     loop {
         let live = live_tokens(&bus, &cfg.robot);
@@ -76,10 +93,28 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
                 },
             );
         }
-        let up = seen.values().all(|s| s.live && s.metrics);
+        let mut up = seen.values().all(|s| s.live && s.metrics);
+        // The loop is judged from the first reading once every process is up.
+        let loop_closed = if check_loop && up {
+            if let Some(now) = actuator_counts() {
+                let start = *loop_start.get_or_insert(now);
+                loop_now = (now.0 - start.0, now.1 - start.1);
+            }
+            loop_now.0 >= LOOP_COMMANDS && loop_now.1 == 0.0
+        } else {
+            !check_loop
+        };
+        up &= loop_closed;
         if up || Instant::now() >= deadline {
             let clocks = measure_clocks(&bus, &cfg.robot, cfg.max_clock_skew_ms);
             let healthy = up && clocks.ok;
+            let loop_json = if check_loop {
+                serde_json::json!({"closed": loop_closed, "commands": loop_now.0, "foreign": loop_now.1})
+            } else if args.closed_loop {
+                serde_json::json!("actuator not on this host")
+            } else {
+                serde_json::Value::Null
+            };
             let processes: serde_json::Map<String, serde_json::Value> = seen
                 .iter()
                 .map(|(a, s)| {
@@ -96,6 +131,7 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
                     "processes": processes,
                     "clocks": clocks.json,
                     "max_clock_skew_ms": clocks.max_skew_ms,
+                    "loop": loop_json,
                 })
             );
             bus.close();

@@ -28,15 +28,18 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         InventoryCmd::Hosts { file, selector } => {
             let inv = Inventory::load(&file)?;
             for name in inv.select(&selector)? {
-                let h = inv.host(&name)?;
-                println!(
-                    "{name}\t{}\t{}\t{}\t{}",
-                    h.address,
-                    h.user,
-                    h.root.display(),
-                    h.arch
-                );
+                print_host(&inv, &name)?;
             }
+        }
+        InventoryCmd::Wave { file } => println!("{}", Inventory::load(&file)?.fleet.wave),
+        InventoryCmd::Actuator { file, host } => {
+            let inv = Inventory::load(&file)?;
+            inv.host(&host)?;
+            let robot = inv.robot_of(&host);
+            let name = inv
+                .host_of(robot, "actuator")
+                .ok_or_else(|| anyhow::anyhow!("robot {robot} has no actuator"))?;
+            print_host(&inv, name)?;
         }
         InventoryCmd::Render { file, host, out } => {
             let inv = Inventory::load(&file)?;
@@ -67,6 +70,21 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One host as `inventory hosts` prints it: name, address, user, root, arch, robot
+/// (tab-separated).
+fn print_host(inv: &Inventory, name: &str) -> anyhow::Result<()> {
+    let h = inv.host(name)?;
+    println!(
+        "{name}\t{}\t{}\t{}\t{}\t{}",
+        h.address,
+        h.user,
+        h.root.display(),
+        h.arch,
+        inv.robot_of(name)
+    );
+    Ok(())
 }
 
 #[cfg(test)]
