@@ -99,6 +99,9 @@ pub enum InventoryCmd {
     },
     /// Print how many hosts a deploy updates at once after the canary (`fleet.wave`).
     Wave { file: PathBuf },
+    /// Print the `qubot router` arguments of router NAME (listen, metrics, site), generated
+    /// from the inventory.
+    Router { file: PathBuf, name: String },
     /// Print the host that runs the actuator of HOST's robot, as `hosts` prints a host.
     Actuator { file: PathBuf, host: String },
     /// Print Prometheus file-SD targets (JSON) for the selected hosts.

@@ -1292,3 +1292,83 @@ fn wave_deploy_gates_each_wave_and_rolls_a_failed_wave_back() {
     assert!(out.contains("wave 1 (dev3)"), "{out}");
     assert!(out.contains("deploy:   dev4: skipped"), "{out}");
 }
+
+/// The site-router lab: four boards (two robots of two boards each) and a fifth namespace for
+/// the router, started with the arguments the inventory generates. Both robots reach their
+/// goals, neither takes the other's traffic (counted), the router holds every process's
+/// session, and Prometheus finds both robots through the file the deploy wrote.
+#[test]
+fn two_robots_of_two_boards_through_a_router_namespace() {
+    let _g = serial();
+    let lab = lab_or_skip!("two_robots_of_two_boards_through_a_router_namespace", 5);
+    let router = lab.addr(5);
+    let inv = fleet_inventory(
+        &lab,
+        "fleet.toml",
+        &format!("world = \"corridor\"\n[fleet]\nwave = 2\nrouter = \"site\"\n[routers.site]\naddress = \"{router}\"\n"),
+        "",
+    );
+    let (code, args, err) = run(&["inventory", "router", &inv.display().to_string(), "site"], T);
+    assert_eq!(code, 0, "{err}");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.netns(5), QUBOT, "router"])
+        .args(args.split_whitespace())
+        .env("RUST_LOG", "warn");
+    let _router = Proc::from_command("qubot router in dev5", cmd);
+    let sessions =
+        || metrics(&format!("{router}:9899")).map(|m| sum(&m, "qubot_router_sessions", &[("kind", "peer")]));
+    wait_for("the router's /metrics", T, sessions);
+
+    let (code, out) = lab.deploy(&inv, "all", 30);
+    assert_eq!(code, 0, "fleet deploy failed");
+    for (board, robot) in [(2, "qubot-one"), (4, "qubot-two")] {
+        let root = lab.root(board).display().to_string();
+        wait_for(&format!("{robot} to reach its goal"), T, || {
+            let (_, n) = lab.ssh(board, &format!("grep -c 'goal reached' {root}/qubot.log || true"));
+            (n.trim() != "0").then_some(())
+        });
+    }
+    // Every process of every board on the router: four supervisors and six actors.
+    wait_for("all ten processes on the router", T, || {
+        (sessions()? == 10.0).then_some(())
+    });
+    // Apart: no planner took more scans than its own robot's sensor sent, nothing foreign.
+    for (sensor, planner) in [(1, 2), (3, 4)] {
+        let taken = lab
+            .metric(
+                planner,
+                9902,
+                "qubot_messages_received_total",
+                &[("topic", "scan")],
+            )
+            .expect("planner");
+        let sent = lab
+            .metric(
+                sensor,
+                9901,
+                "qubot_messages_published_total",
+                &[("topic", "scan")],
+            )
+            .expect("sensor");
+        assert!(
+            taken > 0.0 && taken <= sent,
+            "dev{planner} took {taken} scans, dev{sensor} sent {sent}"
+        );
+        for (dev, port) in [(planner, 9902), (planner, 9903)] {
+            let foreign = lab.metric(
+                dev,
+                port,
+                "qubot_messages_dropped_total",
+                &[("reason", "foreign")],
+            );
+            assert_eq!(foreign, Some(0.0), "dev{dev}:{port}");
+        }
+    }
+    // One targets file covers both robots.
+    let prom = Prometheus::start(&lab.dir.join("prom"));
+    wait_for("Prometheus to scrape all 10 fleet processes", T, || {
+        (prom_query(&prom.addr, "up{job=\"qubot-fleet\"} == 1") == Some(10)).then_some(())
+    });
+    let robots = "count by (robot) (qubot_build_info{job=\"qubot-fleet\"})";
+    assert_eq!(prom_query(&prom.addr, robots), Some(2), "{robots}\n{out}");
+}

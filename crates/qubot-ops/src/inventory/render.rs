@@ -33,6 +33,26 @@ pub fn router_endpoint(inv: &Inventory) -> Option<String> {
     Some(format!("{}/{}:{}", proto(inv), r.address, r.port))
 }
 
+/// The command-line arguments of `qubot router` for router `name`: it listens on its address
+/// and port and serves metrics there, its series labelled `host=<name>`. Every value was
+/// checked to be inert for a shell.
+pub fn router_args(inv: &Inventory, name: &str) -> Result<Vec<String>, InventoryError> {
+    let r = inv.routers.get(name).ok_or_else(|| InventoryError {
+        field: "ROUTER".into(),
+        reason: format!("{name:?} is not defined under [routers]"),
+    })?;
+    Ok(vec![
+        "--name".into(),
+        name.into(),
+        "--listen".into(),
+        format!("{}/{}:{}", proto(inv), r.address, r.port),
+        "--metrics-addr".into(),
+        format!("{}:{}", r.address, r.metrics_port),
+        "--host-label".into(),
+        name.into(),
+    ])
+}
+
 /// The node config of `host`, validated; the host's `node` table is merged over it.
 pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryError> {
     let h = inv.host(host)?;
@@ -181,6 +201,16 @@ cmd_timeout_ms = 300
         let a = node_config(&inv, "a").expect("a");
         assert_eq!(a.robot, "r1");
         assert_eq!(a.zenoh.connect, ["tcp/10.0.0.2:7447", "tcp/10.0.0.100:7500"]);
+    }
+
+    #[test]
+    fn router_args_come_from_the_inventory() {
+        let inv = Inventory::parse(crate::inventory::model::tests::FLEET).expect("valid");
+        assert_eq!(
+            router_args(&inv, "site").expect("site").join(" "),
+            "--name site --listen tcp/10.0.0.100:7500 --metrics-addr 10.0.0.100:9899 --host-label site"
+        );
+        assert_eq!(router_args(&inv, "nope").expect_err("unknown").field, "ROUTER");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
                 print_host(&inv, &name)?;
             }
         }
+        InventoryCmd::Router { file, name } => {
+            let inv = Inventory::load(&file)?;
+            println!("{}", render::router_args(&inv, &name)?.join(" "));
+        }
         InventoryCmd::Wave { file } => println!("{}", Inventory::load(&file)?.fleet.wave),
         InventoryCmd::Actuator { file, host } => {
             let inv = Inventory::load(&file)?;
