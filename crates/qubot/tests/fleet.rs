@@ -185,3 +185,98 @@ fn two_robots_through_one_router_stay_apart_and_outlive_its_restart() {
         assert_eq!(report["safe_stops"], 0.0, "{name}: {report}");
     }
 }
+
+/// A robot whose loop crosses the router: its three actors run alone (no supervisor, no hub
+/// to meet at) as zenoh clients of the router, so they reach each other only through it. (As
+/// peers they would not: zenoh 1.10's router takes the peers it serves for one mesh and does
+/// not forward between them; they must find each other, as a robot's boards do.) When the
+/// router dies the actuator safe-stops; when it is back, commands flow again within 5 s of it
+/// listening; the accounting closes and every actor stops cleanly.
+#[test]
+fn a_loop_through_the_router_safe_stops_with_it_and_recovers() {
+    let _g = serial();
+    let ports = qubot_ops::process::free_port_run(2).expect("two free ports");
+    let router = Router::start(ports, ports + 1);
+    wait_for("router /metrics", T, || router.peer_sessions());
+    // The node config the actors share: a hub nobody listens on, the router to connect to.
+    let (_, base) = pipeline_ports();
+    let mut cfg = qubot_node::NodeConfig {
+        robot: "crossing".into(),
+        world: "corridor".into(),
+        worlds_dir: WORLDS_DIR.into(),
+        ..Default::default()
+    };
+    let client = std::env::temp_dir().join(format!("qubot-crossing-{}.json5", std::process::id()));
+    std::fs::write(
+        &client,
+        "{ mode: \"client\", connect: { retry: { period_init_ms: 1000, period_max_ms: 1000, period_increase_factor: 1 } } }",
+    )
+    .expect("zenoh file");
+    cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", base + 4);
+    cfg.zenoh.connect = vec![router.endpoint.clone()];
+    cfg.zenoh.config = Some(client.clone());
+    cfg.set_metrics_ports(base);
+    let file = std::env::temp_dir().join(format!("qubot-crossing-{}.toml", std::process::id()));
+    std::fs::write(&file, cfg.to_toml()).expect("config");
+    let file_s = file.display().to_string();
+    let actors: Vec<Proc> = ["sensor", "planner", "actuator"]
+        .iter()
+        .map(|a| Proc::spawn(a, &[a, "--config", &file_s]))
+        .collect();
+    let actuator = format!("127.0.0.1:{}", base + 3);
+    let applied =
+        || metrics(&actuator).map(|m| sum(&m, "qubot_messages_received_total", &[("topic", "cmd")]));
+    let stops = || metrics(&actuator).map(|m| sum(&m, "qubot_safe_stops_total", &[]));
+    wait_for("commands flowing through the router", T, || {
+        (applied()? >= 20.0).then_some(())
+    });
+
+    // Through the router only: no socket joins two of the actors.
+    let pids: Vec<u32> = actors.iter().map(|p| p.child.id()).collect();
+    let direct: Vec<_> = links()
+        .into_iter()
+        .filter(|(x, y)| pids.contains(x) && pids.contains(y))
+        .collect();
+    assert!(direct.is_empty(), "actors linked directly: {direct:?}");
+
+    // The router dies: the loop is cut, the actuator safe-stops.
+    let before = stops().expect("actuator");
+    drop(router);
+    wait_for("a safe stop with the router gone", T, || {
+        (stops()? > before).then_some(())
+    });
+
+    // Back: commands flow again within 5 s of the router listening.
+    let router = Router::start(ports, ports + 1);
+    wait_for("restarted router /metrics", T, || router.peer_sessions());
+    let listening = Instant::now();
+    let at_restart = applied().expect("actuator");
+    wait_for("commands flowing again", T, || {
+        (applied()? >= at_restart + 5.0).then_some(())
+    });
+    let back = listening.elapsed();
+    eprintln!(
+        "fleet: the loop through the router closed again {:.2} s after it listened",
+        back.as_secs_f64()
+    );
+    assert!(back <= Duration::from_secs(5), "recovery took {back:?}");
+
+    // Accounting: nothing the planner took came from elsewhere; nothing foreign anywhere.
+    let page = |offset: u16| metrics(&format!("127.0.0.1:{}", base + offset)).expect("/metrics");
+    let taken = sum(&page(2), "qubot_messages_received_total", &[("topic", "scan")]);
+    let sent = sum(&page(1), "qubot_messages_published_total", &[("topic", "scan")]);
+    assert!(
+        taken > 0.0 && taken <= sent,
+        "planner took {taken} scans, sensor sent {sent}"
+    );
+    for offset in 1..=3 {
+        assert_eq!(dropped(&page(offset), "foreign"), 0.0, "actor {offset}");
+    }
+    for (name, p) in ["sensor", "planner", "actuator"].into_iter().zip(actors) {
+        p.signal("INT");
+        let (code, _) = p.finish(T);
+        assert_eq!(code, 0, "{name} did not stop cleanly");
+    }
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&client);
+}
