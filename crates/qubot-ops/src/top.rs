@@ -108,15 +108,7 @@ pub fn render(
     let p99 = promtext::quantile(&all_now, names::PIPELINE_LATENCY, &[], 0.99);
     let stops = promtext::sum(&all_now, names::SAFE_STOPS, &[]);
     let _ = writeln!(out, "pipeline latency p99 {}   safe stops {stops}", ms(p99));
-    let down: Vec<String> = endpoints
-        .iter()
-        .zip(now)
-        .filter(|(_, (_, s))| s.is_none())
-        .map(|(e, _)| e.to_string())
-        .collect();
-    if !down.is_empty() {
-        let _ = writeln!(out, "unreachable: {}", down.join(", "));
-    }
+    note_unreachable(&mut out, endpoints, now);
     out
 }
 
@@ -199,6 +191,12 @@ pub fn render_fleet(
             r.drops,
         );
     }
+    note_unreachable(&mut out, endpoints, now);
+    out
+}
+
+/// The endpoints whose page did not come, as the last line of a view.
+fn note_unreachable(out: &mut String, endpoints: &[SocketAddr], now: &[(SocketAddr, Option<Vec<Sample>>)]) {
     let down: Vec<String> = endpoints
         .iter()
         .zip(now)
@@ -208,5 +206,4 @@ pub fn render_fleet(
     if !down.is_empty() {
         let _ = writeln!(out, "unreachable: {}", down.join(", "));
     }
-    out
 }

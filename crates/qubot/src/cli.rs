@@ -50,24 +50,10 @@ pub struct RouterArgs {
     /// Name of this router within the site (key expression segment).
     #[arg(long, default_value = "main", value_parser = parse_segment)]
     pub name: String,
-    /// zenoh endpoint the router listens on (repeatable), e.g. tcp/0.0.0.0:7500.
-    #[arg(long, required = true)]
-    pub listen: Vec<String>,
-    /// Other routers to connect to (repeatable).
-    #[arg(long)]
-    pub connect: Vec<String>,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9899); none when omitted.
-    #[arg(long)]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Value of the `host` label on every series (default: the hostname).
-    #[arg(long)]
-    pub host_label: Option<String>,
-    /// A zenoh json5 config file, passed through untouched (TLS, ACL...).
-    #[arg(long)]
-    pub zenoh_config: Option<PathBuf>,
-    /// Override one zenoh config key (json5 value), applied last.
-    #[arg(long = "cfg", value_parser = parse_key_value)]
-    pub cfg: Vec<(String, String)>,
+    /// Endpoints (`--listen` at least one, e.g. tcp/0.0.0.0:7500; `--connect` other routers),
+    /// metrics, labels and zenoh settings, as every process takes them.
+    #[command(flatten)]
+    pub bus: BusArgs,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +209,20 @@ pub struct CommonArgs {
     /// Instance name of this actor (key expression segment).
     #[arg(long, value_parser = parse_segment)]
     pub instance: Option<String>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Shared-memory pool of this process in MiB; 0 publishes from the heap.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub shm_pool_mib: u64,
+    /// Messages from this size (bytes) travel in shared memory; smaller ones are copied.
+    #[arg(long, default_value_t = qubot_bus::DEFAULT_SHM_THRESHOLD)]
+    pub shm_threshold: usize,
+}
+
+/// How a process joins the bus and shows itself: zenoh endpoints and settings, the metrics
+/// endpoint and the `host` label (tools and the site router alike).
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9901); none when omitted.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -241,12 +241,6 @@ pub struct CommonArgs {
     /// zenoh endpoint to connect to (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
-    /// Shared-memory pool of this process in MiB; 0 publishes from the heap.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
-    pub shm_pool_mib: u64,
-    /// Messages from this size (bytes) travel in shared memory; smaller ones are copied.
-    #[arg(long, default_value_t = qubot_bus::DEFAULT_SHM_THRESHOLD)]
-    pub shm_threshold: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -5,20 +5,26 @@ use anyhow::Context;
 use qubot_bus::{Bus, BusConfig};
 use qubot_node::{LinkProfile, NodeConfig};
 
-use crate::cli::CommonArgs;
+use crate::cli::{BusArgs, CommonArgs};
 
 /// Process start-up shared by every mode: metrics exporter, then the zenoh session. Runs on
 /// the plain main thread, before any actix System exists (DESIGN §10).
 pub fn start(common: &CommonArgs, actor: &str, default_instance: &str) -> anyhow::Result<Bus> {
     let instance = common.instance.as_deref().unwrap_or(default_instance);
-    let mut cfg = BusConfig::new(&common.robot, actor, instance)
-        .with_zenoh_config(common.zenoh_config.clone())
-        .with_listen(common.listen.clone())
-        .with_connect(common.connect.clone())
+    let mut cfg = with_bus_args(BusConfig::new(&common.robot, actor, instance), &common.bus)
         .with_shm_pool_mib(common.shm_pool_mib);
-    cfg.zenoh_overrides = common.cfg.clone();
     cfg.shm_threshold_bytes = common.shm_threshold;
-    open(&cfg, common.metrics_addr, common.host_label.as_deref())
+    open(&cfg, common.bus.metrics_addr, common.bus.host_label.as_deref())
+}
+
+/// `cfg` with the zenoh file, endpoints and overrides of the command line.
+pub fn with_bus_args(cfg: BusConfig, bus: &BusArgs) -> BusConfig {
+    let mut cfg = cfg
+        .with_zenoh_config(bus.zenoh_config.clone())
+        .with_listen(bus.listen.clone())
+        .with_connect(bus.connect.clone());
+    cfg.zenoh_overrides.extend(bus.cfg.iter().cloned());
+    cfg
 }
 
 /// Process start-up shared by every mode: metrics exporter (with `robot` and `host` on every

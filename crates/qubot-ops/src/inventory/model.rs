@@ -197,16 +197,7 @@ impl Inventory {
                 check_name(robot).map_err(|r| err(f("robot"), r))?;
             }
             let robot = self.robot_of_host(h);
-            let addr: IpAddr = h
-                .address
-                .parse()
-                .map_err(|_| err(f("address"), format!("{:?} is not an IP address", h.address)))?;
-            if let Some(other) = addresses.insert(addr, format!("host {name}")) {
-                return Err(err(
-                    f("address"),
-                    format!("{addr} is also the address of {other}"),
-                ));
-            }
+            claim_address(&mut addresses, &f("address"), &h.address, format!("host {name}"))?;
             if h.user.trim().is_empty() {
                 return Err(err(f("user"), "must name the SSH user"));
             }
@@ -306,16 +297,7 @@ impl Inventory {
                     "a router must not share a host's name",
                 ));
             }
-            let addr: IpAddr = r
-                .address
-                .parse()
-                .map_err(|_| err(f("address"), format!("{:?} is not an IP address", r.address)))?;
-            if let Some(other) = addresses.insert(addr, format!("router {name}")) {
-                return Err(err(
-                    f("address"),
-                    format!("{addr} is also the address of {other}"),
-                ));
-            }
+            claim_address(addresses, &f("address"), &r.address, format!("router {name}"))?;
             if r.port == 0 || r.metrics_port == 0 || r.port == r.metrics_port {
                 return Err(err(f("port"), "port and metrics_port: two different fixed ports"));
             }
@@ -411,6 +393,23 @@ impl Inventory {
             .find(|(_, h)| self.robot_of_host(h) == robot && h.runs(actor))
             .map(|(n, _)| n.as_str())
     }
+}
+
+/// `text` as an IP address that no other host or router of the inventory has; `owner` says
+/// whose it is in a later clash.
+fn claim_address(
+    addresses: &mut BTreeMap<IpAddr, String>,
+    field: &str,
+    text: &str,
+    owner: String,
+) -> Result<IpAddr, InventoryError> {
+    let addr: IpAddr = text
+        .parse()
+        .map_err(|_| err(field, format!("{text:?} is not an IP address")))?;
+    if let Some(other) = addresses.insert(addr, owner) {
+        return Err(err(field, format!("{addr} is also the address of {other}")));
+    }
+    Ok(addr)
 }
 
 // What the inventory's values may contain. They reach the remote shell commands of the deploy

@@ -12,15 +12,15 @@ use zenoh::Wait;
 use crate::{cli::RouterArgs, startup};
 
 pub fn run(a: RouterArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = BusConfig::new(&a.site, "router", &a.name)
-        .with_zenoh_config(a.zenoh_config)
-        .with_listen(a.listen.clone())
-        .with_connect(a.connect)
-        .as_router();
-    cfg.zenoh_overrides.extend(a.cfg);
-    let bus = startup::open(&cfg, a.metrics_addr, a.host_label.as_deref())
-        .with_context(|| format!("starting the router on {}", a.listen.join(", ")))?;
-    tracing::info!(listen = ?a.listen, "router up");
+    let listen = &a.bus.listen;
+    if listen.is_empty() {
+        anyhow::bail!("a router needs at least one --listen endpoint (e.g. tcp/0.0.0.0:7500)");
+    }
+    // The command line's overrides apply after the router's own settings.
+    let cfg = startup::with_bus_args(BusConfig::new(&a.site, "router", &a.name).as_router(), &a.bus);
+    let bus = startup::open(&cfg, a.bus.metrics_addr, a.bus.host_label.as_deref())
+        .with_context(|| format!("starting the router on {}", listen.join(", ")))?;
+    tracing::info!(?listen, "router up");
     // zenoh's blocking calls (the session counts) refuse a current-thread runtime.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
