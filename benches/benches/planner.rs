@@ -16,12 +16,12 @@ fn planner(c: &mut Criterion) {
         });
         let mut ranges = vec![0.0f32; beams];
         lidar.scan_into(&world, world.start, &mut ranges);
-        let bytes: Vec<u8> = ranges.iter().flat_map(|r| r.to_le_bytes()).collect();
+        let bytes = qubot_msg::ranges_to_bytes(&ranges);
         let scan = ScanInput {
             angle_min: lidar.angle_min() as f32,
             angle_increment: lidar.angle_increment() as f32,
             range_max: lidar.range_max() as f32,
-            ranges: RangeSource::Bytes(&bytes),
+            ranges: RangeSource::Wire(qubot_msg::ScanRanges::new(&bytes)),
         };
         for cached in [true, false] {
             let mut p = Planner::new(PlannerConfig {

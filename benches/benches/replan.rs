@@ -81,7 +81,7 @@ fn record(world: &World, planner: PlannerConfig, max_time_s: f64) -> Recording {
         .map(|(t, pose)| {
             world.movers_at(t, &mut moving);
             lidar.scan_into(&world.scene(&moving), pose, &mut ranges);
-            (pose, ranges.iter().flat_map(|r| r.to_le_bytes()).collect())
+            (pose, qubot_msg::ranges_to_bytes(&ranges))
         })
         .collect();
     Recording {
@@ -104,7 +104,7 @@ impl Recording {
             angle_min: self.lidar.angle_min() as f32,
             angle_increment: self.lidar.angle_increment() as f32,
             range_max: self.lidar.range_max() as f32,
-            ranges: RangeSource::Bytes(bytes),
+            ranges: RangeSource::Wire(qubot_msg::ScanRanges::new(bytes)),
         };
         p.plan(&scan, *pose, self.goal)
     }

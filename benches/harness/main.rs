@@ -124,6 +124,7 @@ fn main() -> anyhow::Result<()> {
                 worlds_dir,
                 out: out.clone(),
             })?;
+            plot::scale(&report, &out)?;
             println!("{}", scale::table(&report));
             println!(
                 "scale: {} fleet sizes on {} ({} cpus), rev {}; wrote {}",

@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::Signal;
+use qubot_msg::{topic, DropReason};
 use qubot_ops::{
     process::{free_port_run, Child},
     promtext::{self, Sample},
@@ -91,7 +92,6 @@ pub fn run(o: &Options) -> anyhow::Result<ScaleReport> {
     };
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     std::fs::write(o.out.join("scale.json"), serde_json::to_string_pretty(&report)?)?;
-    crate::plot::scale(&report, &o.out)?;
     Ok(report)
 }
 
@@ -194,10 +194,7 @@ fn point(qubot: &Path, o: &Options, n: usize) -> anyhow::Result<Point> {
             base,
         });
     }
-    let applied = |r: &Robot| {
-        r.metrics(3)
-            .map(|m| promtext::sum(&m, "qubot_messages_received_total", &[("topic", "cmd")]))
-    };
+    let applied = |r: &Robot| r.metrics(3).map(|m| promtext::received(&m, topic::CMD.spec()));
     for r in &robots {
         wait("a robot's loop closing", Duration::from_secs(120), || {
             (applied(r)? >= 20.0).then_some(())
@@ -243,7 +240,7 @@ fn point(qubot: &Path, o: &Options, n: usize) -> anyhow::Result<Point> {
         .flat_map(|(a, b)| delta(a, b))
         .collect();
     let latency = |q| promtext::quantile(&pooled, "qubot_pipeline_latency_seconds", &[], q).map(|s| s * 1e3);
-    let cmds = promtext::sum(&pooled, "qubot_messages_received_total", &[("topic", "cmd")]);
+    let cmds = promtext::received(&pooled, topic::CMD.spec());
     let router_cpu_pct = (end.router_cpu_s - start.router_cpu_s) / secs * 100.0;
     let point = Point {
         robots: n,
@@ -272,11 +269,11 @@ fn cross_deliveries(r: &Robot) -> anyhow::Result<f64> {
     let planner = r.metrics(2).ok_or_else(|| anyhow!("planner /metrics"))?;
     let sensor = r.metrics(1).ok_or_else(|| anyhow!("sensor /metrics"))?;
     let actuator = r.metrics(3).ok_or_else(|| anyhow!("actuator /metrics"))?;
-    let taken = promtext::sum(&planner, "qubot_messages_received_total", &[("topic", "scan")]);
-    let sent = promtext::sum(&sensor, "qubot_messages_published_total", &[("topic", "scan")]);
+    let taken = promtext::received(&planner, topic::SCAN.spec());
+    let sent = promtext::published(&sensor, topic::SCAN.spec());
     let foreign: f64 = [&planner, &sensor, &actuator]
         .iter()
-        .map(|m| promtext::sum(m, "qubot_messages_dropped_total", &[("reason", "foreign")]))
+        .map(|m| promtext::dropped(m, DropReason::Foreign))
         .sum();
     Ok((taken - sent).max(0.0) + foreign)
 }

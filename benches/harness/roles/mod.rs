@@ -13,7 +13,7 @@ use std::{
 };
 
 use clap::{Args, ValueEnum};
-use qubot_bus::Topic;
+use qubot_msg::{topic, Ping, Topic};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -148,8 +148,8 @@ impl PingWindow {
 pub const PING_KEY: &str = "qubot/bench/ping/0/ping";
 pub const PONG_KEY: &str = "qubot/bench/echo/0/pong";
 /// Both implementations use the QoS Qubot gives these topics.
-pub const PING_TOPIC: Topic = Topic::PING;
-pub const PONG_TOPIC: Topic = Topic::PONG;
+pub const PING_TOPIC: Topic<Ping> = topic::PING;
+pub const PONG_TOPIC: Topic<Ping> = topic::PONG;
 
 /// What a role prints as its last line.
 #[derive(Debug, Default, Serialize, Deserialize)]

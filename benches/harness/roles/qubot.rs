@@ -77,7 +77,7 @@ fn bus_config(args: &RoleArgs) -> BusConfig {
     c
 }
 
-fn publish(p: &Publisher, payload: usize, i: u64) -> anyhow::Result<()> {
+fn publish(p: &Publisher<Ping>, payload: usize, i: u64) -> anyhow::Result<()> {
     p.publish(&Ping { reply_to: u64::MAX }, now_ns(), payload, |buf| {
         stamp(buf, i)
     })
@@ -123,7 +123,7 @@ impl Stopper {
 // ---- echo: forwards every ping as it is (zero copy) -------------------------------------
 
 struct Echo {
-    pong: Publisher,
+    pong: Publisher<Ping>,
 }
 
 impl Actor for Echo {
@@ -144,7 +144,7 @@ fn echo(bus: &Bus) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let (stopper, _) = stop_after(wait_for_stdin_eof);
     run_system(async move {
-        let (sub, pings) = subscribe::<Ping>(bus, PING_KEY, "ping", INBOX)
+        let (sub, pings) = subscribe(bus, PING_KEY, PING_TOPIC, INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         Echo::create(|ctx| {
@@ -160,7 +160,7 @@ fn echo(bus: &Bus) -> anyhow::Result<()> {
 // ---- ping: one message in flight, timed from publish to the echo's arrival --------------
 
 struct Pinger {
-    p: Publisher,
+    p: Publisher<Ping>,
     args: RoleArgs,
     i: u64,
     sent_at: Instant,
@@ -252,7 +252,7 @@ fn ping(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
             out: o,
         };
         // Subscribed before the first ping goes out.
-        let (sub, pongs) = subscribe::<Ping>(bus, PONG_KEY, "pong", INBOX)
+        let (sub, pongs) = subscribe(bus, PONG_KEY, PONG_TOPIC, INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         Pinger::create(|ctx| {
@@ -297,7 +297,7 @@ fn sink(bus: &Bus, args: &RoleArgs) -> anyhow::Result<()> {
     let (stopper, waiter) = stop_after(move || m.wait_done(&a));
     let (warmup, total) = (args.warmup, args.warmup + args.count);
     run_system(async move {
-        let (sub, pings) = subscribe::<Ping>(bus, PING_KEY, "ping", INBOX)
+        let (sub, pings) = subscribe(bus, PING_KEY, PING_TOPIC, INBOX)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         Sink::create(|ctx| {

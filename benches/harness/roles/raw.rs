@@ -67,15 +67,15 @@ fn open(args: &RoleArgs) -> anyhow::Result<Session> {
 fn publisher(
     session: &Session,
     key: &'static str,
-    topic: qubot_bus::Topic,
+    topic: qubot_bus::Topic<qubot_msg::Ping>,
 ) -> anyhow::Result<Publisher<'static>> {
-    let q = topic.qos;
+    let q = qubot_bus::zenoh_qos(topic.qos());
     session
         .declare_publisher(key)
-        .reliability(q.reliability())
-        .congestion_control(q.congestion())
-        .priority(q.priority())
-        .express(q.express())
+        .reliability(q.reliability)
+        .congestion_control(q.congestion)
+        .priority(q.priority)
+        .express(q.express)
         .wait()
         .map_err(|e| anyhow!("declaring publisher on {key}: {e}"))
 }

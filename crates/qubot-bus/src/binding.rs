@@ -1,4 +1,4 @@
-//! Binding a consumer to the one producer its config names (DESIGN §4a). Every process stamps
+//! Binding a consumer to the one producer its config names (docs/ARCHITECTURE.md §4a). Every process stamps
 //! a random per-start source id in its headers and announces it in its liveliness token
 //! (`.../@live/<actor>/<instance>/<id>`); a consumer follows that token and accepts on the
 //! producer's key only messages carrying the id it currently holds. A restarted producer has
@@ -64,7 +64,7 @@ impl SourceFilter {
 
 /// A consumer's binding to `<actor>/<instance>`: the data key to subscribe to and the filter
 /// that follows the producer's liveliness token. Drop it outside the actix System, like every
-/// zenoh entity (DESIGN §10).
+/// zenoh entity (docs/ARCHITECTURE.md §10).
 pub struct Binding {
     robot: String,
     actor: String,

@@ -1,13 +1,16 @@
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
+use std::{
+    marker::PhantomData,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use metrics::Counter;
-use qubot_msg::{encode_into, encoded_len, now_ns, ActorId, Body, EncodeError, Stamp};
+use qubot_msg::{encode_into, encoded_len, now_ns, ActorId, Body, EncodeError, Stamp, TopicSpec};
 use zenoh::{bytes::ZBytes, Wait};
 
-use crate::{received::Received, shm::ShmPool, telemetry, topic::Topic};
+use crate::{received::Received, shm::ShmPool, telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -17,27 +20,28 @@ pub enum PublishError {
     Put(String),
 }
 
-/// A declared publisher for one topic. Each message is encoded straight into a buffer loaned
+/// A declared publisher for one topic, whose messages have body `B`. Each message is encoded straight into a buffer loaned
 /// from the process's SHM pool (heap when SHM is off or the pool is exhausted), the caller
 /// fills the bulk payload in place, and the buffer is handed to zenoh without a copy.
-pub struct Publisher {
+pub struct Publisher<B> {
     inner: zenoh::pubsub::Publisher<'static>,
     shm: Arc<ShmPool>,
     source: ActorId,
     seq: AtomicU64,
-    topic: Topic,
+    topic: TopicSpec,
     published: Counter,
     bytes: Counter,
     shm_fallback: Counter,
+    _body: PhantomData<fn(&B)>,
 }
 
-impl Publisher {
+impl<B: Body> Publisher<B> {
     pub(crate) fn new(
         inner: zenoh::pubsub::Publisher<'static>,
         shm: Arc<ShmPool>,
         actor: &str,
         source: ActorId,
-        topic: Topic,
+        topic: TopicSpec,
     ) -> Self {
         let labels = [("actor", actor.to_owned()), ("topic", topic.name.to_owned())];
         Publisher {
@@ -49,10 +53,11 @@ impl Publisher {
             published: metrics::counter!(telemetry::PUBLISHED, &labels),
             bytes: metrics::counter!(telemetry::BYTES_PUBLISHED, &labels),
             shm_fallback: metrics::counter!(telemetry::SHM_FALLBACK, &labels),
+            _body: PhantomData,
         }
     }
 
-    pub fn topic(&self) -> Topic {
+    pub fn topic(&self) -> TopicSpec {
         self.topic
     }
 
@@ -62,7 +67,7 @@ impl Publisher {
 
     /// Publishes `body` with a payload of `payload_len` bytes written by `fill`; `origin_ns`
     /// is the capture time carried end to end. Returns the sequence number used.
-    pub fn publish<B: Body>(
+    pub fn publish(
         &self,
         body: &B,
         origin_ns: u64,
@@ -103,7 +108,7 @@ impl Publisher {
     /// Relays a received message as it is (header, body and payload unchanged) without
     /// copying it: an SHM buffer goes on as the same shared memory. For bridges, recorders
     /// and the bench's echo; the original source and sequence stay in the header.
-    pub fn forward<B: qubot_msg::Body>(&self, msg: &Received<B>) -> Result<(), PublishError> {
+    pub fn forward(&self, msg: &Received<B>) -> Result<(), PublishError> {
         let bytes = msg.bytes().clone();
         let len = bytes.len() as u64;
         self.inner
@@ -129,7 +134,7 @@ impl Publisher {
     }
 }
 
-impl Publisher {
+impl<B> Publisher<B> {
     /// Waits until at least one subscriber matches this publisher, or `timeout` passes.
     /// Returns whether one matched. For tools and tests that must not publish into the void.
     pub fn wait_for_subscribers(&self, timeout: std::time::Duration) -> bool {

@@ -3,7 +3,7 @@ use std::{
     sync::Arc,
 };
 
-use qubot_msg::ActorId;
+use qubot_msg::{ActorId, Body, Topic};
 use zenoh::{
     liveliness::LivelinessToken, pubsub::Subscriber, query::Queryable, sample::Sample, Session, Wait,
 };
@@ -16,12 +16,12 @@ use crate::{
     error::{BusError, ZenohError},
     publisher::Publisher,
     shm::ShmPool,
-    topic::Topic,
+    topic_qos::zenoh_qos,
 };
 
 /// The process's one zenoh session (its connection pool), its SHM provider and its liveliness
 /// token. Open it on the plain main thread *before* the actix System starts: zenoh refuses
-/// tokio's current-thread scheduler (DESIGN §10).
+/// tokio's current-thread scheduler (docs/ARCHITECTURE.md §10).
 pub struct Bus {
     session: Session,
     shm: Arc<ShmPool>,
@@ -105,23 +105,28 @@ impl Bus {
 
     /// Declares a publisher on this actor's `topic` (declare once, reuse for every message),
     /// stamping this process's source id.
-    pub fn publisher(&self, topic: Topic) -> Result<Publisher, BusError> {
-        self.publisher_on(&self.own_key(topic.name), topic, self.source)
+    pub fn publisher<B: Body>(&self, topic: Topic<B>) -> Result<Publisher<B>, BusError> {
+        self.publisher_on(&self.own_key(topic.name()), topic, self.source)
     }
 
     /// Declares a publisher on an explicit key with an explicit source id, e.g. a flood on a
     /// sensor's key: give each parallel publisher its own id ([`random_source`]) so receivers
     /// track each one's sequence separately. Consumers bound to the key's producer count
     /// these messages as foreign unless the id is the one that producer announced.
-    pub fn publisher_on(&self, key_expr: &str, topic: Topic, source: ActorId) -> Result<Publisher, BusError> {
-        let q = topic.qos;
+    pub fn publisher_on<B: Body>(
+        &self,
+        key_expr: &str,
+        topic: Topic<B>,
+        source: ActorId,
+    ) -> Result<Publisher<B>, BusError> {
+        let q = zenoh_qos(topic.qos());
         let inner = self
             .session
             .declare_publisher(key_expr.to_owned())
-            .reliability(q.reliability())
-            .congestion_control(q.congestion())
-            .priority(q.priority())
-            .express(q.express())
+            .reliability(q.reliability)
+            .congestion_control(q.congestion)
+            .priority(q.priority)
+            .express(q.express)
             .wait()
             .map_err(|e| BusError::Declare {
                 what: "publisher",
@@ -133,7 +138,7 @@ impl Bus {
             self.shm.clone(),
             &self.actor,
             source,
-            topic,
+            topic.spec(),
         ))
     }
 

@@ -1,10 +1,23 @@
-//! Metric names of the contract (DESIGN §6) and their help texts. The names themselves live
+//! Metric names of the contract (docs/ARCHITECTURE.md §6) and their help texts. The names themselves live
 //! in `qubot_msg::metric_names`, so tools that read `/metrics` without joining the bus use the
 //! same constants; they are re-exported here for the code that records them.
 
 pub use qubot_msg::metric_names::*;
 
+use metrics::Counter;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use qubot_msg::DropReason;
+
+/// The counter of `actor`'s messages on `topic` dropped for `reason`: the one way every layer
+/// (intake, inboxes, handlers) counts a drop, so the labels cannot drift apart.
+pub fn dropped(actor: &str, topic: &str, reason: DropReason) -> Counter {
+    metrics::counter!(
+        DROPPED,
+        "actor" => actor.to_owned(),
+        "topic" => topic.to_owned(),
+        "reason" => reason.label()
+    )
+}
 
 /// Histogram buckets of every duration, in seconds: from 10 µs (one SHM hop) to 10 s (a
 /// stalled pipeline).

@@ -16,7 +16,7 @@ pub trait Body: Serialize + DeserializeOwned {
     }
 }
 
-/// A 2D LiDAR scan. Payload: `beams` ranges, little-endian f32 metres, beam `i` at
+/// A 2D LiDAR scan. Payload: `beams` ranges (read and written by `ranges`), beam `i` at
 /// `angle_min + i * angle_increment` radians in the robot frame (CCW from forward).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Scan {
@@ -30,18 +30,10 @@ pub struct Scan {
     pub beams: u32,
 }
 
-impl Scan {
-    /// Range of beam `i` read in place from the payload (no copy of the payload).
-    pub fn range(payload: &[u8], i: usize) -> Option<f32> {
-        let b = payload.get(4 * i..4 * i + 4)?;
-        Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
-
 impl Body for Scan {
     const KIND: Kind = Kind::Scan;
     fn check_payload(&self, len: usize) -> Result<(), String> {
-        let want = self.beams as usize * 4;
+        let want = crate::ranges::ranges_len(self.beams as usize);
         if len == want {
             Ok(())
         } else {

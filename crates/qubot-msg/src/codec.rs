@@ -91,6 +91,66 @@ pub fn encode_into<'o, B: Body>(
     Ok(&mut rest[body_len..])
 }
 
+/// Damage done on purpose to one header field of an encoded message, for fault injection
+/// (`qubot inject`) and tests: each makes a receiver drop the message for one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderDamage {
+    /// Not "QBOT": `bad_magic`.
+    Magic,
+    /// A schema version this build does not speak: `bad_version`.
+    Version,
+    /// A kind no body has: `bad_kind`.
+    Kind,
+    /// A payload length above the wire format's limit: `oversize`.
+    PayloadLen,
+}
+
+/// Rewrites one field of the header at the start of `msg` (at least [`HEADER_LEN`] bytes).
+pub fn damage_header(msg: &mut [u8], damage: HeaderDamage) -> Result<(), EncodeError> {
+    let have = msg.len();
+    let too_small = || EncodeError::BufferTooSmall {
+        need: HEADER_LEN,
+        have,
+    };
+    let head = msg.get_mut(..HEADER_LEN).ok_or_else(too_small)?;
+    let (mut w, _): (WireHeader, usize) =
+        bincode::serde::decode_from_slice(head, CONFIG).map_err(|_| too_small())?;
+    match damage {
+        HeaderDamage::Magic => w.magic = u32::from_le_bytes(*b"XBOT"),
+        HeaderDamage::Version => w.version = SCHEMA_VERSION.wrapping_add(98),
+        HeaderDamage::Kind => w.kind = 77,
+        HeaderDamage::PayloadLen => w.payload_len = u32::MAX,
+    }
+    bincode::serde::encode_into_slice(&w, head, CONFIG).map_err(EncodeError::Body)?;
+    Ok(())
+}
+
+/// Overwrites the body of an encoded message with `body`, skipping the check that body and
+/// payload agree: the way to forge a malformed message (a scan whose beam count disagrees
+/// with its payload). `body` must encode to the same length as the body it replaces.
+pub fn replace_body<B: Body>(msg: &mut [u8], body: &B) -> Result<(), EncodeError> {
+    let have = msg.len();
+    let (w, _): (WireHeader, usize) =
+        bincode::serde::decode_from_slice(msg.get(..HEADER_LEN).unwrap_or_default(), CONFIG).map_err(
+            |_| EncodeError::BufferTooSmall {
+                need: HEADER_LEN,
+                have,
+            },
+        )?;
+    let end = HEADER_LEN + w.body_len as usize;
+    let region = msg
+        .get_mut(HEADER_LEN..end)
+        .ok_or(EncodeError::BufferTooSmall { need: end, have })?;
+    let n = bincode::serde::encode_into_slice(body, region, CONFIG).map_err(EncodeError::Body)?;
+    if n != w.body_len as usize {
+        return Err(EncodeError::BufferTooSmall {
+            need: HEADER_LEN + n,
+            have: end,
+        });
+    }
+    Ok(())
+}
+
 /// The size limits both directions enforce: `Err((what, len, max))` names the part too big.
 fn within_limits(body_len: usize, payload_len: usize) -> Result<(), (&'static str, usize, usize)> {
     if body_len > MAX_BODY_LEN {
@@ -274,8 +334,8 @@ mod tests {
         // In place: the payload slice points into the received buffer.
         let inside = buf.as_ptr_range();
         assert!(inside.contains(&d.payload.as_ptr()));
-        assert_eq!(Scan::range(d.payload, 100), Some(1.0));
-        assert_eq!(Scan::range(d.payload, 360), None);
+        assert_eq!(crate::ScanRanges::new(d.payload).get(100), Some(1.0));
+        assert_eq!(crate::ScanRanges::new(d.payload).get(360), None);
     }
 
     #[test]
@@ -346,5 +406,38 @@ mod tests {
     #[test]
     fn command_rejects_payload() {
         assert!(encoded_len(&Command::default(), 1).is_err());
+    }
+
+    #[test]
+    fn damage_helpers_fail_decoding_with_one_reason() {
+        use crate::DropReason;
+        let good = encode_vec(
+            &Scan {
+                beams: 2,
+                ..Scan::default()
+            },
+            &[0u8; 8],
+        );
+        for (damage, reason) in [
+            (HeaderDamage::Magic, DropReason::BadMagic),
+            (HeaderDamage::Version, DropReason::BadVersion),
+            (HeaderDamage::Kind, DropReason::BadKind),
+            (HeaderDamage::PayloadLen, DropReason::Oversize),
+        ] {
+            let mut m = good.clone();
+            damage_header(&mut m, damage).expect("damage");
+            assert_eq!(decode::<Scan>(&m).unwrap_err().reason(), reason, "{damage:?}");
+        }
+        let mut lie = good.clone();
+        replace_body(
+            &mut lie,
+            &Scan {
+                beams: 3,
+                ..Scan::default()
+            },
+        )
+        .expect("same size body");
+        assert_eq!(decode::<Scan>(&lie).unwrap_err().reason(), DropReason::Malformed);
+        assert!(damage_header(&mut [0u8; 10], HeaderDamage::Magic).is_err());
     }
 }

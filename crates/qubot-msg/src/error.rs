@@ -1,4 +1,4 @@
-use crate::header::Kind;
+use crate::{drop_reason::DropReason, header::Kind};
 
 /// Why a byte string is not a Qubot message. Every variant maps to one drop reason label.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,15 +26,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The `reason` label of `qubot_messages_dropped_total` for this error.
-    pub fn reason(&self) -> &'static str {
+    /// Why the message is dropped (its label is the `reason` of `qubot_messages_dropped_total`).
+    pub fn reason(&self) -> DropReason {
         match self {
-            DecodeError::Truncated { .. } => "truncated",
-            DecodeError::BadMagic { .. } => "bad_magic",
-            DecodeError::UnknownVersion { .. } => "bad_version",
-            DecodeError::UnknownKind { .. } | DecodeError::WrongKind { .. } => "bad_kind",
-            DecodeError::Oversize { .. } => "oversize",
-            DecodeError::Trailing { .. } | DecodeError::BadBody { .. } => "malformed",
+            DecodeError::Truncated { .. } => DropReason::Truncated,
+            DecodeError::BadMagic { .. } => DropReason::BadMagic,
+            DecodeError::UnknownVersion { .. } => DropReason::BadVersion,
+            DecodeError::UnknownKind { .. } | DecodeError::WrongKind { .. } => DropReason::BadKind,
+            DecodeError::Oversize { .. } => DropReason::Oversize,
+            DecodeError::Trailing { .. } | DecodeError::BadBody { .. } => DropReason::Malformed,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Metric names of the contract (DESIGN §6), in one place. Dashboards, alerts, tests and the
+//! Metric names of the contract (docs/ARCHITECTURE.md §6), in one place. Dashboards, alerts, tests and the
 //! tools that read `/metrics` use exactly these names; `qubot_bus::telemetry` re-exports them
 //! with their help texts. Every series also gets `robot` and `host` as global labels from the
 //! exporter, which only the binary installs.

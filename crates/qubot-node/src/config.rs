@@ -402,7 +402,7 @@ impl NodeConfig {
         }
         range("sensor.rate_hz", se.rate_hz, 1.0, 100.0)?;
         range("sensor.range_max_m", se.range_max_m, 0.5, 100.0)?;
-        // Pools are mapped by every receiver for its lifetime (DESIGN §10): keep them modest.
+        // Pools are mapped by every receiver for its lifetime (docs/ARCHITECTURE.md §10): keep them modest.
         int_range("sensor.shm_pool_mib", se.shm_pool_mib, 1, MAX_POOL_MIB)?;
         int_range("sensor.frame_width", se.frame_width.into(), 0, 8192)?;
         int_range("sensor.frame_height", se.frame_height.into(), 0, 8192)?;
@@ -482,6 +482,20 @@ pub fn world_time_s(epoch_ns: u64, stamp_ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_defaults_agree_with_the_node_config() {
+        let cfg = NodeConfig::default();
+        for r in Role::ALL {
+            let s = cfg.role(r);
+            assert_eq!(s.instance, r.default_instance(), "{r}");
+            assert_eq!(
+                s.metrics_port,
+                cfg.supervisor.metrics_port + r.metrics_port_offset(),
+                "{r}"
+            );
+        }
+    }
 
     fn err(toml: &str) -> String {
         match NodeConfig::from_toml(toml, "test").and_then(|c| c.validate().map(|_| c)) {

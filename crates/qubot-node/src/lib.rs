@@ -1,5 +1,5 @@
-//! What a Qubot node is: the roles of the reference robot ([`Role`]: sensor, planner,
-//! actuator, and what each publishes and consumes) and the node config that says which roles a
+//! What a Qubot node is: the roles of the reference robot ([`Role`], re-exported from the wire
+//! contract in `qubot-msg`, which declares what each publishes and consumes) and the node config that says which roles a
 //! host runs and how ([`NodeConfig`], validated as a whole before anything starts).
 //!
 //! Owns: the one list of actors and the node config. Actors, the supervisor, the inventory and
@@ -7,7 +7,6 @@
 //! config or world file: tools that never join the bus use it too.
 
 pub mod config;
-mod role;
 
 pub use config::{world_time_s, ConfigError, LinkProfile, NodeConfig, RoleSection};
-pub use role::{Flow, Role, SUPERVISOR};
+pub use qubot_msg::{Flow, Role, SUPERVISOR};

@@ -2,6 +2,7 @@
 //! strictly, sum series by labels and estimate histogram quantiles the way Prometheus does.
 //! Used by the supervisor's run report, `qubot top` and the tests.
 
+use qubot_msg::{metric_names as names, DropReason, TopicSpec};
 use std::{
     collections::{BTreeMap, BTreeSet},
     io::{Read, Write},
@@ -225,6 +226,21 @@ pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
         .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.label(k) == Some(*v)))
         .map(|s| s.value)
         .sum()
+}
+
+/// Messages on `topic` handed to handlers, over every actor of the page(s).
+pub fn received(samples: &[Sample], topic: TopicSpec) -> f64 {
+    sum(samples, names::RECEIVED, &[("topic", topic.name)])
+}
+
+/// Messages on `topic` put on the bus.
+pub fn published(samples: &[Sample], topic: TopicSpec) -> f64 {
+    sum(samples, names::PUBLISHED, &[("topic", topic.name)])
+}
+
+/// Messages dropped for `reason`, over every actor and topic.
+pub fn dropped(samples: &[Sample], reason: DropReason) -> f64 {
+    sum(samples, names::DROPPED, &[("reason", reason.label())])
 }
 
 /// The `q` quantile of histogram `name` (summed over series matching `filter`), by linear

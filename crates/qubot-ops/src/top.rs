@@ -4,9 +4,13 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr};
 
-use qubot_msg::metric_names as names;
+use qubot_msg::{metric_names as names, topic, Role};
 
 use crate::promtext::{self, Sample};
+
+/// Commands the actuator received, and scans the planner received: the loop's two rates.
+const APPLIED: [(&str, &str); 2] = [("actor", Role::Actuator.name()), ("topic", topic::CMD.name())];
+const PLANNED: [(&str, &str); 2] = [("actor", Role::Planner.name()), ("topic", topic::SCAN.name())];
 
 /// Every endpoint's page, or `None` for one that did not answer.
 pub type Scrapes = Vec<(SocketAddr, Option<Vec<Sample>>)>;
@@ -142,8 +146,8 @@ pub fn render_fleet(
         let Some(robot) = robot_of(page) else { continue };
         let row = rows.entry(robot).or_default();
         row.processes += 1;
-        row.applied += promtext::sum(page, names::RECEIVED, &[("actor", "actuator"), ("topic", "cmd")]);
-        row.scans += promtext::sum(page, names::RECEIVED, &[("actor", "planner"), ("topic", "scan")]);
+        row.applied += promtext::sum(page, names::RECEIVED, &APPLIED);
+        row.scans += promtext::sum(page, names::RECEIVED, &PLANNED);
         row.stops += promtext::sum(page, names::SAFE_STOPS, &[]);
         row.restarts += promtext::sum(page, names::ACTOR_RESTARTS, &[]);
         row.drops += promtext::sum(page, names::DROPPED, &[]);
@@ -158,8 +162,8 @@ pub fn render_fleet(
         let Some(row) = robot_of(page).and_then(|r| rows.get_mut(&r)) else {
             continue;
         };
-        row.applied_prev += promtext::sum(page, names::RECEIVED, &[("actor", "actuator"), ("topic", "cmd")]);
-        row.scans_prev += promtext::sum(page, names::RECEIVED, &[("actor", "planner"), ("topic", "scan")]);
+        row.applied_prev += promtext::sum(page, names::RECEIVED, &APPLIED);
+        row.scans_prev += promtext::sum(page, names::RECEIVED, &PLANNED);
     }
     let mut out = String::new();
     let _ = writeln!(

@@ -4,7 +4,9 @@
 //! Owns: world files and their validation (`world`), exact analytic ray casting, the
 //! obstacle-avoiding planner that turns one scan into one velocity command (`planner`, with
 //! its private obstacle memory in `navgrid`), and the kinematics of the base (`drive`). Pure computation: no I/O besides reading a world
-//! file on request, no zenoh, no actix, no clocks. The processes that publish scans and
+//! file on request, no zenoh, no actix, no clocks; of the wire format it knows only the scan
+//! payload's reader and writer (`qubot_msg::ScanRanges`), so the simulator feeds the planner
+//! exactly what a message carries. The processes that publish scans and
 //! commands live elsewhere and call into this crate.
 //!
 //! Conventions: metres, radians, seconds; the world frame has +x to the right and +y up,
@@ -18,6 +20,7 @@ pub mod mover;
 mod navgrid;
 pub mod optimal;
 pub mod planner;
+pub mod shape;
 pub mod sim;
 pub mod world;
 

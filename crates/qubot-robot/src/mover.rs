@@ -1,5 +1,5 @@
 //! Moving obstacles: a shape plus a timeline, evaluated at a world time `t` (seconds since the
-//! world clock's epoch, see [`crate::world::World::movers_at`]).
+//! world clock's epoch, see `World::movers_at`).
 //!
 //! Two kinds of timeline, which may be combined:
 //! - `present`: windows `[from, to)` in which the obstacle exists at all (a door that is
@@ -14,7 +14,7 @@
 //! that ray-casts, the referee that judges) sees the same obstacle at the same instant.
 
 use crate::geom::Point;
-use crate::world::Shape;
+use crate::shape::Shape;
 use serde::{Deserialize, Serialize};
 
 /// One waypoint of a moving obstacle.

@@ -38,15 +38,15 @@
 
 use crate::geom::{normalize_angle, Point, Pose2};
 use crate::navgrid::{FieldUpdate, NavGrid};
+use qubot_msg::ScanRanges;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, TAU};
 
-/// Where the ranges of a scan come from: raw little-endian `f32` bytes straight from a
-/// message payload (read in place, never copied), or an `f32` slice.
+/// Where the ranges of a scan come from: a message payload read in place through the wire
+/// format's own reader (never copied), or an `f32` slice.
 #[derive(Clone, Copy, Debug)]
 pub enum RangeSource<'a> {
-    /// Little-endian `f32` per beam; `len = bytes.len() / 4` (a trailing partial beam is ignored).
-    Bytes(&'a [u8]),
+    Wire(ScanRanges<'a>),
     Floats(&'a [f32]),
 }
 
@@ -54,7 +54,7 @@ impl RangeSource<'_> {
     /// Number of beams.
     pub fn len(&self) -> usize {
         match self {
-            RangeSource::Bytes(b) => b.len() / 4,
+            RangeSource::Wire(r) => r.len(),
             RangeSource::Floats(f) => f.len(),
         }
     }
@@ -67,10 +67,7 @@ impl RangeSource<'_> {
     #[inline]
     pub fn get(&self, i: usize) -> f32 {
         match self {
-            RangeSource::Bytes(b) => match b.get(4 * i..4 * i + 4) {
-                Some(&[b0, b1, b2, b3]) => f32::from_le_bytes([b0, b1, b2, b3]),
-                _ => f32::NAN,
-            },
+            RangeSource::Wire(r) => r.get(i).unwrap_or(f32::NAN),
             RangeSource::Floats(f) => f.get(i).copied().unwrap_or(f32::NAN),
         }
     }
@@ -625,14 +622,11 @@ mod tests {
     }
 
     #[test]
-    fn range_source_reads_le_bytes_in_place() {
+    fn range_source_reads_wire_payloads_in_place() {
         let floats = [1.5f32, -2.25, 8.0];
-        let bytes: Vec<u8> = floats
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .chain([0xAB])
-            .collect();
-        let b = RangeSource::Bytes(&bytes);
+        let mut bytes = qubot_msg::ranges_to_bytes(&floats);
+        bytes.push(0xAB);
+        let b = RangeSource::Wire(ScanRanges::new(&bytes));
         let f = RangeSource::Floats(&floats);
         assert_eq!(b.len(), 3, "trailing partial beam ignored");
         assert_eq!(f.len(), 3);
@@ -640,7 +634,7 @@ mod tests {
             assert_eq!(b.get(i).to_bits(), f.get(i).to_bits());
         }
         assert!(b.get(3).is_nan() && f.get(3).is_nan());
-        assert!(RangeSource::Bytes(&[]).is_empty());
+        assert!(RangeSource::Wire(ScanRanges::new(&[])).is_empty());
     }
 
     #[test]
@@ -755,9 +749,13 @@ mod tests {
         .enumerate()
         {
             let (lidar, ranges) = scan_of(&w, pose);
-            let bytes: Vec<u8> = ranges.iter().flat_map(|r| r.to_le_bytes()).collect();
+            let bytes = qubot_msg::ranges_to_bytes(&ranges);
             let a = pa.plan(&input(&lidar, RangeSource::Floats(&ranges)), pose, w.goal);
-            let b = pb.plan(&input(&lidar, RangeSource::Bytes(&bytes)), pose, w.goal);
+            let b = pb.plan(
+                &input(&lidar, RangeSource::Wire(ScanRanges::new(&bytes))),
+                pose,
+                w.goal,
+            );
             assert_eq!(a.v.to_bits(), b.v.to_bits(), "pose {i}");
             assert_eq!(a.w.to_bits(), b.w.to_bits(), "pose {i}");
             assert_eq!(a.goal_reached, b.goal_reached);

@@ -110,7 +110,14 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
     });
     let mut drive = DiffDrive::new(world.start, cfg.limits);
     let mut ranges = vec![0f32; lidar.beams()];
-    let mut bytes = vec![0u8; if cfg.ranges_as_bytes { 4 * lidar.beams() } else { 0 }];
+    let mut bytes = vec![
+        0u8;
+        if cfg.ranges_as_bytes {
+            qubot_msg::ranges_len(lidar.beams())
+        } else {
+            0
+        }
+    ];
 
     let scan_us = period_us(cfg.scan_hz, 20.0);
     let drive_us = period_us(cfg.drive_hz, 50.0);
@@ -165,10 +172,8 @@ pub fn run_closed_loop_with<F: FnMut(f64, &DiffDrive)>(
         if next_scan == now {
             lidar.scan_into(&world.scene(&moving), drive.pose, &mut ranges);
             let source = if cfg.ranges_as_bytes {
-                for (chunk, r) in bytes.chunks_exact_mut(4).zip(&ranges) {
-                    chunk.copy_from_slice(&r.to_le_bytes());
-                }
-                RangeSource::Bytes(&bytes)
+                qubot_msg::write_ranges(&mut bytes, ranges.iter().copied());
+                RangeSource::Wire(qubot_msg::ScanRanges::new(&bytes))
             } else {
                 RangeSource::Floats(&ranges)
             };

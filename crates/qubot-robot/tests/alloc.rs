@@ -17,7 +17,7 @@ fn plan_is_allocation_free_in_steady_state() {
     let world = World::builtin();
     let lidar = Lidar::new(LidarConfig::default());
     let mut ranges = vec![0f32; lidar.beams()];
-    let bytes_len = 4 * lidar.beams();
+    let bytes_len = qubot_msg::ranges_len(lidar.beams());
     let mut bytes = vec![0u8; bytes_len];
     let mut planner = Planner::new(PlannerConfig::default());
     // Poses along a detour around the first block, so the navigation function is searched.
@@ -30,10 +30,8 @@ fn plan_is_allocation_free_in_steady_state() {
             let source = if k % 2 == 0 {
                 RangeSource::Floats(ranges)
             } else {
-                for (chunk, r) in bytes.chunks_exact_mut(4).zip(ranges.iter()) {
-                    chunk.copy_from_slice(&r.to_le_bytes());
-                }
-                RangeSource::Bytes(bytes)
+                qubot_msg::write_ranges(bytes, ranges.iter().copied());
+                RangeSource::Wire(qubot_msg::ScanRanges::new(bytes))
             };
             let scan = ScanInput {
                 angle_min: lidar.angle_min() as f32,

@@ -13,7 +13,7 @@ use actix::{Actor, Context};
 use futures_core::Stream;
 use metrics::{Counter, Histogram};
 use qubot_bus::{telemetry, Binding, Bus, BusError, Received, SourceFilter, Verdict};
-use qubot_msg::{now_ns, Body, DecodeError};
+use qubot_msg::{now_ns, Body, DecodeError, DropReason, Topic};
 
 use crate::{
     inbox::{Inbox, InboxOptions},
@@ -180,13 +180,13 @@ impl Subscription {
 pub async fn subscribe<B>(
     bus: &Bus,
     key_expr: &str,
-    topic: &str,
+    topic: Topic<B>,
     opts: InboxOptions,
 ) -> Result<(Subscription, InboxStream<B>), BusError>
 where
     B: Body + Send + 'static,
 {
-    subscribe_with(bus, key_expr, topic, opts, None, |_| None).await
+    subscribe_with(bus, key_expr, topic.name(), opts, None, |_| None).await
 }
 
 /// Subscribes to the exact key of the producer `binding` names and queues only messages from
@@ -196,15 +196,15 @@ where
 pub async fn subscribe_bound<B>(
     bus: &Bus,
     binding: &Binding,
-    topic: &str,
+    topic: Topic<B>,
     opts: InboxOptions,
-    admit: impl Fn(&B) -> Option<&'static str> + Send + Sync + 'static,
+    admit: impl Fn(&B) -> Option<DropReason> + Send + Sync + 'static,
 ) -> Result<(Subscription, InboxStream<B>), BusError>
 where
     B: Body + Send + 'static,
 {
-    let key = binding.key(topic);
-    subscribe_with(bus, &key, topic, opts, Some(binding.filter()), admit).await
+    let key = binding.key(topic.name());
+    subscribe_with(bus, &key, topic.name(), opts, Some(binding.filter()), admit).await
 }
 
 async fn subscribe_with<B>(
@@ -213,7 +213,7 @@ async fn subscribe_with<B>(
     topic: &str,
     opts: InboxOptions,
     source: Option<SourceFilter>,
-    admit: impl Fn(&B) -> Option<&'static str> + Send + Sync + 'static,
+    admit: impl Fn(&B) -> Option<DropReason> + Send + Sync + 'static,
 ) -> Result<(Subscription, InboxStream<B>), BusError>
 where
     B: Body + Send + 'static,
@@ -253,7 +253,7 @@ where
                     .as_ref()
                     .is_some_and(|f| f.check(stamp.source) == Verdict::Foreign)
                 {
-                    intake.drop_as("foreign");
+                    intake.drop_as(DropReason::Foreign);
                     return;
                 }
                 intake
@@ -282,7 +282,7 @@ struct Intake {
     topic: String,
     age: Histogram,
     lost: Counter,
-    rejected: Mutex<HashMap<&'static str, Counter>>,
+    rejected: Mutex<HashMap<DropReason, Counter>>,
     /// Last sequence number seen per publisher (by source id), to count transport losses.
     last_seq: Mutex<SeqTracker>,
     log: LogLimiter,
@@ -294,7 +294,7 @@ impl Intake {
             actor: actor.to_owned(),
             topic: topic.to_owned(),
             age: metrics::histogram!(telemetry::MESSAGE_AGE, "actor" => actor.to_owned(), "topic" => topic.to_owned()),
-            lost: drop_counter(actor, topic, "lost"),
+            lost: telemetry::dropped(actor, topic, DropReason::Lost),
             rejected: Mutex::new(HashMap::new()),
             last_seq: Mutex::new(SeqTracker::new(
                 MAX_TRACKED_SOURCES,
@@ -309,22 +309,22 @@ impl Intake {
         let reason = e.reason();
         self.count(reason);
         if let Some(suppressed) = self.log.allow() {
-            tracing::warn!(actor = %self.actor, topic = %self.topic, reason, error = %e, suppressed, "dropped bad message");
+            tracing::warn!(actor = %self.actor, topic = %self.topic, %reason, error = %e, suppressed, "dropped bad message");
         }
     }
 
     /// Counts a well-formed message refused before the inbox (foreign source, oversize...).
-    fn drop_as(&self, reason: &'static str) {
+    fn drop_as(&self, reason: DropReason) {
         self.count(reason);
         if let Some(suppressed) = self.log.allow() {
-            tracing::warn!(actor = %self.actor, topic = %self.topic, reason, suppressed, "dropped message");
+            tracing::warn!(actor = %self.actor, topic = %self.topic, %reason, suppressed, "dropped message");
         }
     }
 
-    fn count(&self, reason: &'static str) {
+    fn count(&self, reason: DropReason) {
         let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(reason)
-            .or_insert_with(|| drop_counter(&self.actor, &self.topic, reason))
+            .or_insert_with(|| telemetry::dropped(&self.actor, &self.topic, reason))
             .increment(1);
     }
 
@@ -384,10 +384,6 @@ impl SeqTracker {
             None => 0,
         }
     }
-}
-
-fn drop_counter(actor: &str, topic: &str, reason: &'static str) -> Counter {
-    metrics::counter!(telemetry::DROPPED, "actor" => actor.to_owned(), "topic" => topic.to_owned(), "reason" => reason)
 }
 
 #[cfg(test)]

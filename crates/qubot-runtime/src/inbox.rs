@@ -3,8 +3,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_queue::ArrayQueue;
 use metrics::{Counter, Gauge};
 use qubot_bus::telemetry;
+use qubot_msg::DropReason;
 
-/// What a full inbox gives up (DESIGN §5). Each policy counts its drops under its own reason.
+/// What a full inbox gives up (docs/ARCHITECTURE.md §5). Each policy counts its drops under its own reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DropPolicy {
@@ -17,11 +18,11 @@ pub enum DropPolicy {
 }
 
 impl DropPolicy {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> DropReason {
         match self {
-            DropPolicy::Newest => "mailbox_full",
-            DropPolicy::Oldest => "evicted",
-            DropPolicy::KeepLatest => "superseded",
+            DropPolicy::Newest => DropReason::MailboxFull,
+            DropPolicy::Oldest => DropReason::Evicted,
+            DropPolicy::KeepLatest => DropReason::Superseded,
         }
     }
 }
@@ -85,12 +86,7 @@ impl<T> Inbox<T> {
             opts,
             scheduled: AtomicBool::new(false),
             depth: metrics::gauge!(telemetry::MAILBOX_DEPTH, &labels),
-            dropped: metrics::counter!(
-                telemetry::DROPPED,
-                "actor" => actor.to_owned(),
-                "topic" => topic.to_owned(),
-                "reason" => opts.policy.reason()
-            ),
+            dropped: telemetry::dropped(actor, topic, opts.policy.reason()),
         }
     }
 

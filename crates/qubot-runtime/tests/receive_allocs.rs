@@ -27,7 +27,7 @@ use std::{
 
 use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_alloc::{thread_allocs, Counting};
-use qubot_bus::{Bus, BusConfig, Publisher, Topic};
+use qubot_bus::{topic, Bus, BusConfig, Publisher};
 use qubot_msg::{now_ns, Ping};
 use qubot_runtime::{subscribe, Deliver, DropPolicy, InboxOptions};
 
@@ -43,7 +43,7 @@ const BUDGET: f64 = 0.05;
 /// every message takes the same path; returns this thread's allocations per message over the
 /// COUNT messages after the warm-up (the publish and, inside it, the subscriber's callback).
 /// One more message follows them, so the actor's own second mark is reached too.
-fn lockstep(p: &Publisher, payload: usize, handled: &AtomicU64) -> f64 {
+fn lockstep(p: &Publisher<Ping>, payload: usize, handled: &AtomicU64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut mark, mut end) = (0, 0);
     for i in 0..=WARMUP + COUNT {
@@ -85,7 +85,7 @@ fn raw(bus: &Bus, payload: usize) -> f64 {
     }))
     .expect("raw subscriber");
     let p = bus
-        .publisher_on(key, Topic::PING, bus.source())
+        .publisher_on(key, topic::PING, bus.source())
         .expect("publisher");
     assert!(p.wait_for_subscribers(Duration::from_secs(10)));
     let per_msg = lockstep(&p, payload, &handled);
@@ -133,7 +133,7 @@ fn qubot(bus: &Arc<Bus>, payload: usize) -> f64 {
         let sys = actix::System::new();
         let sub = sys.block_on(async move {
             let opts = InboxOptions::new(64, DropPolicy::Newest);
-            let (sub, stream) = subscribe::<Ping>(&b, key, "ping", opts).await.expect("subscribe");
+            let (sub, stream) = subscribe(&b, key, topic::PING, opts).await.expect("subscribe");
             Counter::create(|ctx| {
                 ctx.add_stream(stream);
                 Counter {
@@ -152,7 +152,7 @@ fn qubot(bus: &Arc<Bus>, payload: usize) -> f64 {
     });
     let system = rx.recv().expect("the actor's System");
     let p = bus
-        .publisher_on(key, Topic::PING, bus.source())
+        .publisher_on(key, topic::PING, bus.source())
         .expect("publisher");
     assert!(p.wait_for_subscribers(Duration::from_secs(10)));
     let on_publisher = lockstep(&p, payload, &handled);

@@ -1,9 +1,13 @@
-//! Process start-up shared by every mode and the supervisor: the metrics exporter, then the
-//! zenoh session, on the plain main thread before any actix System exists (DESIGN §10).
+//! Process start-up shared by every mode and the supervisor: the node config (loaded once,
+//! overrides applied in one place), the metrics exporter, then the zenoh session, on the plain
+//! main thread before any actix System exists (DESIGN §10).
+
+use std::path::Path;
 
 use anyhow::Context;
 use qubot_bus::{Bus, BusConfig};
-use qubot_node::{LinkProfile, NodeConfig};
+use qubot_node::{ConfigError, LinkProfile, NodeConfig};
+use qubot_robot::World;
 
 use crate::cli::{BusArgs, CommonArgs};
 
@@ -49,5 +53,82 @@ pub fn node_bus(cfg: &NodeConfig, actor: &str, instance: &str) -> BusConfig {
     match cfg.zenoh.profile {
         LinkProfile::Default => bc,
         LinkProfile::Latency => bc.with_low_latency(),
+    }
+}
+
+/// A node config as a process runs it, with its world resolved.
+pub struct Node {
+    pub cfg: NodeConfig,
+    pub world: World,
+}
+
+/// Whether a config still has to pass its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Not yet: an operator's file, the defaults, command-line overrides.
+    No,
+    /// By the `qubot up` that started this process: it validated this very config as a whole
+    /// before writing it to its private run directory. Resolving the world still checks that.
+    BySupervisor,
+}
+
+/// The one way a node config is loaded: the file read and parsed once (the built-in defaults
+/// without one), then `overrides` (the command line's), relative world paths made absolute
+/// (children started elsewhere agree), the whole validated unless already `checked` (errors
+/// name the field), the world clock started unless the config fixes it, and the world resolved.
+pub fn load_node(
+    path: Option<&Path>,
+    checked: Checked,
+    overrides: impl FnOnce(&mut NodeConfig),
+) -> anyhow::Result<Node> {
+    let mut cfg = match path {
+        None => NodeConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_owned(),
+                source,
+            })?;
+            NodeConfig::from_toml(&text, &p.display().to_string())?
+        }
+    };
+    overrides(&mut cfg);
+    if cfg.worlds_dir.is_relative() {
+        if let Ok(abs) = std::fs::canonicalize(&cfg.worlds_dir) {
+            cfg.worlds_dir = abs;
+        }
+    }
+    if checked == Checked::No {
+        // One of its checks resolves the world and drops it, hence a second read below
+        // (qubot-node has no check that hands the world back).
+        cfg.validate()?;
+    }
+    cfg.start_world_clock();
+    let world = cfg.world()?;
+    Ok(Node { cfg, world })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_supervisor_checked_is_not_checked_again() {
+        let file = std::env::temp_dir().join(format!("qubot-startup-{}.toml", std::process::id()));
+        // Valid TOML that validation refuses, and a world clock already fixed.
+        std::fs::write(&file, "world_epoch_ns = 7\n[sensor]\nbeams = 10\n").expect("config");
+        let unchecked = load_node(Some(&file), Checked::No, |_| {});
+        let checked = load_node(Some(&file), Checked::BySupervisor, |_| {});
+        let _ = std::fs::remove_file(&file);
+        let err = format!("{:#}", unchecked.err().expect("refused"));
+        assert!(err.contains("sensor.beams"), "{err}");
+        let node = checked.expect("taken as the supervisor wrote it");
+        assert_eq!((node.cfg.sensor.beams, node.cfg.world_epoch_ns), (10, 7));
+    }
+
+    #[test]
+    fn overrides_come_before_the_checks() {
+        let node = load_node(None, Checked::No, |cfg| cfg.robot = "bad robot".into());
+        let err = format!("{:#}", node.err().expect("refused"));
+        assert!(err.contains("robot"), "{err}");
     }
 }

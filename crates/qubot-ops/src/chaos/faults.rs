@@ -13,7 +13,7 @@ use std::{
 use anyhow::{bail, Context};
 use nix::{sys::signal::Signal, unistd::Pid};
 
-use qubot_msg::keys;
+use qubot_msg::{keys, topic};
 use qubot_node::Role;
 
 use super::{
@@ -156,7 +156,7 @@ fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLo
     .map(|a| a.to_string())
     .collect();
     // Scans have a subscriber (the planner): wait for it, so nothing goes into the void.
-    if f.topic == "scan" {
+    if f.topic == topic::SCAN.name() {
         args.extend(["--wait-subscriber".into(), "10".into()]);
     }
     let r = tool(pipe, &args, Duration::from_secs_f64(secs + 30.0))?;
@@ -233,16 +233,18 @@ fn recover(
 
 /// Every subscribed key of the pipeline, with an actor whose receiver counts its drops and the
 /// topic it counts them under (the state also reaches the planner, which counts its own).
-fn subscribed_keys(pipe: &Pipeline) -> [(String, &'static str, &'static str); 3] {
-    Role::FLOWS.map(|f| {
-        let key = keys::key(
-            &pipe.robot,
-            f.from.name(),
-            pipe.cfg.role(f.from).instance,
-            f.topic,
-        );
-        (key, f.to.name(), f.topic)
-    })
+fn subscribed_keys(pipe: &Pipeline) -> Vec<(String, &'static str, &'static str)> {
+    Role::flows()
+        .map(|f| {
+            let key = keys::key(
+                &pipe.robot,
+                f.from.name(),
+                pipe.cfg.role(f.from).instance,
+                f.topic,
+            );
+            (key, f.to.name(), f.topic)
+        })
+        .collect()
 }
 
 fn malformed(pipe: &Pipeline, m: &Malformed, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {

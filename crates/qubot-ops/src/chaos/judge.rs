@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use qubot_msg::metric_names as names;
+use qubot_msg::{metric_names as names, topic, DropReason};
 use qubot_node::{NodeConfig, Role};
 use serde_json::{json, Value};
 
@@ -13,22 +13,19 @@ use super::{
     pipeline::Snapshot,
     scenario::{Measure, Scenario, Slo},
 };
-use crate::promtext::{self, Sample};
+use crate::{
+    promtext::{self, Sample},
+    run::RunReport,
+};
 
-/// Drop reasons decided before a message reaches a handler (inbox policies, transport gaps):
-/// a published message ends as exactly one of received, one of these, or still in flight.
-/// Handler-level rejections (`stale`, `invalid`, `implausible`) are received messages, and
-/// decode errors are foreign bytes no Qubot publisher counted. A flood's well-formed scans
-/// are published (they count) and refused before the inbox as `foreign`.
-const BEFORE_HANDLER: [&str; 5] = ["mailbox_full", "evicted", "superseded", "lost", "foreign"];
-const DECODE: [&str; 6] = [
-    "truncated",
-    "bad_magic",
-    "bad_version",
-    "bad_kind",
-    "oversize",
-    "malformed",
-];
+// Accounting: a published message ends as exactly one of received, one of
+// `DropReason::BEFORE_HANDLER` (inbox policies, transport gaps, foreign sources), or still in
+// flight. Handler-level rejections (`stale`, `invalid`, `implausible`) are received messages,
+// and decode errors are foreign bytes no Qubot publisher counted. A flood's well-formed scans
+// are published (they count) and refused before the inbox as `foreign`.
+const CMD: &str = topic::CMD.name();
+const SCAN: &str = topic::SCAN.name();
+const ACTUATOR: &str = Role::Actuator.name();
 
 /// The snapshots a verdict is computed from.
 pub struct Windows {
@@ -75,7 +72,7 @@ pub struct Evidence<'a> {
     pub w: &'a Windows,
     pub log: &'a FaultLog,
     pub watch: &'a Watch,
-    pub reports: &'a [Value],
+    pub reports: &'a [RunReport],
 }
 
 pub fn judge(e: &Evidence) -> Vec<Outcome> {
@@ -114,28 +111,28 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
     let w = e.w;
     let (i0, i1) = (&w.idle.0, &w.idle.1);
     let latency = names::PIPELINE_LATENCY;
-    let cmd_age = [("actor", "actuator"), ("topic", "cmd")];
+    let cmd_age = [("actor", ACTUATOR), ("topic", CMD)];
     match m {
         Measure::PipelineP99Ratio => ratio(
-            p99(actor(&w.faulted, "actuator"), actor(i1, "actuator"), latency, &[]),
-            p99(actor(i1, "actuator"), actor(i0, "actuator"), latency, &[]),
+            p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), latency, &[]),
+            p99(actor(i1, ACTUATOR), actor(i0, ACTUATOR), latency, &[]),
         ),
         Measure::CmdAgeP99Ratio => ratio(
             p99(
-                actor(&w.faulted, "actuator"),
-                actor(i1, "actuator"),
+                actor(&w.faulted, ACTUATOR),
+                actor(i1, ACTUATOR),
                 names::MESSAGE_AGE,
                 &cmd_age,
             ),
             p99(
-                actor(i1, "actuator"),
-                actor(i0, "actuator"),
+                actor(i1, ACTUATOR),
+                actor(i0, ACTUATOR),
                 names::MESSAGE_AGE,
                 &cmd_age,
             ),
         ),
         Measure::PipelineP99Ms => (
-            p99(actor(&w.faulted, "actuator"), actor(i1, "actuator"), latency, &[]).map(|s| s * 1e3),
+            p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), latency, &[]).map(|s| s * 1e3),
             None,
         ),
         Measure::SafeStops => (Some(e.watch.safe_stops()), None),
@@ -193,14 +190,14 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
             let mut counted = 0.0;
             let mut per = Vec::new();
             for ((a, topic), n) in &e.log.injected {
-                let c: f64 = DECODE
+                let c: f64 = DropReason::DECODE
                     .iter()
                     .map(|r| {
                         delta(
                             actor(&w.end, a),
                             actor(i1, a),
                             names::DROPPED,
-                            &[("actor", a), ("topic", topic), ("reason", r)],
+                            &[("actor", a), ("topic", topic), ("reason", r.label())],
                         )
                     })
                     .sum();
@@ -235,17 +232,14 @@ fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
                 .join("; ");
             (worst, Some(detail))
         }
-        Measure::Collisions => (report_sum(e, "collisions"), None),
-        Measure::DistanceM => (report_sum(e, "distance_m"), None),
+        Measure::Collisions => (report_sum(e, |r| r.collisions.into()), None),
+        Measure::DistanceM => (report_sum(e, |r| r.distance_m), None),
     }
 }
 
-/// A field of the supervisors' run reports, summed over them.
-fn report_sum(e: &Evidence, field: &str) -> Option<f64> {
-    e.reports
-        .iter()
-        .filter_map(|r| r[field].as_f64())
-        .reduce(|a, b| a + b)
+/// A figure of the supervisors' run reports, summed over them (`None` without a report).
+fn report_sum(e: &Evidence, figure: impl Fn(&RunReport) -> f64) -> Option<f64> {
+    e.reports.iter().map(figure).reduce(|a, b| a + b)
 }
 
 fn ratio(num: Option<f64>, den: Option<f64>) -> (Option<f64>, Option<String>) {
@@ -354,18 +348,20 @@ pub fn balance(
     log: &FaultLog,
     tol: f64,
 ) -> Vec<Outcome> {
-    let flows = Role::FLOWS.map(|f| (f.topic, f.from.name(), f.to.name()));
+    let flows: Vec<_> = Role::flows()
+        .map(|f| (f.topic, f.from.name(), f.to.name()))
+        .collect();
     flows
         .iter()
         .filter(|(_, p, s)| to.second.contains_key(p) && to.first.contains_key(s))
         .map(|&(topic, publisher, subscriber)| {
             let second = |s: &'_ Snapshot| s.second.get(publisher).cloned().unwrap_or_default();
             let mut published = delta(&second(to), &second(from), names::PUBLISHED, &[("topic", topic)]);
-            if topic == "scan" && floods_inside {
+            if topic == SCAN && floods_inside {
                 published += log
                     .floods
                     .iter()
-                    .filter(|f| f.topic == "scan")
+                    .filter(|f| f.topic == SCAN)
                     .map(|f| f.sent)
                     .sum::<f64>();
             }
@@ -374,7 +370,7 @@ pub fn balance(
             let received = delta(end, start, names::RECEIVED, &mine);
             let mut dropped = 0.0;
             let mut reasons = Vec::new();
-            for r in BEFORE_HANDLER {
+            for r in DropReason::BEFORE_HANDLER.map(DropReason::label) {
                 let d = delta(
                     end,
                     start,

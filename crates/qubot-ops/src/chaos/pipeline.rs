@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
-use qubot_msg::metric_names as telemetry;
+use qubot_msg::{metric_names as telemetry, DropReason};
 use qubot_node::{NodeConfig, Role, SUPERVISOR};
 
 use super::{
@@ -23,6 +23,7 @@ use super::{
 use crate::{
     process::{self, Child},
     promtext::{self, Sample},
+    run::{Event, RunReport},
 };
 
 /// A `/metrics` endpoint, possibly inside a network namespace.
@@ -72,7 +73,7 @@ pub struct Pipeline {
     run_dir: PathBuf,
     /// Dropped after the processes in it (`Drop` stops them first).
     pub netns: Option<Mutex<NetnsPair>>,
-    pub reports: Vec<serde_json::Value>,
+    pub reports: Vec<RunReport>,
 }
 
 impl Pipeline {
@@ -195,11 +196,9 @@ impl Pipeline {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (p, l) = (pids.clone(), lines.clone());
         let child = Child::spawn_tapped("qubot up", cmd, move |line| {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if v["event"] == "spawned" {
-                    if let (Some(a), Some(pid)) = (v["actor"].as_str(), v["pid"].as_u64()) {
-                        lock(&p).insert(a.to_owned(), pid as u32);
-                    }
+            if let Some(e) = Event::from_json_line(line) {
+                if let Some(pid) = e.spawned_pid() {
+                    lock(&p).insert(e.actor, pid);
                 }
             }
             lock(&l).push(line.to_owned());
@@ -245,13 +244,14 @@ impl Pipeline {
     /// actuator's PID (counters restart with the process). Not "applied": at the goal the
     /// actuator ignores commands, and the loop still runs.
     pub fn applied(&self) -> Option<(u32, f64)> {
-        let pid = self.pid("actuator")?;
-        let m = self.endpoint("actuator")?.scrape()?;
-        let cmd = [("actor", "actuator"), ("topic", "cmd")];
+        let actuator = Role::Actuator.name();
+        let pid = self.pid(actuator)?;
+        let m = self.endpoint(actuator)?.scrape()?;
+        let cmd = [("actor", actuator), ("topic", qubot_msg::topic::CMD.name())];
         let received = promtext::sum(&m, telemetry::RECEIVED, &cmd);
-        let rejected: f64 = ["stale", "invalid"]
+        let rejected: f64 = [DropReason::Stale, DropReason::Invalid]
             .iter()
-            .map(|r| promtext::sum(&m, telemetry::DROPPED, &[cmd[0], cmd[1], ("reason", r)]))
+            .map(|r| promtext::sum(&m, telemetry::DROPPED, &[cmd[0], cmd[1], ("reason", r.label())]))
             .sum();
         Some((pid, received - rejected))
     }
@@ -329,7 +329,8 @@ impl Pipeline {
             }
             u.child.join_output();
             let last = lock(&u.lines).last().cloned().unwrap_or_default();
-            let report = serde_json::from_str(&last).with_context(|| format!("qubot up report: {last:?}"))?;
+            let report =
+                RunReport::from_json_line(&last).with_context(|| format!("qubot up report: {last:?}"))?;
             self.reports.push(report);
         }
         Ok(())

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use qubot_msg::topic;
 use qubot_node::{NodeConfig, Role};
 use serde::Deserialize;
 
@@ -98,7 +99,7 @@ fn one() -> u64 {
     1
 }
 fn default_topic() -> String {
-    "scan".into()
+    topic::SCAN.name().into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,7 +266,7 @@ impl Scenario {
                     if fl.burst == 0 {
                         bail!("{}: must be at least 1", at("burst"));
                     }
-                    if fl.topic != "scan" && fl.topic != "frame" {
+                    if fl.topic != topic::SCAN.name() && fl.topic != topic::FRAME.name() {
                         bail!(
                             "{}: {:?} is neither \"scan\" nor \"frame\"",
                             at("topic"),

@@ -4,10 +4,13 @@ use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
 use qubot_actors::{actuator, planner, sensor};
-use qubot_node::{NodeConfig, Role};
+use qubot_node::Role;
 use qubot_runtime::shutdown_signal;
 
-use crate::{cli::ActorArgs, startup};
+use crate::{
+    cli::ActorArgs,
+    startup::{self, Checked, Node},
+};
 
 /// Publishers are declared on the main thread, before the actix System (DESIGN §10).
 /// Built once per process, so the size difference between variants costs nothing.
@@ -19,12 +22,16 @@ enum Declared {
 }
 
 pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
-    if let Some(pid) = args.supervisor_pid {
-        exit_with_parent(pid)?;
-    }
-    let mut cfg = NodeConfig::load(args.config.as_deref())?;
-    cfg.start_world_clock();
-    let world = cfg.world()?;
+    // Started by `qubot up` (our parent, checked): the file is the config it resolved and
+    // validated, so it is not checked twice.
+    let checked = match args.supervisor_pid {
+        Some(pid) => {
+            exit_with_parent(pid)?;
+            Checked::BySupervisor
+        }
+        None => Checked::No,
+    };
+    let Node { cfg, world } = startup::load_node(args.config.as_deref(), checked, |_| {})?;
     let own = cfg.role(which);
     // An ephemeral loopback port lets peers on this host that learn of us by gossip connect
     // directly; other hosts need `zenoh.listen`.

@@ -10,8 +10,10 @@ use std::{
 };
 
 use anyhow::Context;
-use qubot_bus::{Publisher, Topic};
-use qubot_msg::{now_ns, Frame, Ping, Scan, State};
+use qubot_bus::{Bus, BusError, Publisher};
+use qubot_msg::{
+    now_ns, ranges_len, topic, write_ranges, ActorId, Frame, Ping, Role, Scan, State, TopicSpec,
+};
 
 use crate::cli::{FloodArgs, MsgKind};
 
@@ -29,18 +31,23 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         anyhow::bail!("--duration must be a finite number > 0, got {}", args.duration);
     }
-    let (topic, default_topic) = match args.kind {
-        MsgKind::Scan => (Topic::SCAN, "scan"),
-        MsgKind::Frame => (Topic::FRAME, "frame"),
-        MsgKind::Ping => (Topic::PING, "ping"),
+    let topic: TopicSpec = match args.kind {
+        MsgKind::Scan => topic::SCAN.into(),
+        MsgKind::Frame => topic::FRAME.into(),
+        MsgKind::Ping => topic::PING.into(),
         MsgKind::Cmd | MsgKind::State => {
             anyhow::bail!("--kind must be scan, frame or ping: a flood is sensor traffic")
         }
     };
-    let key = args
-        .key
-        .clone()
-        .unwrap_or_else(|| qubot_bus::key(&args.common.robot, "sensor", "lidar0", default_topic));
+    let sensor = Role::Sensor;
+    let key = args.key.clone().unwrap_or_else(|| {
+        qubot_bus::key(
+            &args.common.robot,
+            sensor.name(),
+            sensor.default_instance(),
+            topic.name,
+        )
+    });
     let bus = if args.as_producer {
         if args.publishers != 1 {
             anyhow::bail!("--as-producer replaces one sensor: --publishers must be 1");
@@ -59,7 +66,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     let pose = Arc::new(Mutex::new((0.0, 0.0, 0.0)));
     let state_sub = if args.as_producer {
         let p = pose.clone();
-        let states = qubot_bus::key(bus.robot(), "actuator", "*", "state");
+        let states = qubot_bus::key(bus.robot(), Role::Actuator.name(), "*", topic::STATE.name());
         let sub = block_on_current_thread(bus.subscribe(&states, move |sample| {
             if let Ok(m) = qubot_bus::Received::<State>::decode(sample.payload().clone()) {
                 *p.lock().unwrap_or_else(|e| e.into_inner()) = (m.body.x, m.body.y, m.body.theta);
@@ -76,7 +83,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
             } else {
                 qubot_bus::random_source()
             };
-            bus.publisher_on(&key, topic, source)
+            Flooder::declare(&bus, &key, args.kind, source)
         })
         .collect::<Result<Vec<_>, _>>()
         .context("declaring flood publishers")?;
@@ -107,7 +114,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     bus.close();
     let report = serde_json::json!({
         "key": key,
-        "kind": default_topic,
+        "kind": topic.name,
         "publishers": args.publishers,
         "sent": totals.messages,
         "bytes": totals.bytes,
@@ -131,7 +138,7 @@ fn block_on_current_thread<F: std::future::Future>(f: F) -> F::Output {
         .unwrap_or_else(|e| panic!("a current-thread runtime: {e}"))
 }
 
-fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant, pose: &Pose) -> Sent {
+fn flood_one(p: &Flooder, args: &FloodArgs, deadline: Instant, pose: &Pose) -> Sent {
     let mut sent = Sent::default();
     let size = args.size as usize;
     let tick = if args.rate > 0.0 {
@@ -144,7 +151,7 @@ fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant, pose: &Pose) ->
     let body = args.count - 1;
     while sent.messages + sent.errors < body && Instant::now() < deadline {
         for _ in 0..args.burst.min(body - sent.messages - sent.errors) {
-            sent.record(publish(p, args.kind, size, pose));
+            sent.record(publish(p, size, pose));
         }
         if let Some(tick) = tick {
             next += tick;
@@ -155,7 +162,7 @@ fn flood_one(p: &Publisher, args: &FloodArgs, deadline: Instant, pose: &Pose) ->
         }
     }
     std::thread::sleep(Duration::from_millis(args.linger_ms));
-    sent.record(publish(p, args.kind, size, pose));
+    sent.record(publish(p, size, pose));
     sent
 }
 
@@ -174,12 +181,37 @@ impl Sent {
     }
 }
 
+/// One flood publisher, typed by what it sends.
+enum Flooder {
+    Scan(Publisher<Scan>),
+    Frame(Publisher<Frame>),
+    Ping(Publisher<Ping>),
+}
+
+impl Flooder {
+    fn declare(bus: &Bus, key: &str, kind: MsgKind, source: ActorId) -> Result<Flooder, BusError> {
+        Ok(match kind {
+            MsgKind::Scan => Flooder::Scan(bus.publisher_on(key, topic::SCAN, source)?),
+            MsgKind::Frame => Flooder::Frame(bus.publisher_on(key, topic::FRAME, source)?),
+            _ => Flooder::Ping(bus.publisher_on(key, topic::PING, source)?),
+        })
+    }
+
+    fn wait_for_subscribers(&self, timeout: Duration) -> bool {
+        match self {
+            Flooder::Scan(p) => p.wait_for_subscribers(timeout),
+            Flooder::Frame(p) => p.wait_for_subscribers(timeout),
+            Flooder::Ping(p) => p.wait_for_subscribers(timeout),
+        }
+    }
+}
+
 /// Publishes one synthetic message and returns its payload size.
-fn publish(p: &Publisher, kind: MsgKind, size: usize, pose: &Pose) -> Result<usize, qubot_bus::PublishError> {
+fn publish(p: &Flooder, size: usize, pose: &Pose) -> Result<usize, qubot_bus::PublishError> {
     let origin = now_ns();
-    match kind {
-        MsgKind::Scan => {
-            let beams = size / 4;
+    match p {
+        Flooder::Scan(p) => {
+            let beams = size / qubot_msg::RANGE_BYTES;
             let (x, y, theta) = *pose.lock().unwrap_or_else(|e| e.into_inner());
             let scan = Scan {
                 pose_x: x,
@@ -191,14 +223,12 @@ fn publish(p: &Publisher, kind: MsgKind, size: usize, pose: &Pose) -> Result<usi
                 beams: beams as u32,
             };
             // Far returns in every direction: a flood must not steer a planner into a wall.
-            p.publish(&scan, origin, beams * 4, |out| {
-                for c in out.chunks_exact_mut(4) {
-                    c.copy_from_slice(&8.0f32.to_le_bytes());
-                }
+            p.publish(&scan, origin, ranges_len(beams), |out| {
+                write_ranges(out, std::iter::repeat(8.0));
             })?;
-            Ok(beams * 4)
+            Ok(ranges_len(beams))
         }
-        MsgKind::Frame => {
+        Flooder::Frame(p) => {
             let frame = Frame {
                 width: size as u32,
                 height: 1,
@@ -207,7 +237,7 @@ fn publish(p: &Publisher, kind: MsgKind, size: usize, pose: &Pose) -> Result<usi
             p.publish(&frame, origin, size, |out| out.fill(0x5a))?;
             Ok(size)
         }
-        _ => {
+        Flooder::Ping(p) => {
             p.publish(&Ping { reply_to: u64::MAX }, origin, size, |out| out.fill(0xa5))?;
             Ok(size)
         }

@@ -65,8 +65,8 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
     let actuator_counts = || {
         let addr = SocketAddr::new(cfg.metrics_bind, cfg.actuator.metrics_port).to_string();
         let m = promtext::parse(&promtext::scrape(&addr)?).ok()?;
-        let applied = promtext::sum(&m, qubot_bus::telemetry::RECEIVED, &[("topic", "cmd")]);
-        let foreign = promtext::sum(&m, qubot_bus::telemetry::DROPPED, &[("reason", "foreign")]);
+        let applied = promtext::received(&m, qubot_msg::topic::CMD.spec());
+        let foreign = promtext::dropped(&m, qubot_msg::DropReason::Foreign);
         Some((applied, foreign))
     };
     let check_loop = args.closed_loop && cfg.actuator.enabled;

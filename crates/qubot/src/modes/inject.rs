@@ -10,7 +10,10 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use qubot_bus::ActorId;
-use qubot_msg::{encode_into, encoded_len, now_ns, Body, Command, Scan, Stamp, State, HEADER_LEN, MAGIC};
+use qubot_msg::{
+    damage_header, decode_header, encode_into, encoded_len, now_ns, replace_body, Body, Command, DecodeError,
+    HeaderDamage, Scan, Stamp, State,
+};
 use zenoh::Wait;
 
 use crate::cli::{InjectArgs, Malformed};
@@ -151,8 +154,8 @@ fn name(w: Malformed) -> &'static str {
     }
 }
 
-/// A valid 8-beam scan, then damaged as asked. Offsets follow the header layout of qubot-msg
-/// (magic 0..4, version 4..6, kind 6..8, payload_len 44..48).
+/// A valid 8-beam scan, then damaged as asked (through the codec's own damage helpers: this
+/// file knows no byte offsets).
 fn damaged(w: Malformed, rng: &mut u64, source: ActorId) -> anyhow::Result<Vec<u8>> {
     let now = now_ns();
     let stamp = |origin_ns: u64| Stamp {
@@ -203,21 +206,19 @@ fn damaged(w: Malformed, rng: &mut u64, source: ActorId) -> anyhow::Result<Vec<u
         Malformed::Garbage => {
             let len = 8 + (next(rng) % 200) as usize;
             v = (0..len).map(|_| next(rng) as u8).collect();
-            if v[..4] == MAGIC.to_le_bytes() {
+            // Random bytes that happen to start like a message would be counted otherwise.
+            if !matches!(decode_header(&v), Err(DecodeError::BadMagic { .. })) {
                 v[0] ^= 0xff;
             }
         }
         Malformed::Empty => v.clear(),
         Malformed::Truncated => v.truncate(v.len() - 5),
-        Malformed::BadMagic => v[0] = b'X',
-        Malformed::BadVersion => v[4..6].copy_from_slice(&99u16.to_le_bytes()),
-        Malformed::BadKind => v[6..8].copy_from_slice(&77u16.to_le_bytes()),
-        Malformed::Oversize => v[44..48].copy_from_slice(&u32::MAX.to_le_bytes()),
-        Malformed::BadBody => {
-            // The scan body's `beams` field (after 3 f64 and 3 f32) now disagrees with the payload.
-            let at = HEADER_LEN + 3 * 8 + 3 * 4;
-            v[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
-        }
+        Malformed::BadMagic => damage_header(&mut v, HeaderDamage::Magic)?,
+        Malformed::BadVersion => damage_header(&mut v, HeaderDamage::Version)?,
+        Malformed::BadKind => damage_header(&mut v, HeaderDamage::Kind)?,
+        Malformed::Oversize => damage_header(&mut v, HeaderDamage::PayloadLen)?,
+        // The scan body's beam count now disagrees with its 8-beam payload.
+        Malformed::BadBody => replace_body(&mut v, &scan(9))?,
         Malformed::Trailing => v.push(0),
         _ => {}
     }

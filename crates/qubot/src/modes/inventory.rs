@@ -41,7 +41,7 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             inv.host(&host)?;
             let robot = inv.robot_of(&host);
             let name = inv
-                .host_of(robot, "actuator")
+                .host_of(robot, qubot_node::Role::Actuator.name())
                 .ok_or_else(|| anyhow::anyhow!("robot {robot} has no actuator"))?;
             print_host(&inv, name)?;
         }

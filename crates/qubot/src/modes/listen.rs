@@ -6,7 +6,7 @@ use std::{process::ExitCode, time::Duration};
 use actix::{Actor, AsyncContext, Context, StreamHandler};
 use qubot_bus::Received;
 use qubot_bus::{Bus, BusError};
-use qubot_msg::{now_ns, Body, Command, Frame, Ping, Scan, State};
+use qubot_msg::{now_ns, topic, Body, Topic};
 use qubot_runtime::{shutdown_signal, subscribe, Deliver, InboxOptions, Subscription};
 use tokio::sync::oneshot;
 
@@ -74,11 +74,11 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         };
         let key = args.key.as_str();
         let sub = match args.kind {
-            MsgKind::Scan => start::<Scan>(&bus, key, "scan", opts, listener).await,
-            MsgKind::Frame => start::<Frame>(&bus, key, "frame", opts, listener).await,
-            MsgKind::Ping => start::<Ping>(&bus, key, "ping", opts, listener).await,
-            MsgKind::Cmd => start::<Command>(&bus, key, "cmd", opts, listener).await,
-            MsgKind::State => start::<State>(&bus, key, "state", opts, listener).await,
+            MsgKind::Scan => start(&bus, key, topic::SCAN, opts, listener).await,
+            MsgKind::Frame => start(&bus, key, topic::FRAME, opts, listener).await,
+            MsgKind::Ping => start(&bus, key, topic::PING, opts, listener).await,
+            MsgKind::Cmd => start(&bus, key, topic::CMD, opts, listener).await,
+            MsgKind::State => start(&bus, key, topic::STATE, opts, listener).await,
         }?;
         tracing::info!(key, "listening");
         tokio::select! {
@@ -87,7 +87,7 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(sub)
     });
-    // zenoh entities are released here, on the plain main thread (DESIGN §10).
+    // zenoh entities are released here, on the plain main thread (docs/ARCHITECTURE.md §10).
     drop(handled?);
     bus.close();
     Ok(ExitCode::SUCCESS)
@@ -97,11 +97,11 @@ pub fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
 async fn start<B: Body + Send + 'static>(
     bus: &Bus,
     key: &str,
-    topic: &str,
+    topic: Topic<B>,
     opts: InboxOptions,
     listener: Listener,
 ) -> Result<Subscription, BusError> {
-    let (sub, stream) = subscribe::<B>(bus, key, topic, opts).await?;
+    let (sub, stream) = subscribe(bus, key, topic, opts).await?;
     Listener::create(|ctx| {
         ctx.add_stream(stream);
         listener

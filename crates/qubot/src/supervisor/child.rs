@@ -15,7 +15,7 @@ use std::{
 use metrics::Counter;
 use nix::{sys::signal::Signal, unistd::Pid};
 use qubot_node::config::SupervisorSection;
-use serde_json::json;
+use qubot_ops::run::EventKind;
 use tokio::{process::Command, sync::watch};
 
 use super::events::Events;
@@ -91,21 +91,21 @@ pub async fn supervise(
                 c
             }
             Err(e) => {
-                events.emit(spec.actor, "spawn_failed", json!({"error": e.to_string()}));
+                events.emit(spec.actor, EventKind::SpawnFailed { error: e.to_string() });
                 return ChildEnd::GaveUp;
             }
         };
         // `None` only once the child was reaped, which cannot have happened yet; no pid means
         // no signal is ever sent by pid (pid 0 would be our own process group).
         let pid = child.id();
-        events.emit(spec.actor, "spawned", json!({"pid": pid}));
+        events.emit(spec.actor, EventKind::Spawned { pid });
         tokio::select! {
             status = child.wait() => {
                 let how = match status {
                     Ok(s) => describe(s),
                     Err(e) => format!("wait failed: {e}"),
                 };
-                events.emit(spec.actor, "exited", json!({"pid": pid, "status": how}));
+                events.emit(spec.actor, EventKind::Exited { pid, status: how });
                 // The dead process's shared-memory segments are orphans now.
                 let _ = tokio::task::spawn_blocking(qubot_bus::cleanup_orphaned_shm_segments).await;
                 if *stop.borrow() {
@@ -117,13 +117,15 @@ pub async fn supervise(
                     recent.pop_front();
                 }
                 if recent.len() > spec.policy.max_restarts as usize {
-                    events.emit(spec.actor, "gave_up", json!({"restarts_in_window": recent.len()}));
+                    let restarts_in_window = u32::try_from(recent.len()).unwrap_or(u32::MAX);
+                    events.emit(spec.actor, EventKind::GaveUp { restarts_in_window });
                     return ChildEnd::GaveUp;
                 }
                 let delay = backoff(&spec.policy, recent.len());
                 restarts.increment(1);
                 count.fetch_add(1, Ordering::Relaxed);
-                events.emit(spec.actor, "restarting", json!({"delay_ms": delay.as_millis() as u64}));
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                events.emit(spec.actor, EventKind::Restarting { delay_ms });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => return ChildEnd::Stopped,
@@ -131,7 +133,7 @@ pub async fn supervise(
             }
             _ = stop.changed() => {
                 terminate(&mut child, pid, Duration::from_millis(spec.policy.stop_timeout_ms)).await;
-                events.emit(spec.actor, "stopped", json!({"pid": pid}));
+                events.emit(spec.actor, EventKind::Stopped { pid });
                 return ChildEnd::Stopped;
             }
         }

@@ -1,9 +1,10 @@
-//! Supervisor events as JSON lines on stdout, for tools and tests (`qubot up | jq`). Printed
-//! only when stdout is not a terminal: people read the logs and the status line instead.
+//! Supervisor events as JSON lines on stdout, for tools and tests (`qubot up | jq`), typed by
+//! `qubot_ops::run::Event`. Printed only when stdout is not a terminal: people read the logs
+//! and the status line instead.
 
 use std::io::{IsTerminal, Write};
 
-use serde_json::{json, Value};
+use qubot_ops::run::{Event, EventKind};
 
 #[derive(Clone, Copy)]
 pub struct Events {
@@ -17,18 +18,19 @@ impl Events {
         }
     }
 
-    /// One line `{"event", "actor", ...fields}`; `fields` is a JSON object.
-    pub fn emit(&self, actor: &str, event: &str, fields: Value) {
-        tracing::info!(actor, event, %fields, "supervisor");
+    /// Logs the event and prints its line.
+    pub fn emit(&self, actor: &str, kind: EventKind) {
+        let event = Event::new(actor, kind);
+        let mut fields = serde_json::to_value(&event.kind).unwrap_or_default();
+        if let Some(f) = fields.as_object_mut() {
+            f.remove("event");
+        }
+        tracing::info!(actor, event = event.name(), %fields, "supervisor");
         if !self.enabled {
             return;
         }
-        let mut line = json!({"event": event, "actor": actor});
-        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
-            line.extend(fields);
-        }
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", event.to_json_line());
         let _ = out.flush();
     }
 }
