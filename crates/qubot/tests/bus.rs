@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{counters::*, *};
 
 const T: Duration = Duration::from_secs(30);
 

@@ -10,47 +10,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
+use common::{counters::*, pipeline::*, router::Router, *};
 
 const T: Duration = Duration::from_secs(60);
-
-/// `qubot router` on a free port, its metrics on another.
-struct Router {
-    /// Killed on drop.
-    _proc: Proc,
-    endpoint: String,
-    metrics: String,
-}
-
-impl Router {
-    fn start(port: u16, metrics_port: u16) -> Router {
-        let endpoint = format!("tcp/127.0.0.1:{port}");
-        let metrics = format!("127.0.0.1:{metrics_port}");
-        let proc = Proc::spawn(
-            "qubot router",
-            &["router", "--listen", &endpoint, "--metrics-addr", &metrics],
-        );
-        Router {
-            _proc: proc,
-            endpoint,
-            metrics,
-        }
-    }
-
-    /// Sessions the router holds with peers (every process of every robot connects).
-    fn peer_sessions(&self) -> Option<f64> {
-        metrics(&self.metrics).map(|m| sum(&m, "qubot_router_sessions", &[("kind", "peer")]))
-    }
-}
 
 /// One robot's processes: the supervisor and its three actors (spawn events in any order).
 fn pids(up: &Up) -> Vec<u32> {
     let mut actors = BTreeMap::new();
     while actors.len() < 3 {
-        let v = json(&up.proc.line(T));
-        if v["event"] == "spawned" {
-            let pid = v["pid"].as_u64().expect("pid") as u32;
-            actors.insert(v["actor"].as_str().expect("actor").to_owned(), pid);
+        if let Some(e) = Event::from_json_line(&up.proc.line(T)) {
+            if let Some(pid) = e.spawned_pid() {
+                actors.insert(e.actor, pid);
+            }
         }
     }
     std::iter::once(up.proc.child.id())
@@ -88,36 +59,11 @@ fn links() -> BTreeSet<(u32, u32)> {
         .collect()
 }
 
-/// Scans the planner took in, and scans the robot's own sensor put out, in that order: with
-/// no other robot's scans and no duplicate, the first can never exceed the second.
-fn scans_in_and_out(up: &Up) -> (f64, f64) {
-    let planner = metrics(&up.metrics_of(2)).expect("planner /metrics");
-    let sensor = metrics(&up.metrics_of(1)).expect("sensor /metrics");
-    (
-        sum(&planner, "qubot_messages_received_total", &[("topic", "scan")]),
-        sum(&sensor, "qubot_messages_published_total", &[("topic", "scan")]),
-    )
-}
-
-fn dropped(samples: &[Sample], reason: &str) -> f64 {
-    sum(samples, "qubot_messages_dropped_total", &[("reason", reason)])
-}
-
-fn assert_apart(robots: &[(&str, &Up)]) {
+/// Each robot's traffic kept its own ([`assert_apart`]), by its actors' counters.
+fn assert_robots_apart(robots: &[(&str, &Up)]) {
     for (name, up) in robots {
-        let (taken, sent) = scans_in_and_out(up);
-        assert!(
-            taken > 0.0 && taken <= sent,
-            "{name}: planner took {taken} scans, its sensor sent {sent}"
-        );
-        for offset in 1..=3 {
-            let m = metrics(&up.metrics_of(offset)).expect("/metrics");
-            assert_eq!(
-                dropped(&m, "foreign"),
-                0.0,
-                "{name}: a foreign message reached actor {offset}"
-            );
-        }
+        let actors: Vec<String> = (1..=3).map(|offset| up.metrics_of(offset)).collect();
+        assert_apart(name, &up.metrics_of(1), &up.metrics_of(2), &actors);
     }
 }
 
@@ -138,7 +84,7 @@ fn two_robots_through_one_router_stay_apart_and_outlive_its_restart() {
     });
 
     // Apart: by the counters, and no zenoh link from one robot's process to the other's.
-    assert_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
+    assert_robots_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
     let cross: Vec<_> = links()
         .into_iter()
         .filter(|(x, y)| (pa.contains(x) && pb.contains(y)) || (pb.contains(x) && pa.contains(y)))
@@ -173,16 +119,16 @@ fn two_robots_through_one_router_stay_apart_and_outlive_its_restart() {
         back.as_secs_f64()
     );
     assert!(back <= Duration::from_secs(5), "reconnection took {back:?}");
-    assert_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
+    assert_robots_apart(&[("fleet-a", &a), ("fleet-b", &b)]);
 
     // Both robots finish their run cleanly: goal reached, nothing hit.
     for (name, up) in [("fleet-a", a), ("fleet-b", b)] {
-        while json(&up.proc.line(common::RUN))["event"] != "goal_reached" {}
+        while json(&up.proc.line(RUN))["event"] != "goal_reached" {}
         up.proc.signal("INT");
         let (code, report) = up.report();
-        assert_eq!(code, 0, "{name}: {report}");
+        assert_eq!(code, 0, "{name}: {report:?}");
         assert_clean_run(&report);
-        assert_eq!(report["safe_stops"], 0.0, "{name}: {report}");
+        assert_eq!(report.safe_stops, Some(0.0), "{name}: {report:?}");
     }
 }
 
@@ -206,27 +152,24 @@ fn a_loop_through_the_router_safe_stops_with_it_and_recovers() {
         worlds_dir: WORLDS_DIR.into(),
         ..Default::default()
     };
-    let client = std::env::temp_dir().join(format!("qubot-crossing-{}.json5", std::process::id()));
-    std::fs::write(
-        &client,
+    let client = TempFile::new(
+        "crossing",
+        "json5",
         "{ mode: \"client\", connect: { retry: { period_init_ms: 1000, period_max_ms: 1000, period_increase_factor: 1 } } }",
-    )
-    .expect("zenoh file");
+    );
     cfg.zenoh.hub = format!("tcp/127.0.0.1:{}", base + 4);
     cfg.zenoh.connect = vec![router.endpoint.clone()];
-    cfg.zenoh.config = Some(client.clone());
+    cfg.zenoh.config = Some(client.path().to_owned());
     cfg.set_metrics_ports(base);
-    let file = std::env::temp_dir().join(format!("qubot-crossing-{}.toml", std::process::id()));
-    std::fs::write(&file, cfg.to_toml()).expect("config");
-    let file_s = file.display().to_string();
+    let file = TempFile::toml("crossing", &cfg.to_toml());
+    let file_s = file.arg();
     let actors: Vec<Proc> = ["sensor", "planner", "actuator"]
         .iter()
         .map(|a| Proc::spawn(a, &[a, "--config", &file_s]))
         .collect();
     let actuator = format!("127.0.0.1:{}", base + 3);
-    let applied =
-        || metrics(&actuator).map(|m| sum(&m, "qubot_messages_received_total", &[("topic", "cmd")]));
-    let stops = || metrics(&actuator).map(|m| sum(&m, "qubot_safe_stops_total", &[]));
+    let applied = || counter(&actuator, RECEIVED, &[("topic", "cmd")]);
+    let stops = || counter(&actuator, "qubot_safe_stops_total", &[]);
     wait_for("commands flowing through the router", T, || {
         (applied()? >= 20.0).then_some(())
     });
@@ -262,21 +205,12 @@ fn a_loop_through_the_router_safe_stops_with_it_and_recovers() {
     assert!(back <= Duration::from_secs(5), "recovery took {back:?}");
 
     // Accounting: nothing the planner took came from elsewhere; nothing foreign anywhere.
-    let page = |offset: u16| metrics(&format!("127.0.0.1:{}", base + offset)).expect("/metrics");
-    let taken = sum(&page(2), "qubot_messages_received_total", &[("topic", "scan")]);
-    let sent = sum(&page(1), "qubot_messages_published_total", &[("topic", "scan")]);
-    assert!(
-        taken > 0.0 && taken <= sent,
-        "planner took {taken} scans, sensor sent {sent}"
-    );
-    for offset in 1..=3 {
-        assert_eq!(dropped(&page(offset), "foreign"), 0.0, "actor {offset}");
-    }
+    let page = |offset: u16| format!("127.0.0.1:{}", base + offset);
+    let actor_pages: Vec<String> = (1..=3).map(page).collect();
+    assert_apart("crossing", &page(1), &page(2), &actor_pages);
     for (name, p) in ["sensor", "planner", "actuator"].into_iter().zip(actors) {
         p.signal("INT");
         let (code, _) = p.finish(T);
         assert_eq!(code, 0, "{name} did not stop cleanly");
     }
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(&client);
 }

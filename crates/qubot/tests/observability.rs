@@ -7,97 +7,41 @@ mod common;
 
 use std::{
     io::Write,
-    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use common::*;
+use common::{
+    counters::*,
+    pipeline::*,
+    prometheus::{tool, Prometheus},
+    *,
+};
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const T: Duration = Duration::from_secs(90);
-
-fn tool(name: &str) -> PathBuf {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .expect("sh");
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(
-        !path.is_empty(),
-        "{name} is not installed: `apt-get install prometheus` (bash .ci/run installs it)"
-    );
-    PathBuf::from(path)
-}
 
 /// The `host` label `qubot up` is given: every process it starts must carry it.
 const HOST_LABEL: &str = "lint-board";
 
-/// `qubot up` on its own ports, driving the corridor world until stopped.
-struct Pipeline {
-    proc: Proc,
-    base: u16,
-}
-
-impl Pipeline {
-    fn start(robot: &str) -> Pipeline {
-        let (hub, base) = pipeline_ports();
-        let base_s = base.to_string();
-        let worlds = format!("{REPO}/deploy/worlds");
-        let proc = Proc::spawn(
-            "qubot up",
-            &[
-                "up",
-                "--robot",
-                robot,
-                "--world",
-                "corridor",
-                "--worlds-dir",
-                &worlds,
-                "--hub",
-                &hub,
-                "--metrics-port-base",
-                &base_s,
-                "--timeout",
-                "300",
-                "--host-label",
-                HOST_LABEL,
-            ],
-        );
-        let p = Pipeline { proc, base };
-        wait_for("commands flowing", T, || {
-            let m = metrics(&p.endpoint(3))?;
-            (sum(&m, "qubot_messages_received_total", &[("topic", "cmd")]) > 10.0).then_some(())
-        });
-        p
-    }
-
-    fn endpoint(&self, i: u16) -> String {
-        format!("127.0.0.1:{}", self.base + i)
-    }
-}
-
-impl Drop for Pipeline {
-    /// A graceful stop, so the supervisor cleans up its children's shared memory.
-    fn drop(&mut self) {
-        if self.proc.is_running() {
-            self.proc.signal("INT");
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while self.proc.is_running() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
+/// `qubot up` of `robot` on its own ports, driving the corridor world (until stopped: on
+/// drop) with more than 10 commands applied.
+fn pipeline(robot: &str) -> Up {
+    let up = Up::start(
+        robot,
+        "corridor",
+        &["--timeout", "300", "--host-label", HOST_LABEL],
+    );
+    wait_driving_within(&up, 11.0, T);
+    up
 }
 
 #[test]
 fn every_process_metrics_page_passes_promtool() {
     let _g = serial();
     let promtool = tool("promtool");
-    let p = Pipeline::start("lint");
+    let p = pipeline("lint");
     for (i, process) in ["supervisor", "sensor", "planner", "actuator"].iter().enumerate() {
-        let text = scrape(&p.endpoint(i as u16)).expect("scrape");
+        let text = scrape(&p.metrics_of(i as u16)).expect("scrape");
         let mut child = Command::new(&promtool)
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
@@ -218,56 +162,15 @@ fn dashboards_parse_and_use_a_datasource_variable() {
     assert!(dashboard_queries().len() >= 14);
 }
 
-struct Prometheus {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A real Prometheus with the shipped config, pointed at this test's ports, scraping every second.
-fn prometheus(p: &Pipeline, listen: &str) -> Prometheus {
-    let bin = tool("prometheus");
-    let dir = std::env::temp_dir().join(format!("qubot-prom-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("targets")).expect("dir");
-    let deploy = Path::new(REPO).join("deploy");
-    let mut cfg = std::fs::read_to_string(deploy.join("prometheus.yml")).expect("prometheus.yml");
-    for i in 0..4u16 {
-        cfg = cfg.replace(&format!("127.0.0.1:990{i}"), &p.endpoint(i));
-    }
-    cfg = cfg
-        .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("evaluation_interval: 5s", "evaluation_interval: 1s");
-    std::fs::write(dir.join("prometheus.yml"), cfg).expect("write config");
-    std::fs::copy(deploy.join("alerts.yml"), dir.join("alerts.yml")).expect("copy alerts");
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={listen}"))
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    Prometheus { child, dir }
-}
-
 #[test]
 fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let _g = serial();
     let queries = dashboard_queries();
-    let p = Pipeline::start("dash");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _prom = prometheus(&p, &listen);
+    let p = pipeline("dash");
+    let endpoints: Vec<String> = (0..4).map(|i| p.metrics_of(i)).collect();
+    let prom = Prometheus::scraping(&endpoints);
     wait_for("all four processes scraped", T, || {
-        (prom_query(&listen, "count(up{job=\"qubot\"} == 1)")? >= 1
-            && prom_query(&listen, "up{job=\"qubot\"} == 1")? == 4)
+        (prom.query("count(up{job=\"qubot\"} == 1)")? >= 1 && prom.query("up{job=\"qubot\"} == 1")? == 4)
             .then_some(())
     });
     let mut missing = Vec::new();
@@ -280,7 +183,7 @@ fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             .replace("$host", ".*");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let series = loop {
-            let n = prom_query(&listen, &q).unwrap_or(0);
+            let n = prom.query(&q).unwrap_or(0);
             if n > 0 || std::time::Instant::now() >= deadline {
                 break n;
             }
@@ -300,11 +203,11 @@ fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
 #[test]
 fn top_once_shows_every_actor_with_traffic() {
     let _g = serial();
-    let p = Pipeline::start("top");
+    let p = pipeline("top");
     let mut args = vec!["top".to_owned(), "--once".to_owned()];
     for i in 0..4 {
         args.push("--endpoint".into());
-        args.push(p.endpoint(i));
+        args.push(p.metrics_of(i));
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out, err) = run(&argv, T);

@@ -6,10 +6,9 @@ mod common;
 
 use std::{io::Read, path::Path, process::Command, time::Duration};
 
-use common::*;
+use common::{counters::*, pipeline::isolated, *};
 use qubot_node::NodeConfig;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// Starting the pipeline includes `cargo run` checking (and on a cold cache, finishing) the
 /// build: generous, but a deadline.
 const RUN_START: Duration = Duration::from_secs(900);
@@ -51,13 +50,6 @@ fn qubot_args_parse(args: &[String]) {
     assert_eq!(code, 0, "`qubot {}` does not parse: {err}", args.join(" "));
 }
 
-fn just_available() -> bool {
-    Command::new("just")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// `just --dry-run RECIPE ARGS` must accept the recipe and its arguments; any `cargo run
 /// --release -- ARGS` or `./target/release/qubot ARGS` line it would run must parse too.
 fn check_just(args: &[String]) {
@@ -97,7 +89,7 @@ fn every_readme_command_parses() {
         cmds.iter().any(|c| c == "bash .ci/run"),
         "the README's test command is gone: {cmds:?}"
     );
-    let has_just = just_available();
+    let has_just = runs("just", &["--version"]);
     for cmd in &cmds {
         let w = words(cmd);
         match w.first().map(String::as_str) {
@@ -148,14 +140,13 @@ fn wait_pipeline(cfg: &NodeConfig, within: Duration) {
     });
 }
 
-fn assert_moved(report: &serde_json::Value, cfg: &NodeConfig) {
+fn assert_moved(report: &RunReport, cfg: &NodeConfig) {
     let start = cfg.world().expect("world").start;
-    let pose = report["final_pose"].as_array().expect("final pose");
-    let p: Vec<f64> = pose.iter().map(|v| v.as_f64().expect("number")).collect();
+    let p = report.final_pose.expect("final pose");
     let moved = (p[0] - start.x).abs() + (p[1] - start.y).abs() + (p[2] - start.theta).abs();
-    assert!(moved > 0.01, "the robot did not move from {start:?}: {report}");
-    assert!(report["states"].as_u64().unwrap_or(0) > 0, "{report}");
-    assert_eq!(report["finish"], "signal", "{report}");
+    assert!(moved > 0.01, "the robot did not move from {start:?}: {report:?}");
+    assert!(report.states > 0, "{report:?}");
+    assert_eq!(report.finish, Finish::Signal, "{report:?}");
 }
 
 /// The README's run command, as written, from the repository root: all four `/metrics` ports
@@ -187,7 +178,7 @@ fn the_readme_run_command_runs_the_pipeline() {
     let cfg = NodeConfig::default();
     wait_pipeline(&cfg, RUN_START);
     let (code, report) = up.interrupt(pid);
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_moved(&report, &cfg);
 }
 
@@ -196,18 +187,17 @@ fn the_readme_run_command_runs_the_pipeline() {
 #[test]
 fn qubot_up_runs_as_pid_1() {
     let _g = serial();
-    let probe = Command::new("unshare").args(["--pid", "--fork", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
+    if !runs("unshare", &["--pid", "--fork", "true"]) {
         skip_or_fail(
             "qubot up as PID 1",
             "`unshare --pid --fork` is unavailable (needs root and util-linux)",
         );
         return;
     }
-    let (cfg, path) = isolated("pid1");
+    let (cfg, file) = isolated("pid1");
     let mut c = Command::new("unshare");
     c.args(["--pid", "--fork", QUBOT, "up", "--config"])
-        .arg(&path)
+        .arg(file.path())
         .env("RUST_LOG", "warn");
     let up = Proc::from_command("qubot up", c);
     // The supervisor is unshare's child: PID 1 inside its namespace, a normal pid here.
@@ -225,11 +215,10 @@ fn qubot_up_runs_as_pid_1() {
     );
     wait_pipeline(&cfg, T);
     let (code, report) = up.interrupt(pid);
-    let _ = std::fs::remove_file(&path);
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_moved(&report, &cfg);
-    for (actor, n) in report["restarts"].as_object().expect("restarts") {
-        assert_eq!(n, 0, "{actor} restarted: {report}");
+    for (actor, n) in &report.restarts {
+        assert_eq!(*n, 0, "{actor} restarted: {report:?}");
     }
 }
 
@@ -246,21 +235,17 @@ fn visible_rows(raw: &str) -> Vec<String> {
 #[test]
 fn status_line_and_log_lines_keep_to_their_own_rows() {
     let _g = serial();
-    if !Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if !runs("script", &["--version"]) {
         skip_or_fail("qubot up on a terminal", "`script` (util-linux) is not installed");
         return;
     }
-    let (cfg, path) = isolated("tty");
+    let (cfg, file) = isolated("tty");
     // A pseudo-terminal: the status line is on, and so are info logs (a killed planner makes
     // the supervisor and the restarted planner log while the status line is on screen).
     let typescript = std::env::temp_dir().join(format!("qubot-tty-{}.txt", std::process::id()));
     let inner = format!(
         "RUST_LOG=info,zenoh=warn {QUBOT} up --config {} --timeout 8",
-        path.display()
+        file.path().display()
     );
     let mut c = Command::new("script");
     c.args(["-q", "-f", "-e", "-c", &inner]).arg(&typescript);
@@ -283,7 +268,6 @@ fn status_line_and_log_lines_keep_to_their_own_rows() {
         .read_to_string(&mut raw)
         .expect("read");
     let _ = std::fs::remove_file(&typescript);
-    let _ = std::fs::remove_file(&path);
     let rows = visible_rows(&raw);
     let mixed: Vec<&String> = rows
         .iter()

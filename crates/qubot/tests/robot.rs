@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{counters::*, pipeline::*, *};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,13 +27,13 @@ fn every_shipped_world_is_reached_without_collision() {
     for world in &worlds {
         let up = Up::start("worlds", world, &["--exit-on-goal", "--timeout", "120"]);
         let (code, report) = up.report();
-        assert_eq!(code, 0, "{world}: {report}");
-        assert_eq!(report["world"], world.as_str());
+        assert_eq!(code, 0, "{world}: {report:?}");
+        assert_eq!(report.world, *world);
         assert_clean_run(&report);
-        assert_eq!(report["restarts"]["planner"], 0);
+        assert_eq!(report.restarts["planner"], 0);
         // Plan quality against the shortest collision-free path on the true map.
-        let efficiency = report["path_efficiency"].as_f64().expect("path efficiency");
-        assert!(efficiency > 0.8, "{world}: {report}");
+        let efficiency = report.path_efficiency.expect("path efficiency");
+        assert!(efficiency > 0.8, "{world}: {report:?}");
         eprintln!("{world}: path / shortest {efficiency}");
     }
     let left: Vec<_> = shm_files().difference(&before).cloned().collect();
@@ -45,9 +45,8 @@ fn killed_planner_safe_stops_restarts_and_the_robot_still_arrives() {
     let _g = serial();
     let before = shm_files();
     // Restart slower than the watchdog, so the actuator must stop before the planner is back.
-    let cfg = std::env::temp_dir().join(format!("qubot-slowrestart-{}.toml", std::process::id()));
-    std::fs::write(&cfg, "[supervisor]\nbackoff_initial_ms = 600\n").expect("config");
-    let cfg_s = cfg.to_string_lossy().into_owned();
+    let cfg = TempFile::toml("slowrestart", "[supervisor]\nbackoff_initial_ms = 600\n");
+    let cfg_s = cfg.arg();
     let up = Up::start(
         "kill9",
         "corridor",
@@ -62,7 +61,7 @@ fn killed_planner_safe_stops_restarts_and_the_robot_still_arrives() {
     });
     // The watchdog fired within the command timeout plus one actuator tick of silence (both
     // read from the config this run used).
-    let node = node_config(&cfg);
+    let node = node_config(cfg.path());
     let timeout = node.actuator.cmd_timeout_ms as f64 / 1e3;
     let tick = 1.0 / node.actuator.tick_hz;
     let silence = actuator_metric(&up, "qubot_watchdog_silence_seconds", &[]).expect("silence");
@@ -73,11 +72,10 @@ fn killed_planner_safe_stops_restarts_and_the_robot_still_arrives() {
     let replanner = up.spawned("planner");
     assert_ne!(replanner, planner);
     let (code, report) = up.report();
-    let _ = std::fs::remove_file(&cfg);
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_clean_run(&report);
-    assert_eq!(report["restarts"]["planner"], 1, "{report}");
-    assert!(report["safe_stops"].as_f64().expect("safe stops") >= 1.0);
+    assert_eq!(report.restarts["planner"], 1, "{report:?}");
+    assert!(report.safe_stops.expect("safe stops") >= 1.0);
     let left: Vec<_> = shm_files().difference(&before).cloned().collect();
     assert!(
         left.is_empty(),
@@ -108,11 +106,11 @@ fn stopped_planner_safe_stops_then_the_loop_recovers() {
         (n > applied + 10.0).then_some(())
     });
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_clean_run(&report);
     assert_eq!(
-        report["restarts"]["planner"], 0,
-        "a stopped process is not a crashed one: {report}"
+        report.restarts["planner"], 0,
+        "a stopped process is not a crashed one: {report:?}"
     );
 }
 
@@ -120,29 +118,9 @@ fn stopped_planner_safe_stops_then_the_loop_recovers() {
 fn stale_invalid_and_malformed_commands_are_rejected_and_never_move_the_robot() {
     let _g = serial();
     // No planner: the only commands are the ones injected here.
-    let cfg = std::env::temp_dir().join(format!("qubot-noplanner-{}.toml", std::process::id()));
-    std::fs::write(&cfg, "[planner]\nenabled = false\n").expect("config");
-    let cfg_s = cfg.to_string_lossy().into_owned();
-    let (hub, base) = pipeline_ports();
-    let base_s = base.to_string();
-    let up = Up {
-        proc: Proc::spawn(
-            "qubot up",
-            &[
-                "up",
-                "--config",
-                &cfg_s,
-                "--robot",
-                "cmds",
-                "--hub",
-                &hub,
-                "--metrics-port-base",
-                &base_s,
-            ],
-        ),
-        base,
-        hub: hub.clone(),
-    };
+    let cfg = TempFile::toml("noplanner", "[planner]\nenabled = false\n");
+    let up = Up::with_args("cmds", &["--config", &cfg.arg()]);
+    let hub = up.hub.clone();
     up.spawned("actuator");
     let key = "qubot/cmds/planner/main/cmd";
     for what in ["stale-command", "invalid-command", "truncated", "bad-version"] {
@@ -191,12 +169,10 @@ fn stale_invalid_and_malformed_commands_are_rejected_and_never_move_the_robot() 
     assert_eq!(sum(&m, "qubot_pipeline_latency_seconds_count", &[]), 0.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
-    let world = node_config(&cfg).world().expect("world");
+    let world = node_config(cfg.path()).world().expect("world");
     let start = (world.start.x, world.start.y);
-    let _ = std::fs::remove_file(&cfg);
-    assert_eq!(code, 0, "{report}");
-    let pose = report["final_pose"].as_array().expect("final pose");
-    let (x, y) = (pose[0].as_f64().expect("x"), pose[1].as_f64().expect("y"));
+    assert_eq!(code, 0, "{report:?}");
+    let [x, y, _] = report.final_pose.expect("final pose");
     assert!(
         (x - start.0).abs() < 1e-6 && (y - start.1).abs() < 1e-6,
         "robot moved to ({x}, {y})"
@@ -209,10 +185,9 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
     // The planner's metrics port is taken, so every planner start fails at once.
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken = blocker.local_addr().expect("addr").port();
-    let cfg = std::env::temp_dir().join(format!("qubot-crashloop-{}.toml", std::process::id()));
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = TempFile::toml(
+        "crashloop",
+        &format!(
             "[supervisor]\nmax_restarts = 2\nrestart_window_s = 60.0\nbackoff_initial_ms = 50\n\
              metrics_port = {}\n[sensor]\nmetrics_port = {}\n[planner]\nmetrics_port = {taken}\n\
              [actuator]\nmetrics_port = {}\n",
@@ -220,21 +195,19 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
             free_port(),
             free_port()
         ),
-    )
-    .expect("config");
-    let cfg_s = cfg.to_string_lossy().into_owned();
+    );
+    let cfg_s = cfg.arg();
     let hub = format!("tcp/127.0.0.1:{}", free_port());
     let up = Proc::spawn(
         "qubot up",
         &["up", "--config", &cfg_s, "--robot", "crashloop", "--hub", &hub],
     );
     let (code, lines) = up.finish(T);
-    let _ = std::fs::remove_file(&cfg);
     assert_eq!(code, 1, "giving up is a failure: {lines:?}");
-    let events: Vec<_> = lines.iter().map(|l| json(l)).collect();
+    let events: Vec<Event> = lines.iter().filter_map(|l| Event::from_json_line(l)).collect();
     let planner_spawns = events
         .iter()
-        .filter(|e| e["event"] == "spawned" && e["actor"] == "planner")
+        .filter(|e| e.actor == "planner" && matches!(e.kind, EventKind::Spawned { .. }))
         .count();
     assert_eq!(
         planner_spawns, 3,
@@ -243,12 +216,12 @@ fn an_actor_that_keeps_crashing_makes_the_supervisor_give_up() {
     assert!(
         events
             .iter()
-            .any(|e| e["event"] == "gave_up" && e["actor"] == "planner"),
+            .any(|e| e.actor == "planner" && matches!(e.kind, EventKind::GaveUp { .. })),
         "{lines:?}"
     );
-    let report = events.last().expect("report");
-    assert_eq!(report["finish"], "gave_up");
-    assert_eq!(report["restarts"]["planner"], 2, "{report}");
+    let report = run_report_in(&lines, code);
+    assert_eq!(report.finish, Finish::GaveUp);
+    assert_eq!(report.restarts["planner"], 2, "{report:?}");
     drop(blocker);
 }
 

@@ -1,4 +1,4 @@
-//! Only the robot's own actors steer it (DESIGN §4a), with real processes over real zenoh:
+//! Only the robot's own actors steer it (docs/ARCHITECTURE.md §4a), with real processes over real zenoh:
 //! consumers are bound to their configured producer's per-start source id; anything else on
 //! the key is decoded, counted as `foreign` and never acted on; the pose comes from odometry;
 //! freshness is judged from the capture time; untrusted input is bounded.
@@ -7,25 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{counters::*, pipeline::*, *};
 
 const T: Duration = Duration::from_secs(60);
-
-fn dropped(addr: &str, actor: &str, topic: &str, reason: &str) -> Option<f64> {
-    metrics(addr).map(|m| {
-        sum(
-            &m,
-            "qubot_messages_dropped_total",
-            &[("actor", actor), ("topic", topic), ("reason", reason)],
-        )
-    })
-}
 
 /// Waits until `actor`'s drop counter for `reason` on `topic` reaches `n` (exactly: more
 /// would mean something else was dropped the same way).
 fn wait_dropped(addr: &str, actor: &str, topic: &str, reason: &str, n: f64) {
     let got = wait_for(&format!("{actor} {topic} dropped as {reason} >= {n}"), T, || {
-        dropped(addr, actor, topic, reason).filter(|&v| v >= n)
+        dropped_at(addr, &[("actor", actor), ("topic", topic), ("reason", reason)]).filter(|&v| v >= n)
     });
     assert_eq!(got, n, "{actor} {topic} {reason}");
 }
@@ -50,38 +40,16 @@ fn inject(hub: &str, robot: &str, key: &str, what: &str, count: u64, extra: &[&s
     run_report(&args, T)
 }
 
-/// A node config file with the given TOML, removed on drop.
-struct ConfigFile(std::path::PathBuf);
-
-impl ConfigFile {
-    fn new(name: &str, toml: &str) -> ConfigFile {
-        let p = std::env::temp_dir().join(format!("qubot-trust-{name}-{}.toml", std::process::id()));
-        std::fs::write(&p, toml).expect("config");
-        ConfigFile(p)
-    }
-
-    fn arg(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 fn start_of(world: &str) -> (f64, f64) {
     let w = qubot_robot::World::resolve(world, std::path::Path::new(WORLDS_DIR)).expect("world");
     (w.start.x, w.start.y)
 }
 
-fn assert_at(report: &serde_json::Value, at: (f64, f64)) {
-    let pose = report["final_pose"].as_array().expect("final pose");
-    let (x, y) = (pose[0].as_f64().expect("x"), pose[1].as_f64().expect("y"));
+fn assert_at(report: &RunReport, at: (f64, f64)) {
+    let [x, y, _] = report.final_pose.expect("final pose");
     assert!(
         (x - at.0).abs() < 1e-6 && (y - at.1).abs() < 1e-6,
-        "the robot moved to ({x}, {y}) from {at:?}: {report}"
+        "the robot moved to ({x}, {y}) from {at:?}: {report:?}"
     );
 }
 
@@ -132,7 +100,7 @@ fn a_foreign_scan_flood_never_steers_the_robot() {
         "flood scans counted as foreign: {counted:?} of {sent}"
     );
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_clean_run(&report);
 }
 
@@ -141,7 +109,7 @@ fn a_foreign_scan_flood_never_steers_the_robot() {
 #[test]
 fn a_foreign_command_stream_never_moves_the_robot() {
     let _g = serial();
-    let cfg = ConfigFile::new("nocmd", "[planner]\nenabled = false\n");
+    let cfg = TempFile::toml("trust-nocmd", "[planner]\nenabled = false\n");
     let up = Up::start("strangers", "default", &["--config", &cfg.arg()]);
     up.spawned("actuator");
     wait_for("the actuator's /metrics", T, || metrics(&up.metrics_of(3)));
@@ -157,7 +125,7 @@ fn a_foreign_command_stream_never_moves_the_robot() {
     );
     up.proc.signal("INT");
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_at(&report, start_of("default"));
 }
 
@@ -166,7 +134,7 @@ fn a_foreign_command_stream_never_moves_the_robot() {
 #[test]
 fn foreign_state_moves_neither_the_sensor_nor_the_referee() {
     let _g = serial();
-    let cfg = ConfigFile::new("nostate", "[planner]\nenabled = false\n");
+    let cfg = TempFile::toml("trust-nostate", "[planner]\nenabled = false\n");
     let up = Up::start("mirage", "default", &["--config", &cfg.arg()]);
     up.spawned("sensor");
     wait_for("the sensor's /metrics", T, || metrics(&up.metrics_of(1)));
@@ -186,9 +154,9 @@ fn foreign_state_moves_neither_the_sensor_nor_the_referee() {
     wait_dropped(&up.metrics_of(0), "supervisor", "state", "foreign", 100.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_at(&report, start_of("default"));
-    assert_eq!(report["collisions"], 0, "{report}");
+    assert_eq!(report.collisions, 0, "{report:?}");
 }
 
 /// A replay: a scan captured 2 s ago from the bound sensor is not planned on, and a command
@@ -198,8 +166,8 @@ fn a_replayed_scan_and_a_plan_made_on_it_are_stale() {
     let _g = serial();
     // The injector stands in for the sensor and the planner (their liveliness tokens, its
     // source id), so the checks judged are freshness, not source.
-    let cfg = ConfigFile::new(
-        "replay",
+    let cfg = TempFile::toml(
+        "trust-replay",
         "[sensor]\nenabled = false\n[planner]\nenabled = false\n",
     );
     let up = Up::start("replay", "default", &["--config", &cfg.arg()]);
@@ -208,8 +176,8 @@ fn a_replayed_scan_and_a_plan_made_on_it_are_stale() {
     let hub = up.hub.clone();
     // The planner alone, bound to the injector-as-sensor: started by hand on this robot.
     let planner_port = free_port().to_string();
-    let node = ConfigFile::new(
-        "replay-planner",
+    let node = TempFile::toml(
+        "trust-replay-planner",
         &format!("robot = \"replay\"\n[zenoh]\nhub = \"{hub}\"\n"),
     );
     let planner = Proc::spawn(
@@ -252,7 +220,7 @@ fn a_replayed_scan_and_a_plan_made_on_it_are_stale() {
     wait_dropped(&up.metrics_of(3), "actuator", "cmd", "stale", 5.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
     assert_at(&report, start_of("default"));
 }
 
@@ -301,13 +269,17 @@ fn a_restarted_sensor_is_rebound_and_its_old_id_refused() {
     )
     .expect("applied");
     wait_driving(&up, applied + 20.0);
-    let before = dropped(&planner, "planner", "scan", "foreign").expect("planner metrics");
+    let before = dropped_at(
+        &planner,
+        &[("actor", "planner"), ("topic", "scan"), ("reason", "foreign")],
+    )
+    .expect("planner metrics");
     inject(&hub, "rebind", key, "stale-scan", 5, &["--source", &old]);
     wait_dropped(&planner, "planner", "scan", "foreign", before + 5.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["collisions"], 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.collisions, 0, "{report:?}");
 }
 
 /// Bounds on untrusted input: a million fake source ids do not grow a receiver's memory (its
@@ -393,8 +365,8 @@ fn untrusted_input_is_bounded() {
     wait_driving(&up, 40.0);
     up.proc.signal("INT");
     let (code, report) = up.report();
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["restarts"]["planner"], 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.restarts["planner"], 0, "{report:?}");
 }
 
 /// Clocks across hosts (simulated on one: `QUBOT_CLOCK_OFFSET_MS` puts a process's clock off
@@ -403,7 +375,7 @@ fn untrusted_input_is_bounded() {
 #[test]
 fn health_measures_clock_skew_and_fails_above_the_bound() {
     let _g = serial();
-    let (cfg, path) = isolated("skewed");
+    let (cfg, file) = isolated("skewed");
     let skew_ms = 40.0;
     assert!(
         skew_ms > cfg.max_clock_skew_ms,
@@ -411,14 +383,14 @@ fn health_measures_clock_skew_and_fails_above_the_bound() {
     );
     let mut c = std::process::Command::new(QUBOT);
     c.args(["up", "--config"])
-        .arg(&path)
+        .arg(file.path())
         .env("RUST_LOG", "warn")
         .env(qubot::CLOCK_OFFSET_ENV, skew_ms.to_string());
     let up = Proc::from_command("qubot up (clock 40 ms ahead)", c);
     let health = |probe_offset: f64| {
         let out = std::process::Command::new(QUBOT)
             .args(["health", "--timeout", "30", "--config"])
-            .arg(&path)
+            .arg(file.path())
             .env("RUST_LOG", "warn")
             .env(qubot::CLOCK_OFFSET_ENV, probe_offset.to_string())
             .output()
@@ -436,7 +408,6 @@ fn health_measures_clock_skew_and_fails_above_the_bound() {
     assert_eq!(code, Some(0), "{same} {err}");
     // A probe on the true clock: every process is 40 ms ahead.
     let (code, off, err) = health(0.0);
-    let _ = std::fs::remove_file(&path);
     assert_eq!(code, Some(1), "{off}");
     assert_eq!(off["healthy"], false, "{off}");
     for (report, expect) in [(&same, 0.0), (&off, skew_ms)] {
@@ -466,5 +437,5 @@ fn health_measures_clock_skew_and_fails_above_the_bound() {
     );
     let pid = up.child.id();
     let (code, report) = up.interrupt(pid);
-    assert_eq!(code, 0, "{report}");
+    assert_eq!(code, 0, "{report:?}");
 }

@@ -677,4 +677,42 @@ actors = ["planner", "actuator"]
         let e = fails(&FLEET.replace("[fleet]", "[fleet]\nwave = 0"));
         assert_eq!(e.field, "fleet.wave", "{e}");
     }
+
+    /// A shipped inventory (`deploy/NAME`), loaded as `qubot inventory check` loads it.
+    pub(crate) fn shipped(name: &str) -> Inventory {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy")
+            .join(name);
+        Inventory::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// What `qubot inventory check` prints for an inventory error (stderr, exit 2: the CLI's
+    /// side is `crates/qubot/tests/deploy.rs`) names the field and the value; the shipped
+    /// inventories pass, and a robot selects its boards.
+    #[test]
+    fn inventory_errors_name_the_field() {
+        let e = fails(
+            "robot = \"r\"\n[hosts.a]\naddress = \"10.0.0.1\"\nactors = [\"sensor\", \"planner\", \"lidar\"]\n",
+        );
+        let said = e.to_string();
+        assert!(
+            said.contains("hosts.a.actors") && said.contains("\"lidar\""),
+            "{said}"
+        );
+        // A deploy root that would end the quoting of the remote commands.
+        let e = fails(
+            "robot = \"r\"\n[hosts.a]\naddress = \"10.0.0.1\"\nroot = \"/opt/q'; reboot; '\"\n\
+             actors = [\"sensor\", \"planner\", \"actuator\"]\n",
+        );
+        assert!(e.to_string().contains("inventory: hosts.a.root: "), "{e}");
+        let inv = shipped("inventory.toml");
+        assert_eq!((inv.hosts.len(), inv.robots()), (2, vec!["qubot-one"]));
+        let fleet = shipped("fleet.toml");
+        assert_eq!(
+            (fleet.hosts.len(), fleet.robots()),
+            (4, vec!["qubot-one", "qubot-two"])
+        );
+        // A robot is a selector: its boards.
+        assert_eq!(fleet.select("qubot-two").expect("robot"), ["dev3", "dev4"]);
+    }
 }

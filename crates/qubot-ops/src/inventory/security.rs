@@ -528,4 +528,37 @@ actors = ["actuator"]
         assert!(w.contains("port 7447") && w.contains("tls = true"), "{w}");
         assert!(w.lines().all(|l| l.starts_with("WARNING: ")), "{w}");
     }
+
+    /// The warning `qubot inventory check` puts on stderr (exit 0, stdout unchanged: the CLI's
+    /// side is `crates/qubot/tests/deploy.rs`): said once, naming the file, the open port and
+    /// the fix; none with mutual TLS; the shipped (lab) inventory gets it.
+    #[test]
+    fn inventory_check_warns_when_the_fleet_is_unauthenticated() {
+        let one = |fleet: &str| {
+            Inventory::parse(&format!(
+                "robot = \"r\"\n{fleet}[hosts.a]\naddress = \"10.0.0.1\"\n\
+                 actors = [\"sensor\", \"planner\", \"actuator\"]\n"
+            ))
+            .unwrap_or_else(|e| panic!("{fleet:?}: {e}"))
+        };
+        for (fleet, port) in [("[fleet]\ntls = false\nzenoh_port = 7500\n", 7500), ("", 7447)] {
+            let w = unauthenticated_warning(&one(fleet), "inv.toml").expect("a warning");
+            assert_eq!(w.matches("the fleet is UNAUTHENTICATED").count(), 1, "{w}");
+            assert!(w.contains("WARNING: inv.toml: fleet.tls = false"), "{w}");
+            assert!(
+                w.contains("put scans, commands and state") && w.contains("tls = true"),
+                "{w}"
+            );
+            assert!(w.contains(&format!("port {port}")), "{w}");
+        }
+        assert_eq!(
+            unauthenticated_warning(&one("[fleet]\ntls = true\n"), "inv.toml"),
+            None,
+            "a fleet with mutual TLS was warned about"
+        );
+        // The shipped inventory is a lab's: unauthenticated, and said so.
+        let shipped = crate::inventory::model::tests::shipped("inventory.toml");
+        let w = unauthenticated_warning(&shipped, "deploy/inventory.toml").expect("a warning");
+        assert!(w.contains("the fleet is UNAUTHENTICATED"), "{w}");
+    }
 }

@@ -1,17 +1,33 @@
-//! Test support: real `qubot` processes on loopback, Prometheus scrapes, and waiting on
-//! conditions with deadlines (never a bare sleep).
+//! Test support, one copy of each helper: real `qubot` processes (here), waiting on conditions
+//! with deadlines (never a bare sleep), and by concern:
+//! - [`counters`]: `/metrics` scrapes and the message counters the tests judge by;
+//! - [`pipeline`]: a `qubot up` of the reference robot on ports of its own;
+//! - [`prometheus`]: a real Prometheus with the shipped config;
+//! - [`router`]: a `qubot router`, on loopback or in a network namespace;
+//! - [`lab`]: network-namespace devices with an sshd each (`deploy/lab.sh`), and the deploys.
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod counters;
+pub mod lab;
+pub mod pipeline;
+pub mod prometheus;
+pub mod router;
 
 use std::{
     collections::BTreeSet,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use qubot_ops::process::{self, Child};
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use qubot_ops::run::{Event, EventKind, Finish, RunReport};
 
 pub const QUBOT: &str = env!("CARGO_BIN_EXE_qubot");
+/// The repository root (deploy/, dashboards/, README.md).
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// Process tests run one at a time: they share /dev/shm (leftover checks) and two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -23,13 +39,6 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// A free TCP port on loopback (bound then released; good enough on a test machine).
 pub fn free_port() -> u16 {
     process::free_port().expect("a free loopback port")
-}
-
-/// A pipeline's ports in one run of five free ones: the metrics ports `base..base + 4`
-/// (supervisor, then the actors) and the hub endpoint at `base + 4`.
-pub fn pipeline_ports() -> (String, u16) {
-    let base = process::free_port_run(5).expect("five free loopback ports");
-    (format!("tcp/127.0.0.1:{}", base + 4), base)
 }
 
 /// A running `qubot` child: killed on drop, stdout lines readable as they come.
@@ -58,11 +67,23 @@ impl Proc {
 
     /// SIGINT to `pid` (the supervisor, which may be a grandchild), then the exit code and the
     /// last stdout line (the run report) once this process has exited.
-    pub fn interrupt(self, pid: u32) -> (i32, serde_json::Value) {
+    pub fn interrupt(self, pid: u32) -> (i32, RunReport) {
         signal_pid(pid, "INT");
         let (code, lines) = self.finish(Duration::from_secs(60));
-        let last = lines.last().unwrap_or_else(|| panic!("no report; exit {code}"));
-        (code, json(last))
+        (code, run_report_in(&lines, code))
+    }
+
+    /// Reads supervisor events until `actor` was spawned; returns its pid.
+    pub fn spawned(&self, actor: &str, timeout: Duration) -> u32 {
+        loop {
+            if let Some(e) = Event::from_json_line(&self.line(timeout)) {
+                if e.actor == actor {
+                    if let Some(pid) = e.spawned_pid() {
+                        return pid;
+                    }
+                }
+            }
+        }
     }
 
     /// Next stdout line, or panic at the deadline.
@@ -74,6 +95,11 @@ impl Proc {
 
     /// Waits for the process to exit and returns its exit code and every stdout line.
     pub fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        self.wait_exit(timeout)
+    }
+
+    /// [`Proc::finish`] without giving the process up (for owners that stop it on drop).
+    pub fn wait_exit(&mut self, timeout: Duration) -> (i32, Vec<String>) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -117,6 +143,56 @@ pub fn run(args: &[&str], timeout: Duration) -> (i32, String, String) {
     (done.status.code().unwrap_or(-1), done.stdout, done.stderr)
 }
 
+/// Runs a `qubot` tool that must succeed and returns its report (the last stdout line, JSON).
+pub fn run_report(args: &[&str], timeout: Duration) -> serde_json::Value {
+    let (code, out, err) = run(args, timeout);
+    assert_eq!(code, 0, "qubot {}: {err}", args.first().unwrap_or(&""));
+    json(
+        out.lines()
+            .last()
+            .unwrap_or_else(|| panic!("qubot {args:?}: no report")),
+    )
+}
+
+/// The run report among `qubot up`'s stdout lines (its last line), or panic saying what came.
+pub fn run_report_in(lines: &[String], code: i32) -> RunReport {
+    RunReport::last_in(lines).unwrap_or_else(|| panic!("no run report (exit {code}): {lines:?}"))
+}
+
+/// Runs `qubot args...` for at most `secs` seconds (it may legitimately never finish): its
+/// stdout and stderr.
+pub fn bounded(secs: u32, args: &[&str]) -> (String, String) {
+    bounded_in(&[], secs, args)
+}
+
+/// [`bounded`] run by `wrapper` (a command that runs its arguments, e.g. `ip netns exec NS`).
+pub fn bounded_in(wrapper: &[&str], secs: u32, args: &[&str]) -> (String, String) {
+    let secs = secs.to_string();
+    let argv: Vec<&str> = wrapper
+        .iter()
+        .copied()
+        .chain(["timeout", &secs, QUBOT])
+        .chain(args.iter().copied())
+        .collect();
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Does `program args...` run and succeed? (A prerequisite probe: nothing is shown.)
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Polls `cond` until it returns Some or the deadline passes (then panics with `what`).
 pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -132,13 +208,88 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
-#[allow(unused_imports)] // each test binary uses its own subset
-pub use qubot_ops::promtext::{parse as parse_metrics, scrape, sum, Sample};
+/// Parses one line of the CLI's JSON output.
+pub fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
 
-/// Scrapes and parses, panicking on a malformed page.
-pub fn metrics(addr: &str) -> Option<Vec<Sample>> {
-    let text = scrape(addr)?;
-    Some(parse_metrics(&text).unwrap_or_else(|e| panic!("{addr}/metrics does not parse: {e}")))
+/// `kill -s SIG pid`, asserting that the signal was delivered.
+pub fn signal_pid(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -s {sig} {pid}");
+}
+
+/// A test whose prerequisite is missing: under `CI=true` that is a failure (CI installs
+/// everything, so a missing tool is a broken CI script); elsewhere it says `SKIPPED: ...`
+/// on the real stderr (libtest hides a passing test's `eprintln!`), which `just test` counts.
+pub fn skip_or_fail(test: &str, why: &str) {
+    use std::io::Write;
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: prerequisite missing under CI=true: {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// A file of this run in the temp dir, `qubot-<stem>-<pid>.<ext>`: removed on drop.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(stem: &str, ext: &str, text: &str) -> TempFile {
+        let p = std::env::temp_dir().join(format!("qubot-{stem}-{}.{ext}", std::process::id()));
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        TempFile(p)
+    }
+
+    /// A TOML file (a node config, an inventory).
+    pub fn toml(stem: &str, text: &str) -> TempFile {
+        TempFile::new(stem, "toml", text)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The path as a command-line argument.
+    pub fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A directory of this run in the temp dir, `qubot-<stem>-<pid>`: created empty, removed
+/// with everything in it on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(stem: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("qubot-{stem}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The zenoh SHM segment files in /dev/shm now.
@@ -163,167 +314,4 @@ pub fn shm_holders(name: &str) -> Option<Vec<u32>> {
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(&path)))
         .collect();
     (!pids.is_empty()).then_some(pids)
-}
-
-/// Parses one line of the CLI's JSON output.
-pub fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-/// `kill -s SIG pid`, asserting that the signal was delivered.
-pub fn signal_pid(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -s {sig} {pid}");
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A Prometheus instant query against `prom` (host:port): `Some(number of series)` when
-/// Prometheus answered.
-pub fn prom_query(prom: &str, expr: &str) -> Option<usize> {
-    let body = qubot_ops::promtext::http_get(prom, &format!("/api/v1/query?query={}", url_encode(expr)))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (v["status"] == "success").then(|| v["data"]["result"].as_array().map_or(0, Vec::len))
-}
-
-/// A test whose prerequisite is missing: under `CI=true` that is a failure (CI installs
-/// everything, so a missing tool is a broken CI script); elsewhere it says `SKIPPED: ...`
-/// on the real stderr (libtest hides a passing test's `eprintln!`), which `just test` counts.
-pub fn skip_or_fail(test: &str, why: &str) {
-    use std::io::Write;
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: prerequisite missing under CI=true: {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-}
-
-/// A fresh robot name, hub and metrics ports, written as a node config file (for `qubot up
-/// --config` and the tools that read one, like `qubot health`).
-pub fn isolated(name: &str) -> (qubot_node::NodeConfig, std::path::PathBuf) {
-    let (hub, base) = pipeline_ports();
-    let mut cfg = qubot_node::NodeConfig {
-        robot: name.into(),
-        ..Default::default()
-    };
-    cfg.zenoh.hub = hub;
-    cfg.set_metrics_ports(base);
-    let path = std::env::temp_dir().join(format!("qubot-{name}-{}.toml", std::process::id()));
-    std::fs::write(&path, cfg.to_toml()).expect("config");
-    (cfg, path)
-}
-
-/// A `qubot up` of the reference robot, driven by the tests.
-pub const WORLDS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/worlds");
-/// Generous wall-clock bound for one run (the slowest world needs ~30 s on an idle machine).
-pub const RUN: Duration = Duration::from_secs(150);
-
-/// A `qubot up` with its own hub and metrics ports.
-pub struct Up {
-    pub proc: Proc,
-    pub base: u16,
-    /// The zenoh endpoint the supervisor listens on (for tools that join this robot's bus).
-    pub hub: String,
-}
-
-impl Up {
-    pub fn start(robot: &str, world: &str, extra: &[&str]) -> Up {
-        let (hub, base) = pipeline_ports();
-        let base_s = base.to_string();
-        let mut args = vec![
-            "up",
-            "--robot",
-            robot,
-            "--world",
-            world,
-            "--worlds-dir",
-            WORLDS_DIR,
-            "--hub",
-            &hub,
-            "--metrics-port-base",
-            &base_s,
-        ];
-        args.extend_from_slice(extra);
-        Up {
-            proc: Proc::spawn("qubot up", &args),
-            base,
-            hub,
-        }
-    }
-
-    pub fn metrics_of(&self, offset: u16) -> String {
-        format!("127.0.0.1:{}", self.base + offset)
-    }
-
-    /// Reads supervisor events until `actor` was spawned; returns its pid.
-    pub fn spawned(&self, actor: &str) -> u32 {
-        loop {
-            let line = self.proc.line(Duration::from_secs(60));
-            let v = json(&line);
-            if v["event"] == "spawned" && v["actor"] == actor {
-                return v["pid"].as_u64().expect("pid") as u32;
-            }
-        }
-    }
-
-    /// Waits for the run report (the last stdout line) and the exit code.
-    pub fn report(self) -> (i32, serde_json::Value) {
-        let (code, lines) = self.proc.finish(RUN);
-        let last = lines.last().unwrap_or_else(|| panic!("no report; exit {code}"));
-        (code, json(last))
-    }
-}
-
-pub fn actuator_metric(up: &Up, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
-    metrics(&up.metrics_of(3)).map(|m| sum(&m, name, filter))
-}
-
-/// Runs a `qubot` tool that must succeed and returns its report (the last stdout line, JSON).
-pub fn run_report(args: &[&str], timeout: Duration) -> serde_json::Value {
-    let (code, out, err) = run(args, timeout);
-    assert_eq!(code, 0, "qubot {}: {err}", args.first().unwrap_or(&""));
-    json(
-        out.lines()
-            .last()
-            .unwrap_or_else(|| panic!("qubot {args:?}: no report")),
-    )
-}
-
-/// Waits until the actuator has applied `n` commands: the loop is closed and the robot moving.
-pub fn wait_driving(up: &Up, n: f64) {
-    wait_for(
-        "commands flowing to the actuator",
-        Duration::from_secs(60),
-        || {
-            let v = actuator_metric(
-                up,
-                "qubot_messages_received_total",
-                &[("actor", "actuator"), ("topic", "cmd")],
-            )?;
-            (v >= n).then_some(())
-        },
-    );
-}
-
-pub fn assert_clean_run(report: &serde_json::Value) {
-    assert_eq!(report["goal_reached"], true, "{report}");
-    assert_eq!(report["collisions"], 0, "{report}");
-    let clearance = report["min_clearance_m"].as_f64().expect("clearance");
-    let radius = report["robot_radius_m"].as_f64().expect("radius");
-    // Only a moving obstacle that walked into the robot may have come closer (`struck`).
-    let struck = report["struck"].as_u64().expect("struck");
-    assert!(
-        clearance > radius || struck > 0,
-        "clearance {clearance} <= radius {radius}: {report}"
-    );
 }
