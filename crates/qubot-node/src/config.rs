@@ -308,18 +308,24 @@ impl NodeConfig {
 
     /// Reads and validates a file; `None` gives the built-in defaults (validated too).
     pub fn load(path: Option<&Path>) -> Result<NodeConfig, ConfigError> {
-        let cfg = match path {
-            None => NodeConfig::default(),
+        let cfg = Self::read(path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file without validating it (for callers that change it first and
+    /// validate the result); `None` gives the built-in defaults.
+    pub fn read(path: Option<&Path>) -> Result<NodeConfig, ConfigError> {
+        match path {
+            None => Ok(NodeConfig::default()),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                     path: p.to_owned(),
                     source,
                 })?;
-                Self::from_toml(&text, &p.display().to_string())?
+                Self::from_toml(&text, &p.display().to_string())
             }
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        }
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<NodeConfig, ConfigError> {

@@ -118,6 +118,11 @@ impl Child {
     }
 
     /// Closes the child's stdin (a server's signal to finish).
+    /// The child's stderr, when it was spawned piped (once: the caller reads it from then on).
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin.take();
     }

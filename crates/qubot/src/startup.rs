@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use qubot_bus::{Bus, BusConfig};
-use qubot_node::{ConfigError, LinkProfile, NodeConfig};
+use qubot_node::{LinkProfile, NodeConfig};
 use qubot_robot::World;
 
 use crate::cli::{BusArgs, CommonArgs};
@@ -81,16 +81,7 @@ pub fn load_node(
     checked: Checked,
     overrides: impl FnOnce(&mut NodeConfig),
 ) -> anyhow::Result<Node> {
-    let mut cfg = match path {
-        None => NodeConfig::default(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                path: p.to_owned(),
-                source,
-            })?;
-            NodeConfig::from_toml(&text, &p.display().to_string())?
-        }
-    };
+    let mut cfg = NodeConfig::read(path)?;
     overrides(&mut cfg);
     if cfg.worlds_dir.is_relative() {
         if let Ok(abs) = std::fs::canonicalize(&cfg.worlds_dir) {

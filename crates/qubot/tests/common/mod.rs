@@ -15,9 +15,10 @@ pub mod router;
 
 use std::{
     collections::BTreeSet,
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -52,6 +53,31 @@ impl Proc {
         let mut c = Command::new(QUBOT);
         c.args(args).env("RUST_LOG", "warn");
         Proc::from_command(name, c)
+    }
+
+    /// [`Proc::spawn`] with its stderr passed through and also kept: the lines it wrote so far.
+    pub fn spawn_keeping_stderr(name: &str, args: &[&str]) -> (Proc, Arc<Mutex<Vec<String>>>) {
+        let mut c = Command::new(QUBOT);
+        c.args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = Child::spawn(name, c).unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.take_stderr() {
+            let k = kept.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    k.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        let p = Proc {
+            child,
+            name: name.into(),
+        };
+        (p, kept)
     }
 
     /// Starts `cmd` (any program: `cargo run`, `unshare`, `script`) with stdout read line by
