@@ -1,6 +1,6 @@
 //! Process start-up shared by every mode and the supervisor: the node config (loaded once,
 //! overrides applied in one place), the metrics exporter, then the zenoh session, on the plain
-//! main thread before any actix System exists (DESIGN §10).
+//! main thread before any actix System exists (docs/ARCHITECTURE.md §10).
 
 use std::path::Path;
 
@@ -12,7 +12,7 @@ use qubot_robot::World;
 use crate::cli::{BusArgs, CommonArgs};
 
 /// Process start-up shared by every mode: metrics exporter, then the zenoh session. Runs on
-/// the plain main thread, before any actix System exists (DESIGN §10).
+/// the plain main thread, before any actix System exists (docs/ARCHITECTURE.md §10).
 pub fn start(common: &CommonArgs, actor: &str, default_instance: &str) -> anyhow::Result<Bus> {
     let instance = common.instance.as_deref().unwrap_or(default_instance);
     let mut cfg = with_bus_args(BusConfig::new(&common.robot, actor, instance), &common.bus)
@@ -33,7 +33,7 @@ pub fn with_bus_args(cfg: BusConfig, bus: &BusArgs) -> BusConfig {
 
 /// Process start-up shared by every mode: metrics exporter (with `robot` and `host` on every
 /// series), then the zenoh session. Runs on the plain main thread, before any actix System
-/// exists (DESIGN §10).
+/// exists (docs/ARCHITECTURE.md §10).
 pub fn open(
     cfg: &BusConfig,
     metrics_addr: Option<std::net::SocketAddr>,

@@ -12,7 +12,7 @@ use crate::{
     startup::{self, Checked, Node},
 };
 
-/// Publishers are declared on the main thread, before the actix System (DESIGN §10).
+/// Publishers are declared on the main thread, before the actix System (docs/ARCHITECTURE.md §10).
 /// Built once per process, so the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Declared {
@@ -66,7 +66,7 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(actor = which.name(), signal = sig, "stopping");
         anyhow::Ok(subs)
     })?;
-    // zenoh entities are released on the plain main thread (DESIGN §10).
+    // zenoh entities are released on the plain main thread (docs/ARCHITECTURE.md §10).
     drop(subs);
     bus.close();
     Ok(ExitCode::SUCCESS)

@@ -66,7 +66,7 @@ impl Referee {
 }
 
 /// The referee fed with the states of the robot's own actuator for as long as this lives
-/// (DESIGN §4a): anything else on its key is counted as foreign and never moves the judged pose.
+/// (docs/ARCHITECTURE.md §4a): anything else on its key is counted as foreign and never moves the judged pose.
 pub struct Following {
     pub referee: Arc<Mutex<Referee>>,
     // Fields drop in order: the subscription before the binding that filters it.
