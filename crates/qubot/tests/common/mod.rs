@@ -48,20 +48,22 @@ pub struct Proc {
     pub name: String,
 }
 
+/// `qubot args...` as every test runs it: warnings and errors on stderr, nothing chattier.
+pub fn qubot(args: &[&str]) -> Command {
+    let mut c = Command::new(QUBOT);
+    c.args(args).env("RUST_LOG", "warn");
+    c
+}
+
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
-        let mut c = Command::new(QUBOT);
-        c.args(args).env("RUST_LOG", "warn");
-        Proc::from_command(name, c)
+        Proc::from_command(name, qubot(args))
     }
 
     /// [`Proc::spawn`] with its stderr passed through and also kept: the lines it wrote so far.
     pub fn spawn_keeping_stderr(name: &str, args: &[&str]) -> (Proc, Arc<Mutex<Vec<String>>>) {
-        let mut c = Command::new(QUBOT);
-        c.args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut c = qubot(args);
+        c.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut child = Child::spawn(name, c).unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         let kept = Arc::new(Mutex::new(Vec::new()));
         if let Some(err) = child.take_stderr() {
@@ -163,9 +165,7 @@ impl Proc {
 
 /// Runs `qubot args...` to completion; returns exit code, stdout, stderr.
 pub fn run(args: &[&str], timeout: Duration) -> (i32, String, String) {
-    let mut cmd = Command::new(QUBOT);
-    cmd.args(args).env("RUST_LOG", "warn");
-    let done = process::run(cmd, timeout).unwrap_or_else(|e| panic!("qubot {args:?}: {e}"));
+    let done = process::run(qubot(args), timeout).unwrap_or_else(|e| panic!("qubot {args:?}: {e}"));
     (done.status.code().unwrap_or(-1), done.stdout, done.stderr)
 }
 
