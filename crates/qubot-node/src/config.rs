@@ -2,6 +2,7 @@
 //! whole pipeline on one host; every key is documented in `deploy/node.example.toml`.
 
 use std::{
+    collections::BTreeMap,
     net::IpAddr,
     path::{Path, PathBuf},
 };
@@ -76,6 +77,14 @@ pub struct ZenohSection {
     /// Extra endpoints every actor listens on / connects to (other hosts).
     pub listen: Vec<String>,
     pub connect: Vec<String>,
+    /// Where each of the robot's actors listens (role name -> endpoint), when the robot spans
+    /// several hosts (the inventory writes it). An actor listens on its own entry and dials
+    /// the actors it consumes from as configured endpoints, which zenoh redials whenever the
+    /// link drops; a link found only by gossip is never redialled, so a partition that healed
+    /// as the zenoh lease ran out left the loop open for good (docs/ARCHITECTURE.md, "Links
+    /// between hosts"). Empty: actors listen on an ephemeral port and find each other by gossip.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub actors: BTreeMap<String, String>,
     /// A zenoh json5 file passed through untouched (TLS, ACL...).
     pub config: Option<PathBuf>,
     /// `default` (zenoh's own settings) or `latency` (every message sent at once, no
@@ -186,6 +195,7 @@ impl Default for ZenohSection {
             hub: "tcp/127.0.0.1:7447".into(),
             listen: vec![],
             connect: vec![],
+            actors: BTreeMap::new(),
             config: None,
             profile: LinkProfile::Default,
         }
@@ -369,6 +379,20 @@ impl NodeConfig {
                 "must be a zenoh endpoint such as tcp/127.0.0.1:7447",
             ));
         }
+        for (role, endpoint) in &self.zenoh.actors {
+            if Role::from_name(role).is_none() {
+                return Err(invalid(
+                    &format!("zenoh.actors.{role}"),
+                    format!("unknown actor (known: {})", Role::names()),
+                ));
+            }
+            if endpoint.trim().is_empty() {
+                return Err(invalid(
+                    &format!("zenoh.actors.{role}"),
+                    "must be a zenoh endpoint",
+                ));
+            }
+        }
         let ports = [
             ("supervisor.metrics_port", self.supervisor.metrics_port),
             ("sensor.metrics_port", self.sensor.metrics_port),
@@ -551,6 +575,7 @@ mod tests {
         assert!(err("[sensor]\nrate_hz = nan").contains("sensor.rate_hz"));
         assert!(err("max_clock_skew_ms = -1").contains("max_clock_skew_ms"));
         assert!(err("[zenoh]\nprofile = \"fastest\"").contains("fastest"));
+        assert!(err("[zenoh.actors]\nlidar = \"tcp/10.0.0.1:7448\"").contains("zenoh.actors.lidar"));
         assert!(
             err("[sensor]\nframe_width = 4000\nframe_height = 4000\nframe_hz = 1").contains("shm_pool_mib")
         );

@@ -281,16 +281,20 @@ fn partitioned_link_safe_stops_then_the_flow_resumes() {
     let rss_before = rss(&lab);
     let stops_before = stops(&lab).expect("actuator metrics");
 
-    // dev1 (the sensor) drops every packet for 10 s.
+    // dev1 (the sensor) drops every packet for a little over zenoh's lease (10 s): the heal
+    // comes as the links expire, one side's before the other's, the timing that left a link
+    // found by gossip down for good (it failed in CI, and in 2 of 2 runs at this length);
+    // links to configured endpoints are redialled (docs/ARCHITECTURE.md, "Links between hosts").
+    const CUT: Duration = Duration::from_millis(10_200);
     let cut = Instant::now();
     let how = lab.cut(1);
     let stopped = wait_for("the actuator to safe-stop", Duration::from_secs(10), || {
         (stops(&lab)? > stops_before).then(|| cut.elapsed())
     });
     let mut rss_max = rss_before;
-    while cut.elapsed() < Duration::from_secs(10) {
+    while let Some(left) = CUT.checked_sub(cut.elapsed()) {
         rss_max = rss_max.max(rss(&lab));
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(left.min(Duration::from_millis(500)));
     }
     let scans_cut = scans(&lab).expect("planner metrics");
     lab.heal(1);

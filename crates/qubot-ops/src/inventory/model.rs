@@ -13,6 +13,8 @@ use qubot_msg::keys::check_segment;
 use qubot_node::{config::METRICS_PORT_BASE, Role, SUPERVISOR};
 use serde::Deserialize;
 
+/// Ports above `fleet.zenoh_port` the actors listen on ([`Inventory::actor_zenoh_port`]).
+const ACTOR_ZENOH_PORTS: u16 = 3;
 const ARCHES: [&str; 3] = ["x86_64", "aarch64", "armv7"];
 
 /// A field of the inventory and what is wrong with it.
@@ -184,6 +186,15 @@ impl Inventory {
         if self.fleet.zenoh_port == 0 {
             return Err(err("fleet.zenoh_port", "must be a fixed port, not 0"));
         }
+        if self.fleet.zenoh_port > u16::MAX - ACTOR_ZENOH_PORTS {
+            return Err(err(
+                "fleet.zenoh_port",
+                format!(
+                    "the actors listen on the {ACTOR_ZENOH_PORTS} ports above it: at most {}",
+                    u16::MAX - ACTOR_ZENOH_PORTS
+                ),
+            ));
+        }
         // Which host runs each actor, per robot.
         let mut runs: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
@@ -237,8 +248,16 @@ impl Inventory {
                 ("fleet.zenoh_port".to_owned(), self.fleet.zenoh_port),
                 (f(&format!("ports.{SUPERVISOR}")), h.ports.supervisor),
             ];
-            for a in Role::ALL.map(Role::name).iter().filter(|a| h.runs(a)) {
+            for r in Role::ALL.into_iter().filter(|r| h.runs(r.name())) {
+                let a = r.name();
                 ports.push((f(&format!("ports.{a}")), h.ports.of(a)));
+                ports.push((
+                    format!(
+                        "fleet.zenoh_port + {} (the {a}'s zenoh port)",
+                        r.metrics_port_offset()
+                    ),
+                    self.actor_zenoh_port(r),
+                ));
             }
             for (i, (field, port)) in ports.iter().enumerate() {
                 if *port == 0 {
@@ -336,6 +355,12 @@ impl Inventory {
         let set: std::collections::BTreeSet<&str> =
             self.hosts.values().map(|h| self.robot_of_host(h)).collect();
         set.into_iter().collect()
+    }
+
+    /// The zenoh port `role` listens on, on whichever host runs it: the hub's port plus the
+    /// role's offset (7448, 7449, 7450 by default), as the metrics ports do.
+    pub fn actor_zenoh_port(&self, role: Role) -> u16 {
+        self.fleet.zenoh_port + role.metrics_port_offset()
     }
 
     /// The hosts of `robot`, in name order.
@@ -538,6 +563,12 @@ actors = ["planner", "actuator"]
         assert!(e.reason.contains("hosts.b.ports.planner"), "{e}");
         let e = fails(&format!("{GOOD}[hosts.a.ports]\nsensor = 7447\n"));
         assert!(e.reason.contains("fleet.zenoh_port"), "{e}");
+        // The actors' zenoh ports are the hub's plus 1–3.
+        let e = fails(&format!("{GOOD}[hosts.a.ports]\nsensor = 7448\n"));
+        assert!(e.field.contains("the sensor's zenoh port"), "{e}");
+        assert!(e.reason.contains("hosts.a.ports.sensor"), "{e}");
+        let e = fails(&format!("{GOOD}[fleet]\nzenoh_port = 65534\n"));
+        assert_eq!(e.field, "fleet.zenoh_port");
     }
 
     #[test]

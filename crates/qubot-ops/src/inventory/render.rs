@@ -80,6 +80,17 @@ pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryE
         .map(|n| hub(inv, n))
         .collect::<Result<_, _>>()?;
     cfg.zenoh.connect.extend(router_endpoint(inv));
+    // Every actor of the robot at a fixed port, so that each one dials its producers as
+    // configured endpoints (redialled after a partition; gossip links are not).
+    for board in inv.hosts_of(&cfg.robot) {
+        let b = inv.host(board)?;
+        for role in Role::ALL.into_iter().filter(|r| b.runs(r.name())) {
+            cfg.zenoh.actors.insert(
+                role.name().to_owned(),
+                format!("{}/{}:{}", proto(inv), b.address, inv.actor_zenoh_port(role)),
+            );
+        }
+    }
     if inv.fleet.tls {
         cfg.zenoh.config = Some(current.join("zenoh.json5"));
     }
@@ -190,6 +201,16 @@ cmd_timeout_ms = 300
         assert_eq!(b.actuator.cmd_timeout_ms, 300);
         assert_eq!(b.actuator.v_max, NodeConfig::default().actuator.v_max);
         assert!(!b.sensor.enabled && b.planner.enabled);
+        // Every board knows where each of the robot's actors listens, at fixed ports.
+        let placed = |c: &NodeConfig| c.zenoh.actors.clone().into_iter().collect::<Vec<_>>();
+        let expect = [
+            ("actuator", "tcp/10.0.0.2:7450"),
+            ("planner", "tcp/10.0.0.2:7449"),
+            ("sensor", "tcp/10.0.0.1:7448"),
+        ]
+        .map(|(r, e)| (r.to_owned(), e.to_owned()));
+        assert_eq!(placed(&a), expect);
+        assert_eq!(placed(&b), expect);
     }
 
     #[test]
@@ -201,6 +222,17 @@ cmd_timeout_ms = 300
         let a = node_config(&inv, "a").expect("a");
         assert_eq!(a.robot, "r1");
         assert_eq!(a.zenoh.connect, ["tcp/10.0.0.2:7447", "tcp/10.0.0.100:7500"]);
+        // Only its own robot's actors.
+        assert!(a
+            .zenoh
+            .actors
+            .values()
+            .all(|e| e.contains("10.0.0.1:") || e.contains("10.0.0.2:")));
+        assert!(c
+            .zenoh
+            .actors
+            .values()
+            .all(|e| !e.contains("10.0.0.1:") && !e.contains("10.0.0.2:")));
     }
 
     #[test]

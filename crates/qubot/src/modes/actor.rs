@@ -33,15 +33,13 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
     };
     let Node { cfg, world } = startup::load_node(args.config.as_deref(), checked, |_| {})?;
     let own = cfg.role(which);
-    // An ephemeral loopback port lets peers on this host that learn of us by gossip connect
-    // directly; other hosts need `zenoh.listen`.
-    let listen = if cfg.zenoh.listen.is_empty() {
-        vec!["tcp/127.0.0.1:0".into()]
-    } else {
-        cfg.zenoh.listen.clone()
-    };
+    let (listen, producers) = endpoints(&cfg, which);
     let bc = startup::node_bus(&cfg, which.name(), own.instance)
-        .with_connect(std::iter::once(cfg.zenoh.hub.clone()).chain(cfg.zenoh.connect.iter().cloned()))
+        .with_connect(
+            std::iter::once(cfg.zenoh.hub.clone())
+                .chain(cfg.zenoh.connect.iter().cloned())
+                .chain(producers),
+        )
         .with_listen(listen)
         .with_shm_pool_mib(own.shm_pool_mib);
     let metrics_addr = args
@@ -70,6 +68,23 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
     drop(subs);
     bus.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `which` listens, and the producers it dials. With the robot's actors placed in
+/// `zenoh.actors` (a robot on several hosts), it listens on its own entry and dials each actor
+/// it consumes from: zenoh redials a configured endpoint after a partition, never a link it
+/// found by gossip. Otherwise an ephemeral port (loopback when nothing else is configured) lets
+/// peers that learn of it by gossip connect directly.
+fn endpoints(cfg: &qubot_node::NodeConfig, which: Role) -> (Vec<String>, Vec<String>) {
+    let placed = |r: Role| cfg.zenoh.actors.get(r.name()).cloned();
+    let listen = match placed(which) {
+        Some(own) => vec![own],
+        None if cfg.zenoh.listen.is_empty() => vec!["tcp/127.0.0.1:0".into()],
+        None => cfg.zenoh.listen.clone(),
+    };
+    let mut producers: Vec<String> = which.consumes().filter_map(|t| placed(t.from?)).collect();
+    producers.dedup();
+    (listen, producers)
 }
 
 /// A supervised actor must not outlive its supervisor (e.g. after `kill -9` of `qubot up`).
