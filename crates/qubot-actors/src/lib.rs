@@ -5,7 +5,7 @@
 //! `rules` is its plain state machine (what it accepts, drops, stamps and drives; no actix, no
 //! zenoh, no metrics, no clock reads: time is an argument, outcomes are returned), unit-tested
 //! in milliseconds; `mod.rs` is the thin actix shell around it that reads the clocks, runs the
-//! timers, talks to the bus, counts the outcomes in the metrics and logs. The node config and
+//! timers (on deadlines, `timing`), talks to the bus, counts the outcomes in the metrics and logs. The node config and
 //! the list of roles live in `qubot-node`; the robot maths (ray casting, planning, kinematics)
 //! in `qubot-robot`; process start-up, metrics export and supervision in the binary. Must not
 //! depend on the binary or on `qubot-ops`.
@@ -13,3 +13,4 @@
 pub mod actuator;
 pub mod planner;
 pub mod sensor;
+pub mod timing;

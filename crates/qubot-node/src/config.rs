@@ -66,6 +66,77 @@ pub struct NodeConfig {
     pub sensor: SensorSection,
     pub planner: PlannerSection,
     pub actuator: ActuatorSection,
+    pub realtime: RealtimeSection,
+}
+
+/// The realtime profile, off by default: SCHED_FIFO, CPU affinity and locked memory for the
+/// timing-critical threads (each timer's thread and the actor's own) of the actors it names.
+/// Where the system refuses, an actor says so once, counts it, and runs with normal scheduling,
+/// unless `required`, in which case nothing starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeSection {
+    pub enabled: bool,
+    /// Refused by the system is an error (exit 2, naming the key) instead of a warning.
+    pub required: bool,
+    /// The actors it applies to (the planner's search is CPU-bound work, not timing).
+    pub actors: Vec<String>,
+    /// SCHED_FIFO priority, 1–99.
+    pub priority: u8,
+    /// CPUs the timing threads may run on (empty: any).
+    pub cpus: Vec<usize>,
+    /// `mlockall`: the loop never waits on a page fault.
+    pub lock_memory: bool,
+}
+
+impl Default for RealtimeSection {
+    fn default() -> Self {
+        RealtimeSection {
+            enabled: false,
+            required: false,
+            actors: vec![Role::Sensor.name().into(), Role::Actuator.name().into()],
+            priority: 80,
+            cpus: Vec::new(),
+            lock_memory: true,
+        }
+    }
+}
+
+impl RealtimeSection {
+    /// Whether the profile is on for `role`.
+    pub fn applies_to(&self, role: Role) -> bool {
+        self.enabled && self.actors.iter().any(|a| a == role.name())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=99).contains(&self.priority) {
+            return Err(invalid(
+                "realtime.priority",
+                format!("{} is outside SCHED_FIFO's 1–99", self.priority),
+            ));
+        }
+        let present = cpus_present();
+        if let Some(c) = self.cpus.iter().find(|&&c| c >= present) {
+            return Err(invalid(
+                "realtime.cpus",
+                format!("CPU {c} does not exist (this machine has CPUs 0–{})", present - 1),
+            ));
+        }
+        if let Some(a) = self.actors.iter().find(|a| Role::from_name(a).is_none()) {
+            return Err(invalid(
+                "realtime.actors",
+                format!("unknown actor {a:?} (known: {})", Role::names()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The CPUs this machine has, online or not: what `realtime.cpus` may name.
+pub fn cpus_present() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    n.max(1) as usize
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +256,7 @@ impl Default for NodeConfig {
             sensor: SensorSection::default(),
             planner: PlannerSection::default(),
             actuator: ActuatorSection::default(),
+            realtime: RealtimeSection::default(),
         }
     }
 }
@@ -370,6 +442,7 @@ impl NodeConfig {
     /// Every check that must pass before anything starts; errors name the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         segment("robot", &self.robot)?;
+        self.realtime.validate()?;
         segment("sensor.instance", &self.sensor.instance)?;
         segment("planner.instance", &self.planner.instance)?;
         segment("actuator.instance", &self.actuator.instance)?;
@@ -576,6 +649,10 @@ mod tests {
         assert!(err("max_clock_skew_ms = -1").contains("max_clock_skew_ms"));
         assert!(err("[zenoh]\nprofile = \"fastest\"").contains("fastest"));
         assert!(err("[zenoh.actors]\nlidar = \"tcp/10.0.0.1:7448\"").contains("zenoh.actors.lidar"));
+        assert!(err("[realtime]\npriority = 0").contains("realtime.priority"));
+        assert!(err("[realtime]\npriority = 100").contains("realtime.priority"));
+        assert!(err("[realtime]\ncpus = [4096]").contains("realtime.cpus"));
+        assert!(err("[realtime]\nactors = [\"lidar\"]").contains("realtime.actors"));
         assert!(
             err("[sensor]\nframe_width = 4000\nframe_height = 4000\nframe_hz = 1").contains("shm_pool_mib")
         );

@@ -8,5 +8,7 @@
 
 pub mod config;
 
-pub use config::{world_time_s, ConfigError, LinkProfile, NodeConfig, RoleSection};
+pub use config::{
+    cpus_present, world_time_s, ConfigError, LinkProfile, NodeConfig, RealtimeSection, RoleSection,
+};
 pub use qubot_msg::{Flow, Role, SUPERVISOR};

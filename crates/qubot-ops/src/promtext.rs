@@ -243,9 +243,35 @@ pub fn dropped(samples: &[Sample], reason: DropReason) -> f64 {
     sum(samples, names::DROPPED, &[("reason", reason.label())])
 }
 
+/// A quantile read from a histogram: the interpolated value, and the edges of the bucket it
+/// lies in, which are all the histogram actually knows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantile {
+    pub value: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl Quantile {
+    /// "2.31 ms (bucket 2.18–2.59)": the figure with its resolution.
+    pub fn ms(&self) -> String {
+        format!(
+            "{:.2} ms (bucket {:.2}–{:.2})",
+            self.value * 1e3,
+            self.lower * 1e3,
+            self.upper * 1e3
+        )
+    }
+}
+
 /// The `q` quantile of histogram `name` (summed over series matching `filter`), by linear
 /// interpolation inside the bucket, as PromQL's `histogram_quantile`. `None` without data.
 pub fn quantile(samples: &[Sample], name: &str, filter: &[(&str, &str)], q: f64) -> Option<f64> {
+    quantile_in(samples, name, filter, q).map(|q| q.value)
+}
+
+/// [`quantile`] with the bucket it lies in.
+pub fn quantile_in(samples: &[Sample], name: &str, filter: &[(&str, &str)], q: f64) -> Option<Quantile> {
     let bucket = format!("{name}_bucket");
     let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     for s in samples
@@ -269,7 +295,11 @@ pub fn quantile(samples: &[Sample], name: &str, filter: &[(&str, &str)], q: f64)
     for (le, count) in buckets {
         if count >= rank {
             if le.is_infinite() {
-                return Some(lower);
+                return Some(Quantile {
+                    value: lower,
+                    lower,
+                    upper: le,
+                });
             }
             let in_bucket = count - below;
             let frac = if in_bucket > 0.0 {
@@ -277,7 +307,11 @@ pub fn quantile(samples: &[Sample], name: &str, filter: &[(&str, &str)], q: f64)
             } else {
                 0.0
             };
-            return Some(lower + (le - lower) * frac);
+            return Some(Quantile {
+                value: lower + (le - lower) * frac,
+                lower,
+                upper: le,
+            });
         }
         lower = le;
         below = count;

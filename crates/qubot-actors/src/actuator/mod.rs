@@ -8,15 +8,18 @@ pub mod rules;
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, StreamHandler};
+use actix::{Actor, AsyncContext, Context, Handler, StreamHandler};
 use metrics::{Counter, Gauge, Histogram};
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received};
 use qubot_msg::{now_ns, topic, Command, DropReason, Role, State};
 use qubot_robot::{DriveLimits, World};
-use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, LogLimiter, Subscription};
+use qubot_runtime::{
+    realtime::Profile, subscribe_bound, Deliver, InboxOptions, LogLimiter, Subscription, Tick,
+};
 
 use qubot_node::NodeConfig;
 
+use crate::timing;
 use rules::{ActuatorParams, ActuatorRules, CommandOutcome};
 
 pub struct ActuatorBus {
@@ -37,7 +40,12 @@ pub struct Actuator {
     tick: Duration,
     meters: Meters,
     log: LogLimiter,
+    rt: Option<Profile>,
 }
+
+/// The actuator's one timer: the control tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlTick;
 
 struct Meters {
     latency: Histogram,
@@ -68,6 +76,7 @@ impl Actuator {
             bus,
             tick: Duration::from_secs_f64(1.0 / a.tick_hz),
             log: LogLimiter::per_second(),
+            rt: timing::profile(cfg, Role::Actuator),
             meters: Meters {
                 latency: metrics::histogram!(telemetry::PIPELINE_LATENCY),
                 safe_stops: metrics::counter!(telemetry::SAFE_STOPS, "reason" => "cmd_timeout"),
@@ -127,7 +136,23 @@ impl Actor for Actuator {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.rules.start_ticks(Instant::now());
-        ctx.run_interval(self.tick, |a, _| a.step());
+        timing::every(
+            ctx,
+            Role::Actuator,
+            ControlTick,
+            "control",
+            self.tick,
+            self.rt.clone(),
+        );
+    }
+}
+
+impl Handler<Tick<ControlTick>> for Actuator {
+    type Result = ();
+    fn handle(&mut self, t: Tick<ControlTick>, _: &mut Context<Self>) {
+        if let Some(_run) = t.on_time(Instant::now()) {
+            self.step();
+        }
     }
 }
 

@@ -7,14 +7,15 @@
 
 pub mod rules;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext, Context, StreamHandler};
+use actix::{Actor, AsyncContext, Context, Handler, StreamHandler};
 use qubot_bus::{Bus, BusError, Publisher};
 use qubot_msg::{now_ns, ranges_len, topic, write_ranges, Frame, Role, Scan, State};
 use qubot_robot::{LidarConfig, World};
-use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
+use qubot_runtime::{realtime::Profile, subscribe_bound, Deliver, InboxOptions, Subscription, Tick};
 
+use crate::timing;
 use qubot_node::NodeConfig;
 use rules::{frame_shot, SensorRules};
 
@@ -41,6 +42,14 @@ pub struct Sensor {
     bus: SensorBus,
     period: Duration,
     frame: (u32, u32, Duration),
+    rt: Option<Profile>,
+}
+
+/// The sensor's timers: a scan per period, a camera frame per frame period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorTimer {
+    Capture,
+    Frame,
 }
 
 impl Sensor {
@@ -61,6 +70,7 @@ impl Sensor {
             bus,
             period: Duration::from_secs_f64(1.0 / s.rate_hz),
             frame: (s.frame_width, s.frame_height, frame_period),
+            rt: timing::profile(cfg, Role::Sensor),
         }
     }
 
@@ -93,9 +103,30 @@ impl Actor for Sensor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.period, |s, _| s.capture());
+        let rt = self.rt.clone();
+        timing::every(
+            ctx,
+            Role::Sensor,
+            SensorTimer::Capture,
+            "capture",
+            self.period,
+            rt.clone(),
+        );
         if self.bus.frame.is_some() {
-            ctx.run_interval(self.frame.2, |s, _| s.publish_frame());
+            timing::every(ctx, Role::Sensor, SensorTimer::Frame, "frame", self.frame.2, rt);
+        }
+    }
+}
+
+impl Handler<Tick<SensorTimer>> for Sensor {
+    type Result = ();
+    fn handle(&mut self, t: Tick<SensorTimer>, _: &mut Context<Self>) {
+        let Some(_run) = t.on_time(Instant::now()) else {
+            return;
+        };
+        match t.kind {
+            SensorTimer::Capture => self.capture(),
+            SensorTimer::Frame => self.publish_frame(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{
     scenario::{Measure, Scenario, Slo},
 };
 use crate::{
-    promtext::{self, Sample},
+    promtext::{self, Quantile, Sample},
     run::RunReport,
 };
 
@@ -89,9 +89,15 @@ pub fn judge(e: &Evidence) -> Vec<Outcome> {
 }
 
 fn judge_one(e: &Evidence, slo: &Slo) -> Outcome {
-    let (measured, detail) = measure(e, slo.measure);
-    let passed =
-        measured.is_some_and(|m| slo.max.is_none_or(|max| m <= max) && slo.min.is_none_or(|min| m >= min));
+    let f = measure(e, slo.measure);
+    let (passed, sharp) = verdict(&f, slo.min, slo.max);
+    let mut detail = f.detail;
+    if passed && !sharp {
+        detail = Some(format!(
+            "{}; beyond the target only within the histogram's resolution, so not judged a miss",
+            detail.unwrap_or_default()
+        ));
+    }
     let target = match (slo.min, slo.max) {
         (Some(lo), Some(hi)) => format!(">= {lo} and <= {hi}"),
         (Some(lo), None) => format!(">= {lo}"),
@@ -101,40 +107,76 @@ fn judge_one(e: &Evidence, slo: &Slo) -> Outcome {
     Outcome {
         name: slo.name.clone(),
         target,
-        measured,
+        measured: f.value,
         passed,
         detail,
     }
 }
 
-fn measure(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
+/// Whether `f` meets the target, and whether its value alone does. Only a figure whose whole
+/// known range is beyond the limit fails: histogram buckets cannot tell anything finer apart.
+fn verdict(f: &Figure, min: Option<f64>, max: Option<f64>) -> (bool, bool) {
+    let Some(v) = f.value else {
+        return (false, false);
+    };
+    let (lo, hi) = f.within.unwrap_or((v, v));
+    let passed = max.is_none_or(|x| lo <= x) && min.is_none_or(|x| hi >= x);
+    let sharp = max.is_none_or(|x| v <= x) && min.is_none_or(|x| v >= x);
+    (passed, sharp)
+}
+
+/// A measured figure: its value, the range it is known to lie in when it comes from histogram
+/// buckets, and what it was computed from.
+struct Figure {
+    value: Option<f64>,
+    within: Option<(f64, f64)>,
+    detail: Option<String>,
+}
+
+/// Quantiles come from the buckets the processes export; a ratio of two of them is known only
+/// as finely as both buckets allow.
+fn measure(e: &Evidence, m: Measure) -> Figure {
     let w = e.w;
     let (i0, i1) = (&w.idle.0, &w.idle.1);
-    let latency = names::PIPELINE_LATENCY;
     let cmd_age = [("actor", ACTUATOR), ("topic", CMD)];
+    let fault =
+        |name, filter: &[(&str, &str)]| p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), name, filter);
+    let idle = |name, filter: &[(&str, &str)]| p99(actor(i1, ACTUATOR), actor(i0, ACTUATOR), name, filter);
     match m {
         Measure::PipelineP99Ratio => ratio(
-            p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), latency, &[]),
-            p99(actor(i1, ACTUATOR), actor(i0, ACTUATOR), latency, &[]),
+            fault(names::PIPELINE_LATENCY, &[]),
+            idle(names::PIPELINE_LATENCY, &[]),
         ),
         Measure::CmdAgeP99Ratio => ratio(
-            p99(
-                actor(&w.faulted, ACTUATOR),
-                actor(i1, ACTUATOR),
-                names::MESSAGE_AGE,
-                &cmd_age,
-            ),
-            p99(
-                actor(i1, ACTUATOR),
-                actor(i0, ACTUATOR),
-                names::MESSAGE_AGE,
-                &cmd_age,
-            ),
+            fault(names::MESSAGE_AGE, &cmd_age),
+            idle(names::MESSAGE_AGE, &cmd_age),
         ),
-        Measure::PipelineP99Ms => (
-            p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), latency, &[]).map(|s| s * 1e3),
-            None,
-        ),
+        Measure::PipelineP99Ms => {
+            let q = fault(names::PIPELINE_LATENCY, &[]);
+            Figure {
+                value: q.map(|q| q.value * 1e3),
+                within: q.map(|q| (q.lower * 1e3, q.upper * 1e3)),
+                detail: q.map(|q| format!("p99 {}", q.ms())),
+            }
+        }
+        other => {
+            let (value, detail) = plain(e, other);
+            Figure {
+                value,
+                within: None,
+                detail,
+            }
+        }
+    }
+}
+
+/// Figures that are counts, times and sizes, known exactly.
+fn plain(e: &Evidence, m: Measure) -> (Option<f64>, Option<String>) {
+    let w = e.w;
+    let i1 = &w.idle.1;
+    match m {
+        // Quantiles: `measure`.
+        Measure::PipelineP99Ratio | Measure::CmdAgeP99Ratio | Measure::PipelineP99Ms => (None, None),
         Measure::SafeStops => (Some(e.watch.safe_stops()), None),
         Measure::SafeStopLateTicks => {
             let timeout = e.cfg.actuator.cmd_timeout_ms as f64 / 1e3;
@@ -242,15 +284,25 @@ fn report_sum(e: &Evidence, figure: impl Fn(&RunReport) -> f64) -> Option<f64> {
     e.reports.iter().map(figure).reduce(|a, b| a + b)
 }
 
-fn ratio(num: Option<f64>, den: Option<f64>) -> (Option<f64>, Option<String>) {
-    let detail = format!(
-        "fault phase {} ms, idle {} ms",
-        num.map_or("-".into(), |v| format!("{:.2}", v * 1e3)),
-        den.map_or("-".into(), |v| format!("{:.2}", v * 1e3))
-    );
+fn ratio(num: Option<Quantile>, den: Option<Quantile>) -> Figure {
+    let show = |q: Option<Quantile>| q.map_or("-".into(), |q| q.ms());
+    let detail = Some(format!("fault phase p99 {}, idle p99 {}", show(num), show(den)));
     match (num, den) {
-        (Some(n), Some(d)) if d > 0.0 => (Some(n / d), Some(detail)),
-        _ => (None, Some(detail)),
+        (Some(n), Some(d)) if d.value > 0.0 && d.lower > 0.0 => Figure {
+            value: Some(n.value / d.value),
+            within: Some((n.lower / d.upper, n.upper / d.lower)),
+            detail,
+        },
+        (Some(n), Some(d)) if d.value > 0.0 => Figure {
+            value: Some(n.value / d.value),
+            within: None,
+            detail,
+        },
+        _ => Figure {
+            value: None,
+            within: None,
+            detail,
+        },
     }
 }
 
@@ -286,9 +338,9 @@ fn delta_series(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str
 }
 
 /// p99 of histogram `name` over the observations made between two scrapes (seconds).
-fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Option<f64> {
+fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Option<Quantile> {
     let buckets = delta_series(after, before, &format!("{name}_bucket"), filter);
-    promtext::quantile(&buckets, name, filter, 0.99)
+    promtext::quantile_in(&buckets, name, filter, 0.99)
 }
 
 /// Largest growth of any actor process's RSS between warm-up and the end of the fault
@@ -426,6 +478,31 @@ mod tests {
             samples("h_bucket{le=\"0.01\"} 100\nh_bucket{le=\"1\"} 100\nh_bucket{le=\"+Inf\"} 100\n");
         let after = samples("h_bucket{le=\"0.01\"} 100\nh_bucket{le=\"1\"} 200\nh_bucket{le=\"+Inf\"} 200\n");
         let q = p99(&after, &before, "h", &[]).expect("p99");
-        assert!(q > 0.9, "{q}");
+        assert!(q.value > 0.9, "{q:?}");
+        assert_eq!((q.lower, q.upper), (0.01, 1.0));
+    }
+
+    fn q(value: f64, lower: f64, upper: f64) -> Option<Quantile> {
+        Some(Quantile { value, lower, upper })
+    }
+
+    #[test]
+    fn a_ratio_is_failed_only_when_its_whole_bucket_range_is_beyond_the_limit() {
+        // flood-10x's old verdict: 4.99 ms against 2.46 ms, read from the 2.5–5 ms and
+        // 1–2.5 ms buckets: 2.03x, but anything from 1x to 5x fits the same buckets.
+        let f = ratio(q(4.99e-3, 2.5e-3, 5e-3), q(2.46e-3, 1e-3, 2.5e-3));
+        assert!((f.value.unwrap() - 2.028).abs() < 1e-3);
+        assert_eq!(verdict(&f, None, Some(2.0)), (true, false));
+        // Fine buckets that put it beyond doubt: 2.6–3.1 over 1.0–1.19.
+        let f = ratio(q(2.9e-3, 2.6e-3, 3.1e-3), q(1.1e-3, 1.0e-3, 1.19e-3));
+        assert_eq!(verdict(&f, None, Some(2.0)), (false, false));
+        // Well within.
+        let f = ratio(q(1.5e-3, 1.41e-3, 1.68e-3), q(1.1e-3, 1.0e-3, 1.19e-3));
+        assert_eq!(verdict(&f, None, Some(2.0)), (true, true));
+        // No idle figure, no verdict.
+        assert_eq!(
+            verdict(&ratio(q(1e-3, 1e-3, 2e-3), None), None, Some(2.0)),
+            (false, false)
+        );
     }
 }

@@ -46,6 +46,7 @@ pub fn run(which: Role, args: ActorArgs) -> anyhow::Result<ExitCode> {
         .metrics_addr
         .unwrap_or(SocketAddr::new(cfg.metrics_bind, own.metrics_port));
     let bus = startup::open(&bc, Some(metrics_addr), args.host_label.as_deref())?;
+    qubot_actors::timing::apply_at_start(&cfg, which).map_err(anyhow::Error::msg)?;
     let declared = match which {
         Role::Sensor => Declared::Sensor(sensor::declare(&bus, &cfg)?),
         Role::Planner => Declared::Planner(planner::declare(&bus)?),

@@ -26,6 +26,7 @@ impl Actor for Listener {
 
 impl Listener {
     fn on_message<B: Body>(&mut self, m: Received<B>) {
+        let recv_ns = now_ns();
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
@@ -41,7 +42,12 @@ impl Listener {
                 "shm": m.is_shm(),
                 "payload_borrows_shm": m.payload_borrows_shm(),
                 "fragmented": m.fragmented(),
-                "age_us": now_ns().saturating_sub(s.publish_ns) / 1000,
+                "age_us": recv_ns.saturating_sub(s.publish_ns) / 1000,
+                // Capture, publish and receive stamps (ns since the epoch): what an
+                // independent observer reads a producer's period and jitter from.
+                "origin_ns": s.origin_ns,
+                "publish_ns": s.publish_ns,
+                "recv_ns": recv_ns,
             });
             println!("{line}");
         }

@@ -43,10 +43,26 @@ use run_dir::RunDir;
 use signals::Signals;
 use status::StatusLine;
 
+/// A required realtime profile the system would refuse stops the run before anything starts
+/// (tried on a thread of the supervisor's own, as its actors would). One that is not required
+/// is the actors' to report, each for itself.
+fn realtime_granted(cfg: &qubot_node::NodeConfig) -> anyhow::Result<()> {
+    let rt = &cfg.realtime;
+    if !(rt.enabled && rt.required) || rt.actors.is_empty() {
+        return Ok(());
+    }
+    let p = qubot_actors::timing::profile_of(rt);
+    match p.probe().first() {
+        None => Ok(()),
+        Some(r) => anyhow::bail!("{r} (realtime.required = true: nothing started)"),
+    }
+}
+
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before anything starts (exit 2); the world clock is fixed here,
     // one for the whole run and every child, restarted ones too.
     let startup::Node { cfg, world } = config::load(&args)?;
+    realtime_granted(&cfg)?;
     // Signals are taken from here on, before any other thread exists: a Ctrl-C at any moment
     // ends in an orderly stop and a report, never in the default action.
     let signals = Signals::block_and_watch().context("taking SIGINT/SIGTERM")?;

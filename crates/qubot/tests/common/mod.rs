@@ -62,7 +62,11 @@ impl Proc {
 
     /// [`Proc::spawn`] with its stderr passed through and also kept: the lines it wrote so far.
     pub fn spawn_keeping_stderr(name: &str, args: &[&str]) -> (Proc, Arc<Mutex<Vec<String>>>) {
-        let mut c = qubot(args);
+        Proc::from_command_keeping_stderr(name, qubot(args))
+    }
+
+    /// [`Proc::from_command`] with its stderr passed through and also kept.
+    pub fn from_command_keeping_stderr(name: &str, mut c: Command) -> (Proc, Arc<Mutex<Vec<String>>>) {
         c.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut child = Child::spawn(name, c).unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         let kept = Arc::new(Mutex::new(Vec::new()));
