@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use qubot_msg::Role;
 use serde::{Deserialize, Serialize};
 
 /// Why a run ended.
@@ -57,6 +58,60 @@ pub struct RunReport {
     pub final_pose: Option<[f64; 3]>,
     /// Restarts per actor (every role, enabled or not).
     pub restarts: BTreeMap<String, u64>,
+    /// The loop's clock: the figures of the sensor's capture timer and the actuator's control
+    /// timer, keyed [`LOOP_TIMERS`] (`sensor/capture`, `actuator/control`), each read from its
+    /// process's `/metrics` before it stops. Both keys are always there; a figure is `null`
+    /// without that page or without an observation. Report lines from before these figures
+    /// parse with the map empty.
+    #[serde(default)]
+    pub periods: BTreeMap<String, PeriodFigures>,
+}
+
+/// The periodic timers whose figures the run report carries, as `(actor, timer)`: the `actor`
+/// and `timer` labels of their `qubot_tick_*` series. The report's key is `actor/timer`.
+pub const LOOP_TIMERS: [(&str, &str); 2] = [
+    (Role::Sensor.name(), "capture"),
+    (Role::Actuator.name(), "control"),
+];
+
+/// The run report's key of timer `timer` of `actor`: `actor/timer`.
+pub fn timer_key(actor: &str, timer: &str) -> String {
+    format!("{actor}/{timer}")
+}
+
+/// One periodic timer over its process's life (since its last restart), from its histograms
+/// (`qubot_tick_period_seconds`, `qubot_tick_lateness_seconds`) and its missed-tick counter.
+///
+/// The histograms have four buckets per octave (each edge about 1.19 times the one before),
+/// so a quantile is known only to lie in its bucket, within ±19 %. The `_ms` figure is
+/// interpolated inside that bucket (as PromQL's `histogram_quantile`) and says nothing finer:
+/// ticks all exactly 50 ms apart read as a p50 of about 53 ms, in bucket `[48.7, 57.9]`. The
+/// `_bucket_ms` pair beside it is what the histogram actually knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeriodFigures {
+    /// Median time between two runs of the tick.
+    pub period_p50_ms: Option<f64>,
+    /// `[lower, upper]` edges of the bucket `period_p50_ms` lies in; `null` beyond the last
+    /// finite edge (about 10 s), where the figure is that edge, a lower bound.
+    pub period_p50_bucket_ms: Option<[f64; 2]>,
+    /// 99th percentile of the time between two runs (a skipped tick makes one interval two
+    /// periods long).
+    pub period_p99_ms: Option<f64>,
+    /// The bucket `period_p99_ms` lies in, as `period_p50_bucket_ms`.
+    pub period_p99_bucket_ms: Option<[f64; 2]>,
+    /// An upper bound of the longest time between two runs: the upper edge of the highest
+    /// bucket with an observation (the longest lies somewhere in that bucket, so it can be up
+    /// to 19 % shorter). `null` without an observation or beyond the last finite edge.
+    pub period_max_ms_at_most: Option<f64>,
+    /// 99th percentile of how late a tick ran after its deadline (ticks a period late or more
+    /// are skipped, counted in `missed`, and not in here).
+    pub lateness_p99_ms: Option<f64>,
+    /// The bucket `lateness_p99_ms` lies in, as `period_p50_bucket_ms`.
+    pub lateness_p99_bucket_ms: Option<[f64; 2]>,
+    /// Ticks skipped because they came a period or more late (`qubot_ticks_missed_total`);
+    /// `null` without the page or when the page has no such series for the timer.
+    pub missed: Option<u64>,
 }
 
 impl RunReport {
@@ -198,21 +253,89 @@ mod tests {
             restarts: [("actuator", 0), ("planner", 1), ("sensor", 0)]
                 .map(|(a, n)| (a.to_owned(), n))
                 .into(),
+            periods: [
+                (
+                    "actuator/control".to_owned(),
+                    PeriodFigures {
+                        period_p50_ms: Some(18.85),
+                        period_p50_bucket_ms: Some([17.2, 20.5]),
+                        period_p99_ms: Some(20.467),
+                        period_p99_bucket_ms: Some([17.2, 20.5]),
+                        period_max_ms_at_most: Some(24.4),
+                        lateness_p99_ms: Some(0.118),
+                        lateness_p99_bucket_ms: Some([0.1, 0.119]),
+                        missed: Some(0),
+                    },
+                ),
+                ("sensor/capture".to_owned(), PeriodFigures::default()),
+            ]
+            .into(),
         }
     }
+
+    /// The line of [`report`] before the loop's figures were added.
+    const BEFORE_PERIODS: &str = concat!(
+        r#"{"collisions":0,"distance_m":9.87,"duration_s":14.213,"final_pose":[9.5,2.0,-0.013],"#,
+        r#""finish":"goal","goal_reached":true,"min_clearance_m":0.412,"path_efficiency":1.085,"#,
+        r#""pipeline_latency_p99_ms":null,"restarts":{"actuator":0,"planner":1,"sensor":0},"#,
+        r#""robot_radius_m":0.2,"safe_stops":0.0,"shortest_path_m":9.1,"states":702,"struck":1,"#,
+        r#""world":"corridor"}"#
+    );
 
     #[test]
     fn the_report_line_is_the_one_the_supervisor_always_printed() {
         // The shape before the typed report: every key, sorted; unmeasured figures are null.
+        // The loop's figures are one more key, sorted the same way inside.
         let want = concat!(
             r#"{"collisions":0,"distance_m":9.87,"duration_s":14.213,"final_pose":[9.5,2.0,-0.013],"#,
             r#""finish":"goal","goal_reached":true,"min_clearance_m":0.412,"path_efficiency":1.085,"#,
+            r#""periods":{"actuator/control":{"lateness_p99_bucket_ms":[0.1,0.119],"#,
+            r#""lateness_p99_ms":0.118,"missed":0,"period_max_ms_at_most":24.4,"#,
+            r#""period_p50_bucket_ms":[17.2,20.5],"period_p50_ms":18.85,"#,
+            r#""period_p99_bucket_ms":[17.2,20.5],"period_p99_ms":20.467},"#,
+            r#""sensor/capture":{"lateness_p99_bucket_ms":null,"lateness_p99_ms":null,"#,
+            r#""missed":null,"period_max_ms_at_most":null,"period_p50_bucket_ms":null,"#,
+            r#""period_p50_ms":null,"period_p99_bucket_ms":null,"period_p99_ms":null}},"#,
             r#""pipeline_latency_p99_ms":null,"restarts":{"actuator":0,"planner":1,"sensor":0},"#,
             r#""robot_radius_m":0.2,"safe_stops":0.0,"shortest_path_m":9.1,"states":702,"struck":1,"#,
             r#""world":"corridor"}"#
         );
         assert_eq!(report().to_json_line(), want);
         assert_eq!(RunReport::from_json_line(want).expect("parses"), report());
+    }
+
+    #[test]
+    fn a_report_line_from_before_the_loop_figures_still_parses() {
+        let old = RunReport::from_json_line(BEFORE_PERIODS).expect("parses");
+        assert!(old.periods.is_empty(), "{old:?}");
+        assert_eq!(
+            old,
+            RunReport {
+                periods: BTreeMap::new(),
+                ..report()
+            }
+        );
+        // And one timer's object with only some of its keys (a partial writer) fills the rest
+        // with null.
+        let partial = BEFORE_PERIODS.replace(
+            r#""pipeline_latency_p99_ms""#,
+            r#""periods":{"sensor/capture":{"missed":3}},"pipeline_latency_p99_ms""#,
+        );
+        let r = RunReport::from_json_line(&partial).expect("parses");
+        assert_eq!(
+            r.periods["sensor/capture"],
+            PeriodFigures {
+                missed: Some(3),
+                ..PeriodFigures::default()
+            }
+        );
+    }
+
+    #[test]
+    fn the_loop_timers_are_keyed_actor_slash_timer() {
+        let keys: Vec<String> = LOOP_TIMERS.iter().map(|(a, t)| timer_key(a, t)).collect();
+        assert_eq!(keys, ["sensor/capture", "actuator/control"]);
+        assert!(keys.iter().all(|k| report().periods.contains_key(k)));
     }
 
     #[test]

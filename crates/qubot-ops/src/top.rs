@@ -1,12 +1,24 @@
 //! `qubot top`'s views from the processes' `/metrics` pages: one row per actor (rates from two
-//! scrapes, handler latency, mailbox, restarts, drops by reason), or with `--fleet` one row per
-//! robot. The binary refreshes them.
+//! scrapes, handler latency, mailbox, periodic ticks, restarts, drops by reason), or with
+//! `--fleet` one row per robot. The binary refreshes them.
+//!
+//! The tick columns are the actor's periodic timers (the sensor's capture, the actuator's
+//! control), all of its timers together: `LATE p99` is how late its ticks ran after their
+//! deadlines over the refresh interval (from the increase of the lateness histogram's bucket
+//! counters between the two scrapes), shown as the upper edge of the bucket the p99 lies in,
+//! `≤0.12ms`: the buckets are four per octave, so that bound is what the histogram knows, the
+//! p99 lying up to 19 % below it. `MISSED` is the ticks skipped since the process started,
+//! `(+n)` of them in the interval. An actor without timers shows `-` in both.
 
-use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    net::SocketAddr,
+};
 
 use qubot_msg::{metric_names as names, topic, Role};
 
-use crate::promtext::{self, Sample};
+use crate::promtext::{self, Quantile, Sample};
 
 /// Commands the actuator received, and scans the planner received: the loop's two rates.
 const APPLIED: [(&str, &str); 2] = [("actor", Role::Actuator.name()), ("topic", topic::CMD.name())];
@@ -23,6 +35,123 @@ pub fn scrape_all(endpoints: &[SocketAddr]) -> Scrapes {
                 *e,
                 promtext::scrape(&e.to_string()).and_then(|t| promtext::parse(&t).ok()),
             )
+        })
+        .collect()
+}
+
+/// An actor's periodic ticks as of two scrapes of its page(s).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ticks {
+    /// Ticks skipped since the process (each of its processes) started.
+    pub missed_total: f64,
+    /// What happened between the two scrapes; `None` when a page of the actor was missing
+    /// from the earlier one.
+    pub interval: Option<TickInterval>,
+}
+
+/// An actor's ticks between two scrapes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TickInterval {
+    /// p99 of how late its ticks ran, with its bucket; `None` when no tick ran.
+    pub lateness_p99: Option<Quantile>,
+    /// Ticks skipped.
+    pub missed: f64,
+}
+
+/// The ticks of every actor with a periodic timer on the pages of `now` (one with a
+/// `qubot_tick_lateness_seconds` or `qubot_ticks_missed_total` series), against the same
+/// endpoints' pages in `prev`. An actor on several pages (robots of a fleet) adds them up.
+pub fn ticks(
+    prev: &[(SocketAddr, Option<Vec<Sample>>)],
+    now: &[(SocketAddr, Option<Vec<Sample>>)],
+) -> BTreeMap<String, Ticks> {
+    /// One actor's figures over its pages.
+    #[derive(Default)]
+    struct Acc {
+        /// The lateness buckets' increase over the interval, every page's.
+        lateness: Vec<Sample>,
+        missed_total: f64,
+        missed_interval: f64,
+        /// A page of the actor had no earlier scrape: no interval.
+        unpaired: bool,
+    }
+    let lateness_bucket = format!("{}_bucket", names::TICK_LATENESS);
+    let mut acc: BTreeMap<String, Acc> = BTreeMap::new();
+    for (endpoint, page) in now {
+        let Some(page) = page else { continue };
+        let before = prev
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .and_then(|(_, p)| p.as_deref());
+        let actors: BTreeSet<&str> = page
+            .iter()
+            .filter(|s| s.name == lateness_bucket || s.name == names::TICKS_MISSED)
+            .filter_map(|s| s.label("actor"))
+            .collect();
+        for actor in actors {
+            let f = [("actor", actor)];
+            let a = acc.entry(actor.to_owned()).or_default();
+            a.missed_total += promtext::sum(page, names::TICKS_MISSED, &f);
+            let Some(before) = before else {
+                a.unpaired = true;
+                continue;
+            };
+            a.missed_interval += increase(page, before, names::TICKS_MISSED, &f)
+                .iter()
+                .map(|s| s.value)
+                .sum::<f64>();
+            a.lateness.extend(increase(page, before, &lateness_bucket, &f));
+        }
+    }
+    acc.into_iter()
+        .map(|(actor, a)| {
+            let interval = (!a.unpaired).then(|| TickInterval {
+                lateness_p99: promtext::quantile_in(&a.lateness, names::TICK_LATENESS, &[], 0.99),
+                missed: a.missed_interval,
+            });
+            let t = Ticks {
+                missed_total: a.missed_total,
+                interval,
+            };
+            (actor, t)
+        })
+        .collect()
+}
+
+/// The increase of the series named `name` matching `filter` (counters, or a histogram's
+/// `_bucket` series) from the page `before` to the page `after` of the same process. A
+/// histogram or counter that went down was reset by a restart in between and counts from zero
+/// (as PromQL's `increase`); a histogram's buckets are judged together, so they stay
+/// cumulative.
+fn increase(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Vec<Sample> {
+    let without_le = |s: &Sample| {
+        let mut l = s.labels.clone();
+        l.remove("le");
+        l
+    };
+    let prev: BTreeMap<&BTreeMap<String, String>, f64> = before
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| (&s.labels, s.value))
+        .collect();
+    let was = |s: &Sample| prev.get(&s.labels).copied().unwrap_or(0.0);
+    let matching: Vec<&Sample> = after
+        .iter()
+        .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.label(k) == Some(*v)))
+        .collect();
+    let reset: BTreeSet<BTreeMap<String, String>> = matching
+        .iter()
+        .filter(|s| s.value < was(s))
+        .map(|s| without_le(s))
+        .collect();
+    matching
+        .into_iter()
+        .map(|s| {
+            let mut d = s.clone();
+            if !reset.contains(&without_le(s)) {
+                d.value -= was(s);
+            }
+            d
         })
         .collect()
 }
@@ -83,24 +212,28 @@ pub fn render(
         row.p50 = promtext::quantile(&all_now, names::HANDLER_DURATION, &f, 0.5);
         row.p99 = promtext::quantile(&all_now, names::HANDLER_DURATION, &f, 0.99);
     }
+    let ticks = ticks(prev, now);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8}  drops (total by reason)",
-        "ACTOR", "IN/s", "OUT/s", "HANDLE p50", "HANDLE p99", "MAILBOX", "RESTARTS"
+        "{:<11} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8}  drops (total by reason)",
+        "ACTOR", "IN/s", "OUT/s", "HANDLE p50", "HANDLE p99", "MAILBOX", "LATE p99", "MISSED", "RESTARTS"
     );
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.2}ms", s * 1e3));
     for (actor, r) in &rows {
         let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let (late, missed) = tick_columns(ticks.get(actor));
         let _ = writeln!(
             out,
-            "{:<11} {:>9.1} {:>9.1} {:>10} {:>10} {:>9} {:>8}  {}",
+            "{:<11} {:>9.1} {:>9.1} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8}  {}",
             actor,
             ((r.in_total - r.in_prev) / dt).max(0.0),
             ((r.out_total - r.out_prev) / dt).max(0.0),
             ms(r.p50),
             ms(r.p99),
             format!("{}/{}", r.depth, r.capacity),
+            late,
+            missed,
             r.restarts,
             if drops.is_empty() {
                 "-".to_owned()
@@ -114,6 +247,41 @@ pub fn render(
     let _ = writeln!(out, "pipeline latency p99 {}   safe stops {stops}", ms(p99));
     note_unreachable(&mut out, endpoints, now);
     out
+}
+
+/// The `LATE p99` and `MISSED` cells of an actor's row: `-` for one without timers, `no ticks`
+/// when none ran in the interval, the lateness p99 as the bucket's upper edge (`>` its lower
+/// edge above the last finite one), the missed ticks as `total(+interval)`.
+fn tick_columns(t: Option<&Ticks>) -> (String, String) {
+    let Some(t) = t else {
+        return ("-".into(), "-".into());
+    };
+    let late = match t.interval.as_ref().map(|i| i.lateness_p99) {
+        None => "-".into(),
+        Some(None) => "no ticks".into(),
+        Some(Some(q)) if q.upper.is_finite() => format!("≤{}", duration(q.upper)),
+        Some(Some(q)) => format!(">{}", duration(q.lower)),
+    };
+    let missed = match &t.interval {
+        Some(i) => format!("{}(+{})", t.missed_total, i.missed),
+        None => t.missed_total.to_string(),
+    };
+    (late, missed)
+}
+
+/// A bucket edge (seconds, three significant digits) in µs, ms or s, without losing a digit.
+fn duration(s: f64) -> String {
+    let (v, unit) = match s {
+        s if s < 1e-3 => (s * 1e6, "µs"),
+        s if s < 1.0 => (s * 1e3, "ms"),
+        s => (s, "s"),
+    };
+    let decimals = match v {
+        v if v < 10.0 => 2,
+        v if v < 100.0 => 1,
+        _ => 0,
+    };
+    format!("{v:.decimals$}{unit}")
 }
 
 /// One robot's figures in the fleet view.
@@ -209,5 +377,149 @@ fn note_unreachable(out: &mut String, endpoints: &[SocketAddr], now: &[(SocketAd
         .collect();
     if !down.is_empty() {
         let _ = writeln!(out, "unreachable: {}", down.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A sensor page: the capture timer's lateness histogram (ticks up to 0.1 ms, up to
+    /// 0.119 ms, and late ones up to 20.5 ms; cumulative counts), its missed ticks.
+    fn sensor(punctual: u32, slower: u32, late: u32, missed: u32) -> String {
+        let series = |le: &str, n: u32| {
+            format!(
+                "qubot_tick_lateness_seconds_bucket{{actor=\"sensor\",timer=\"capture\",le=\"{le}\"}} {n}\n"
+            )
+        };
+        let all = punctual + slower + late;
+        [
+            "# TYPE qubot_tick_lateness_seconds histogram\n".to_owned(),
+            series("0.0001", punctual),
+            series("0.000119", punctual + slower),
+            series("0.0205", all),
+            series("+Inf", all),
+            "qubot_tick_lateness_seconds_sum{actor=\"sensor\",timer=\"capture\"} 0.5\n".to_owned(),
+            format!("qubot_tick_lateness_seconds_count{{actor=\"sensor\",timer=\"capture\"}} {all}\n"),
+            "# TYPE qubot_ticks_missed_total counter\n".to_owned(),
+            format!("qubot_ticks_missed_total{{actor=\"sensor\",timer=\"capture\"}} {missed}\n"),
+            "qubot_messages_published_total{actor=\"sensor\",topic=\"scan\"} 10\n".to_owned(),
+        ]
+        .concat()
+    }
+
+    /// A planner page: traffic, no timers.
+    const PLANNER: &str = "qubot_messages_received_total{actor=\"planner\",topic=\"scan\"} 10\n";
+
+    fn scrapes(pages: &[(u16, Option<&str>)]) -> Scrapes {
+        pages
+            .iter()
+            .map(|(port, text)| (at(*port), text.map(|t| promtext::parse(t).expect("page"))))
+            .collect()
+    }
+
+    #[test]
+    fn lateness_p99_is_the_intervals_and_missed_ticks_are_counted_both_ways() {
+        // Before: 100 ticks, 50 of them 20 ms late (a stall), 3 missed. Then 1000 more ticks,
+        // 985 within 0.1 ms and 15 within 0.119 ms, and 2 more missed. Over the whole life the
+        // p99 would lie in the stall's bucket; over the interval it is in the 0.1–0.119 ms one.
+        let prev = scrapes(&[(1, Some(&sensor(50, 0, 50, 3))), (2, Some(PLANNER))]);
+        let now = scrapes(&[(1, Some(&sensor(1035, 15, 50, 5))), (2, Some(PLANNER))]);
+        let whole = promtext::quantile_in(&now[0].1.clone().expect("page"), names::TICK_LATENESS, &[], 0.99)
+            .expect("p99");
+        assert_eq!(whole.upper, 0.0205, "the cumulative p99 is the stall's");
+
+        let t = ticks(&prev, &now);
+        assert_eq!(
+            t.keys().collect::<Vec<_>>(),
+            ["sensor"],
+            "the planner has no timers"
+        );
+        let s = &t["sensor"];
+        assert_eq!(s.missed_total, 5.0);
+        let i = s.interval.as_ref().expect("an interval");
+        assert_eq!(i.missed, 2.0);
+        let q = i.lateness_p99.expect("ticks ran");
+        assert_eq!((q.lower, q.upper), (0.0001, 0.000119), "{q:?}");
+        assert!(q.value > q.lower && q.value <= q.upper, "{q:?}");
+    }
+
+    #[test]
+    fn a_restart_between_the_scrapes_counts_from_zero() {
+        // The sensor restarted: fewer ticks and missed ticks than before, all since its start.
+        let prev = scrapes(&[(1, Some(&sensor(5000, 0, 100, 40)))]);
+        let now = scrapes(&[(1, Some(&sensor(90, 10, 0, 1)))]);
+        let s = &ticks(&prev, &now)["sensor"];
+        let i = s.interval.as_ref().expect("an interval");
+        assert_eq!((s.missed_total, i.missed), (1.0, 1.0));
+        let q = i.lateness_p99.expect("ticks ran");
+        assert_eq!((q.lower, q.upper), (0.0001, 0.000119), "{q:?}");
+    }
+
+    #[test]
+    fn without_an_earlier_page_or_a_tick_there_is_no_interval_figure() {
+        let page = sensor(100, 0, 0, 7);
+        // Unreachable at the earlier scrape: the totals only.
+        let s = &ticks(&scrapes(&[(1, None)]), &scrapes(&[(1, Some(&page))]))["sensor"];
+        assert_eq!((s.missed_total, s.interval.as_ref()), (7.0, None));
+        // The same page twice: no tick ran in between.
+        let same = scrapes(&[(1, Some(&page))]);
+        let s = &ticks(&same, &same)["sensor"];
+        assert_eq!(
+            s.interval,
+            Some(TickInterval {
+                lateness_p99: None,
+                missed: 0.0
+            })
+        );
+        assert_eq!(tick_columns(Some(s)), ("no ticks".into(), "7(+0)".into()));
+    }
+
+    #[test]
+    fn the_view_shows_the_tick_columns_and_a_dash_without_timers() {
+        let prev = scrapes(&[(1, Some(&sensor(50, 0, 50, 3))), (2, Some(PLANNER))]);
+        let now = scrapes(&[(1, Some(&sensor(1035, 15, 50, 5))), (2, Some(PLANNER))]);
+        let view = render(&[at(1), at(2)], &prev, &now, 1.0);
+        let head = view.lines().next().expect("header");
+        assert!(head.contains(" LATE p99 ") && head.contains(" MISSED "), "{view}");
+        // A row's cells: actor, in/s, out/s, handle p50, p99, mailbox, late p99, missed, ...
+        let (late, missed) = (6, 7);
+        let row = |actor: &str| -> Vec<String> {
+            view.lines()
+                .find(|l| l.split_whitespace().next() == Some(actor))
+                .unwrap_or_else(|| panic!("no {actor} row:\n{view}"))
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        let (s, p) = (row("sensor"), row("planner"));
+        assert_eq!(
+            (s[late].as_str(), s[missed].as_str()),
+            ("≤119µs", "5(+2)"),
+            "{view}"
+        );
+        assert_eq!((p[late].as_str(), p[missed].as_str()), ("-", "-"), "{view}");
+        // The fleet view reads the same pages as before.
+        let fleet = render_fleet(&[at(1), at(2)], &prev, &now, 1.0);
+        assert!(fleet.starts_with("ROBOT"), "{fleet}");
+    }
+
+    #[test]
+    fn bucket_edges_print_with_all_their_digits() {
+        for (s, text) in [
+            (1e-5, "10.0µs"),
+            (1.19e-5, "11.9µs"),
+            (0.000119, "119µs"),
+            (0.0487, "48.7ms"),
+            (0.00119, "1.19ms"),
+            (0.579, "579ms"),
+            (9.74, "9.74s"),
+        ] {
+            assert_eq!(duration(s), text);
+        }
     }
 }

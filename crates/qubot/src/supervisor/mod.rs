@@ -91,8 +91,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One run: referee and actors up, until the finish, then the actuator's figures, the stop
-/// and the report.
+/// One run: referee and actors up, until the finish, then the actuator's and the sensor's
+/// figures, the stop and the report.
 async fn supervise(
     bus: &Bus,
     cfg: &NodeConfig,
@@ -112,6 +112,7 @@ async fn supervise(
     .await?;
     let mut actors = Actors::start(cfg, node_file, args.host_label.as_deref(), events)?;
     let actuator_metrics = format!("{}:{}", cfg.metrics_bind, cfg.actuator.metrics_port);
+    let sensor_metrics = format!("{}:{}", cfg.metrics_bind, cfg.sensor.metrics_port);
     let status = StatusLine::start(&actuator_metrics, following.referee.clone(), started);
     let finish = finish::wait(
         args,
@@ -123,12 +124,19 @@ async fn supervise(
     )
     .await;
     StatusLine::stop(status).await;
-    // The actuator's own account, read before it stops.
-    let actuator = report::scrape_within(actuator_metrics, Duration::from_millis(500)).await;
+    // The actuator's and the sensor's own accounts, read side by side before they stop.
+    let (actuator, sensor) = tokio::join!(
+        report::scrape_within(actuator_metrics, Duration::from_millis(500)),
+        report::scrape_within(sensor_metrics, Duration::from_millis(500)),
+    );
     let restarts = actors.stop(&mut signals).await;
     let referee = following.referee.clone();
     // Nothing judged after the stop: the referee stops listening.
     drop(following);
     let r = referee::lock(&referee);
-    Ok(report.finish(finish, &r, actuator.as_deref(), restarts))
+    let pages = report::Pages {
+        actuator: actuator.as_deref(),
+        sensor: sensor.as_deref(),
+    };
+    Ok(report.finish(finish, &r, pages, restarts))
 }
