@@ -116,7 +116,11 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     let h1 = metrics(&up.metrics_of(SENSOR)).expect("sensor");
     // The actors' histogram over the same window (bucket counters are cumulative).
     let window = bucket_delta(&h1, &h0);
-    let hist = quantile_in(&window, TICK_LATENESS, &CAPTURE, 0.99).expect("lateness observed");
+    // The 90th percentile: with 200 ticks, a p99 is the third largest, which one tick that
+    // falls into one window and not the other (the scrapes and the reads are not the same
+    // instants) can move by milliseconds; the 90th is 20 ticks in.
+    const Q: f64 = 0.9;
+    let hist = quantile_in(&window, TICK_LATENESS, &CAPTURE, Q).expect("lateness observed");
 
     // The subscriber's view. Each scan's deadline slot comes from its capture stamp (less than
     // half a period late, or the tick would show as missed). A stamp minus its slot's place on
@@ -129,7 +133,7 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
         let best = *off.iter().min().expect("scans");
         let mut v: Vec<i64> = off.iter().map(|o| o - best).collect();
         v.sort_unstable();
-        v[v.len() * 99 / 100] as f64 * 1e-9
+        v[(v.len() as f64 * Q) as usize] as f64 * 1e-9
     };
     let least = quantile_in(&window, TICK_LATENESS, &CAPTURE, 0.0).map_or(0.0, |q| q.upper);
     // 1. Capture stamps, as the subscriber read them off the wire: the sensor stamps a scan a
@@ -144,7 +148,7 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     //    below; the capture stamps do that.
     let by_arrival = late(&|s| s.recv_ns - r0);
     println!(
-        "lateness p99: histogram {}, from capture stamps {:.3} ms, from arrivals {:.3} ms",
+        "lateness p90: histogram {}, from capture stamps {:.3} ms, from arrivals {:.3} ms",
         hist.ms(),
         by_capture * 1e3,
         by_arrival * 1e3
@@ -152,13 +156,13 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     let slack = least + 1e-4;
     assert!(
         by_capture <= hist.upper + slack && hist.lower <= by_capture + slack,
-        "capture stamps say p99 {:.3} ms late, the histogram {}",
+        "capture stamps say p90 {:.3} ms late, the histogram {}",
         by_capture * 1e3,
         hist.ms()
     );
     assert!(
         hist.lower <= by_arrival + slack,
-        "the histogram's p99 {} is more than the subscriber saw ({:.3} ms)",
+        "the histogram's p90 {} is more than the subscriber saw ({:.3} ms)",
         hist.ms(),
         by_arrival * 1e3
     );
