@@ -33,10 +33,15 @@ scale ROBOTS="1,2,4,8" WINDOW="10":
     cargo build --release --workspace
     ./target/release/qubot-bench scale --robots {{ROBOTS}} --window {{WINDOW}}
 
-# The same with fewer samples and one round (under 2 minutes after the build).
+# The bench harness with fewer samples and one round (under 2 minutes after the build).
 bench-quick:
     cargo build --release --workspace
     ./target/release/qubot-bench run --quick
+
+# The control loop's timeliness at RATES Hz (sensor; actuator 50/200 Hz): idle, 10x scan flood, CPU hog, and the last two with the realtime profile (run as root for it to be granted); actors' histograms and an independent subscriber; target/jitter/. ~4 min.
+jitter RATES="20,100" WINDOW="15":
+    cargo build --release --workspace
+    ./target/release/qubot-bench jitter --rates {{RATES}} --window {{WINDOW}}
 
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
@@ -198,3 +203,8 @@ deploy HOSTS *ARGS:
 # Fleet CA and per-host certificates for zenoh mutual TLS (target/certs).
 certs:
     bash deploy/certs.sh
+
+# The pipeline's CPU at 20 and 100 Hz beside its floor (three raw zenoh processes moving the same messages at the same rates), in one run: target/floor/ (json, tables).
+floor WINDOW="10":
+    cargo build --release -p qubot-benches -p qubot
+    cargo run --release -p qubot-benches --bin qubot-bench -- floor --window {{WINDOW}}

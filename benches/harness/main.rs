@@ -2,6 +2,8 @@
 //! harness). `run` orchestrates; `role` is one process of a measured pair.
 
 mod alloc;
+mod floor;
+mod jitter;
 mod plot;
 mod report;
 mod roles;
@@ -67,6 +69,29 @@ enum Cmd {
         worlds_dir: PathBuf,
         #[arg(long, default_value = "target/scale")]
         out: PathBuf,
+    },
+    /// The control loop's timeliness: period and lateness of the sensor's and actuator's ticks,
+    /// from their histograms and an independent subscriber, at each rate: idle, under a 10x
+    /// scan flood, under a CPU hog, and the last two with the realtime profile.
+    Jitter {
+        /// Sensor rates (Hz); the actuator ticks at 50 Hz for 20, 200 Hz for 100.
+        #[arg(long, value_delimiter = ',', default_values_t = [20, 100])]
+        rates: Vec<u32>,
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 15.0)]
+        window: f64,
+        #[arg(long, default_value = "target/jitter")]
+        out: PathBuf,
+    },
+    /// The pipeline's CPU at each sensor rate beside its floor: three raw zenoh processes
+    /// moving the same messages at the same rates; floor.json and tables.
+    Floor(floor::FloorArgs),
+    /// One busy core for SECONDS (the jitter bench's CPU hog).
+    #[command(hide = true)]
+    Hog {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
     },
     /// One process of a measured pair (started by `run`).
     #[command(hide = true)]
@@ -134,6 +159,40 @@ fn main() -> anyhow::Result<()> {
                 report.git_rev,
                 out.join("scale.json").display()
             );
+            Ok(())
+        }
+        Cmd::Jitter {
+            rates,
+            warmup,
+            window,
+            out,
+        } => {
+            if rates.is_empty() || rates.iter().any(|&r| !(1..=100).contains(&r)) {
+                anyhow::bail!("--rates: sensor rates from 1 to 100 Hz, got {rates:?}");
+            }
+            if !(warmup >= 0.0 && window >= 2.0 && warmup + window <= 300.0) {
+                anyhow::bail!("--warmup and --window: seconds, window >= 2, together at most 300");
+            }
+            let report = jitter::run(&jitter::Options {
+                rates,
+                warmup_s: warmup,
+                window_s: window,
+                out: out.clone(),
+            })?;
+            println!("{}", jitter::table(&report));
+            println!(
+                "jitter: {} cells on {} ({} cpus), rev {}; wrote {}",
+                report.cells.len(),
+                report.machine.cpu,
+                report.machine.cpus,
+                report.git_rev,
+                out.join("jitter.json").display()
+            );
+            Ok(())
+        }
+        Cmd::Floor(args) => floor::main(args),
+        Cmd::Hog { seconds } => {
+            jitter::hog(seconds);
             Ok(())
         }
         Cmd::Role(args) => roles::run(args),

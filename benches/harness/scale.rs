@@ -53,6 +53,9 @@ pub struct Point {
     /// buckets over the window, as PromQL's `histogram_quantile`).
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
+    /// The bucket each quantile lies in (ms): all the histogram knows of it.
+    pub latency_p50_bucket_ms: Option<(f64, f64)>,
+    pub latency_p99_bucket_ms: Option<(f64, f64)>,
     /// Commands applied per robot per second: the loop rate.
     pub loop_hz_mean: f64,
     pub router_cpu_pct: f64,
@@ -124,7 +127,7 @@ impl Robot {
     }
 }
 
-fn wait<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub(crate) fn wait<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
@@ -239,15 +242,19 @@ fn point(qubot: &Path, o: &Options, n: usize) -> anyhow::Result<Point> {
         .zip(&end.actuator)
         .flat_map(|(a, b)| delta(a, b))
         .collect();
-    let latency = |q| promtext::quantile(&pooled, "qubot_pipeline_latency_seconds", &[], q).map(|s| s * 1e3);
+    let latency = |q| promtext::quantile_in(&pooled, "qubot_pipeline_latency_seconds", &[], q);
+    let ms = |q: Option<promtext::Quantile>| q.map(|q| q.value * 1e3);
+    let bucket = |q: Option<promtext::Quantile>| q.map(|q| (q.lower * 1e3, q.upper * 1e3));
     let cmds = promtext::received(&pooled, topic::CMD.spec());
     let router_cpu_pct = (end.router_cpu_s - start.router_cpu_s) / secs * 100.0;
     let point = Point {
         robots: n,
         robot_cpu_pct_mean: cpu.iter().sum::<f64>() / n as f64,
         robot_cpu_pct_max: cpu.iter().cloned().fold(0.0, f64::max),
-        latency_p50_ms: latency(0.5),
-        latency_p99_ms: latency(0.99),
+        latency_p50_ms: ms(latency(0.5)),
+        latency_p99_ms: ms(latency(0.99)),
+        latency_p50_bucket_ms: bucket(latency(0.5)),
+        latency_p99_bucket_ms: bucket(latency(0.99)),
         loop_hz_mean: cmds / secs / n as f64,
         router_cpu_pct,
         router_received_bytes_per_s: end.router_bytes.0.saturating_sub(start.router_bytes.0) as f64 / secs,
@@ -279,7 +286,7 @@ fn cross_deliveries(r: &Robot) -> anyhow::Result<f64> {
 }
 
 /// Counters and histogram buckets over the window: `b - a` for every series of `b`.
-fn delta(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
+pub(crate) fn delta(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
     let before: BTreeMap<(&str, &BTreeMap<String, String>), f64> = a
         .iter()
         .map(|s| ((s.name.as_str(), &s.labels), s.value))
@@ -293,7 +300,7 @@ fn delta(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
 }
 
 /// User + system CPU seconds of a process so far (0 once it is gone).
-fn cpu_s(pid: u32) -> f64 {
+pub(crate) fn cpu_s(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -336,7 +343,7 @@ fn socket_bytes(pid: u32) -> (u64, u64) {
 }
 
 /// Direct children of `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -355,9 +362,12 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 /// The table printed at the end of a run (and pasted into BENCHMARKS.md).
 pub fn table(r: &ScaleReport) -> String {
-    let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    let ms = |v: Option<f64>, b: Option<(f64, f64)>| match (v, b) {
+        (Some(v), Some((lo, hi))) => format!("{v:.2} ({lo:.2}–{hi:.2})"),
+        _ => "-".into(),
+    };
     let mut s = String::from(
-        "| robots | CPU per robot, % of a core (mean / max) | loop Hz per robot | latency p50 ms | p99 ms | router CPU % | router in / out B/s | cross-robot deliveries | all processes, % of a core |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| robots | CPU per robot, % of a core (mean / max) | loop Hz per robot | latency p50 ms (bucket) | p99 ms (bucket) | router CPU % | router in / out B/s | cross-robot deliveries | all processes, % of a core |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in &r.points {
         s.push_str(&format!(
@@ -366,8 +376,8 @@ pub fn table(r: &ScaleReport) -> String {
             p.robot_cpu_pct_mean,
             p.robot_cpu_pct_max,
             p.loop_hz_mean,
-            ms(p.latency_p50_ms),
-            ms(p.latency_p99_ms),
+            ms(p.latency_p50_ms, p.latency_p50_bucket_ms),
+            ms(p.latency_p99_ms, p.latency_p99_bucket_ms),
             p.router_cpu_pct,
             p.router_received_bytes_per_s,
             p.router_sent_bytes_per_s,

@@ -15,38 +15,66 @@ use crate::{
 };
 
 /// A role process (killed if the harness gives up on it) and what it is, for messages.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     what: String,
 }
 
 impl Proc {
     fn spawn(args: &RoleArgs, allocator: &str) -> anyhow::Result<Proc> {
-        let exe = std::env::current_exe().context("locating the harness binary")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("role")
-            .args(role_argv(args))
-            .env(alloc::ENV, allocator)
-            .env("RUST_LOG", "off")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let child = Child::spawn("role", cmd).context("spawning a role process")?;
         let what = format!(
             "{:?} {:?} ({:?}, {} B)",
             args.imp, args.kind, args.transport, args.payload
         );
+        let argv = std::iter::once("role".to_owned()).chain(role_argv(args));
+        Proc::start(argv, allocator, what)
+    }
+
+    /// The harness binary with `argv` (a hidden subcommand), stdin piped until
+    /// [`Proc::close_stdin`].
+    fn start(argv: impl IntoIterator<Item = String>, allocator: &str, what: String) -> anyhow::Result<Proc> {
+        let exe = std::env::current_exe().context("locating the harness binary")?;
+        Proc::start_exe(&exe, argv, allocator, what)
+    }
+
+    /// [`Proc::start`] with a copy of the harness binary at `exe`.
+    pub(crate) fn start_exe(
+        exe: &std::path::Path,
+        argv: impl IntoIterator<Item = String>,
+        allocator: &str,
+        what: String,
+    ) -> anyhow::Result<Proc> {
+        let mut cmd = Command::new(exe);
+        cmd.args(argv)
+            .env(alloc::ENV, allocator)
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let child = Child::spawn("role", cmd).with_context(|| format!("spawning {what}"))?;
         Ok(Proc { child, what })
     }
 
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next line the process prints, within `timeout`.
-    fn line(&self, timeout: Duration) -> anyhow::Result<String> {
+    pub(crate) fn line(&self, timeout: Duration) -> anyhow::Result<String> {
         self.child
             .line(timeout)
             .map_err(|_| anyhow!("{}: no output within {timeout:?}", self.what))
     }
 
     /// The JSON report on the process's last line; waits for it to exit.
-    fn report(mut self, timeout: Duration) -> anyhow::Result<RoleReport> {
+    fn report(self, timeout: Duration) -> anyhow::Result<RoleReport> {
+        self.last_json(timeout)
+    }
+
+    /// The process's last line, parsed as JSON; waits for it to exit (successfully).
+    pub(crate) fn last_json<T: serde::de::DeserializeOwned>(
+        mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
         let mut last = None;
         loop {
             match self.child.line(timeout) {
@@ -64,7 +92,7 @@ impl Proc {
     }
 
     /// Closes stdin: a server's signal to finish.
-    fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.child.close_stdin();
     }
 }

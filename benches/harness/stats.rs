@@ -14,6 +14,16 @@ pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
+/// The median: the middle sample, or the mean of the middle two; NaN for no samples.
+pub fn median(v: &[f64]) -> f64 {
+    let s = sorted(v.to_vec());
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +36,12 @@ mod tests {
         assert_eq!(quantile(&v, 1.0), 100.0);
         assert_eq!(quantile(&v, 0.0), 1.0);
         assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

@@ -6,6 +6,7 @@ mod handoff;
 mod measure;
 pub mod qubot;
 pub mod raw;
+pub mod raw_loop;
 
 use std::{
     io::{BufRead, Write},

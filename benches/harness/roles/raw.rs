@@ -44,22 +44,28 @@ pub fn run(args: &RoleArgs) -> anyhow::Result<()> {
 /// The same session settings `qubot_bus::BusConfig` makes: peer, no multicast scouting, no
 /// implicit SHM copies, SHM on or off by transport.
 fn open(args: &RoleArgs) -> anyhow::Result<Session> {
+    let endpoint = std::slice::from_ref(&args.endpoint);
+    let shm = args.transport == Transport::Shm;
+    if args.is_server() {
+        open_session(endpoint, &[], shm)
+    } else {
+        open_session(&[], endpoint, shm)
+    }
+}
+
+/// [`open`]'s settings with any endpoints: what the floor's raw loop opens too.
+pub(crate) fn open_session(listen: &[String], connect: &[String], shm: bool) -> anyhow::Result<Session> {
     let mut c = zenoh::Config::default();
-    let endpoint = serde_json::json!([args.endpoint]).to_string();
     let mut set = |k: &str, v: &str| c.insert_json5(k, v).map_err(|e| anyhow!("zenoh config {k}: {e}"));
     set("mode", "\"peer\"")?;
     set("scouting/multicast/enabled", "false")?;
     set("transport/shared_memory/transport_optimization/enabled", "false")?;
-    let shm = if args.transport == Transport::Shm {
-        "true"
-    } else {
-        "false"
-    };
-    set(qubot_bus::SHM_TRANSPORT_KEY, shm)?;
-    if args.is_server() {
-        set("listen/endpoints", &endpoint)?;
-    } else {
-        set("connect/endpoints", &endpoint)?;
+    set(qubot_bus::SHM_TRANSPORT_KEY, if shm { "true" } else { "false" })?;
+    if !listen.is_empty() {
+        set("listen/endpoints", &serde_json::json!(listen).to_string())?;
+    }
+    if !connect.is_empty() {
+        set("connect/endpoints", &serde_json::json!(connect).to_string())?;
     }
     zenoh::open(c).wait().map_err(|e| anyhow!("opening zenoh: {e}"))
 }
@@ -69,9 +75,18 @@ fn publisher(
     key: &'static str,
     topic: qubot_bus::Topic<qubot_msg::Ping>,
 ) -> anyhow::Result<Publisher<'static>> {
-    let q = qubot_bus::zenoh_qos(topic.qos());
+    publisher_for(session, key.to_owned(), topic.qos())
+}
+
+/// A publisher with the zenoh settings Qubot gives QoS class `class`.
+pub(crate) fn publisher_for(
+    session: &Session,
+    key: String,
+    class: qubot_bus::QosClass,
+) -> anyhow::Result<Publisher<'static>> {
+    let q = qubot_bus::zenoh_qos(class);
     session
-        .declare_publisher(key)
+        .declare_publisher(key.clone())
         .reliability(q.reliability)
         .congestion_control(q.congestion)
         .priority(q.priority)
@@ -82,38 +97,48 @@ fn publisher(
 
 /// Buffers for outgoing messages: loaned from SHM like Qubot's publisher, heap otherwise
 /// (or when the pool is exhausted, as Qubot does).
-struct Buffers {
+pub(crate) struct Buffers {
     provider: Option<ShmProvider<PosixShmProviderBackend>>,
 }
 
 impl Buffers {
     fn new(args: &RoleArgs) -> anyhow::Result<Buffers> {
-        let provider = match args.transport {
-            Transport::Shm => Some(
-                ShmProviderBuilder::default_backend(args.shm_pool_bytes())
+        Buffers::with_pool(args.shm_pool_bytes())
+    }
+
+    /// A pool of `bytes` (0: every message from the heap).
+    pub(crate) fn with_pool(bytes: usize) -> anyhow::Result<Buffers> {
+        let provider = match bytes {
+            0 => None,
+            n => Some(
+                ShmProviderBuilder::default_backend(n)
                     .wait()
                     .map_err(|e| anyhow!("creating the SHM pool: {e}"))?,
             ),
-            Transport::Tcp => None,
         };
         Ok(Buffers { provider })
     }
 
     /// A message of `len` bytes carrying index `i`.
     fn message(&self, len: usize, i: u64) -> ZBytes {
+        self.filled(len, |buf| stamp(buf, i)).0
+    }
+
+    /// A message of `len` bytes written in place by `fill`; true when it is in SHM.
+    pub(crate) fn filled(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> (ZBytes, bool) {
         if let Some(p) = &self.provider {
             if let Ok(mut buf) = p.alloc(len).with_policy::<GarbageCollect>().wait() {
-                stamp(&mut buf, i);
-                return ZBytes::from(buf);
+                fill(&mut buf);
+                return (ZBytes::from(buf), true);
             }
         }
         let mut buf = vec![0u8; len];
-        stamp(&mut buf, i);
-        ZBytes::from(buf)
+        fill(&mut buf);
+        (ZBytes::from(buf), false)
     }
 }
 
-fn wait_matched(p: &Publisher<'_>, within: Duration) -> anyhow::Result<()> {
+pub(crate) fn wait_matched(p: &Publisher<'_>, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if p.matching_status().wait().map(|s| s.matching()).unwrap_or(false) {
