@@ -41,7 +41,7 @@ use serde::Serialize;
 use crate::{
     report::{git_rev, Machine},
     roles::raw_loop::{LoopArgs, LoopReport, Part},
-    scale::{children_of, cpu_s, delta, wait},
+    scale::{children_of, cpu_s, wait},
     spawn::Proc,
     stats::median,
 };
@@ -187,15 +187,7 @@ impl Options {
         if !(360..=4096).contains(&a.beams) {
             bail!("--beams: 360 to 4096");
         }
-        let qubot = std::env::current_exe()
-            .context("locating qubot-bench")?
-            .with_file_name("qubot");
-        if !qubot.is_file() {
-            bail!(
-                "no qubot binary at {} (cargo build --release -p qubot first)",
-                qubot.display()
-            );
-        }
+        let qubot = crate::spawn::qubot_beside()?;
         if a.perf
             && !Command::new("perf")
                 .arg("--version")
@@ -659,7 +651,7 @@ fn pipeline_window(o: &Options, rate: f64, perf: Option<&Path>) -> anyhow::Resul
         .iter()
         .map(|p| {
             let name = p.name();
-            (name, delta(&a.pages[name], &b.pages[name]))
+            (name, promtext::window(&a.pages[name], &b.pages[name]))
         })
         .collect();
     side.scan_hz = promtext::published(&pages["sensor"], topic::SCAN.spec()) / secs;

@@ -6,11 +6,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use nix::sys::signal::Signal;
 use qubot_msg::metric_names::{TICKS_MISSED, TICK_LATENESS, TICK_PERIOD};
 use qubot_ops::{
@@ -20,6 +19,7 @@ use qubot_ops::{
 use serde::Serialize;
 
 use crate::report::{git_rev, Machine};
+use crate::scale::{spawn, wait};
 use crate::stats::{quantile, sorted};
 
 pub struct Options {
@@ -116,15 +116,7 @@ pub struct JitterReport {
 }
 
 pub fn run(o: &Options) -> anyhow::Result<JitterReport> {
-    let qubot = std::env::current_exe()
-        .context("locating qubot-bench")?
-        .with_file_name("qubot");
-    if !qubot.is_file() {
-        bail!(
-            "no qubot binary at {} (cargo build --release first)",
-            qubot.display()
-        );
-    }
+    let qubot = crate::spawn::qubot_beside()?;
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let mut cells = Vec::new();
     for &rate in &o.rates {
@@ -153,30 +145,8 @@ fn tick_hz(rate: u32) -> f64 {
     }
 }
 
-fn spawn(program: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    Child::spawn(name, cmd).with_context(|| format!("starting {name}"))
-}
-
 fn scrape(port: u16) -> Option<Vec<Sample>> {
     promtext::parse(&promtext::scrape(&format!("127.0.0.1:{port}"))?).ok()
-}
-
-fn wait<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("{what}: not within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn cell(qubot: &Path, o: &Options, rate: u32, c: Condition) -> anyhow::Result<Cell> {
@@ -368,22 +338,6 @@ fn read_stamps(p: &Child, source: &str, wait: Duration) -> Vec<i64> {
     out
 }
 
-fn delta(after: &[Sample], before: &[Sample]) -> Vec<Sample> {
-    after
-        .iter()
-        .map(|a| {
-            let b = before
-                .iter()
-                .find(|b| b.name == a.name && b.labels == a.labels)
-                .map_or(0.0, |b| b.value);
-            Sample {
-                value: a.value - b,
-                ..a.clone()
-            }
-        })
-        .collect()
-}
-
 fn figures(
     before: Option<&[Sample]>,
     after: Option<&[Sample]>,
@@ -394,7 +348,7 @@ fn figures(
 ) -> Timing {
     let filter = [("actor", actor), ("timer", timer)];
     let window = match (before, after) {
-        (Some(b), Some(a)) => delta(a, b),
+        (Some(b), Some(a)) => promtext::window(b, a),
         _ => Vec::new(),
     };
     let q = |name: &str, p: f64| promtext::quantile_in(&window, name, &filter, p);

@@ -5,7 +5,6 @@
 //! deliveries across robots.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -71,15 +70,7 @@ pub struct Point {
 }
 
 pub fn run(o: &Options) -> anyhow::Result<ScaleReport> {
-    let qubot = std::env::current_exe()
-        .context("locating qubot-bench")?
-        .with_file_name("qubot");
-    if !qubot.is_file() {
-        bail!(
-            "no qubot binary at {} (cargo build --release first)",
-            qubot.display()
-        );
-    }
+    let qubot = crate::spawn::qubot_beside()?;
     let mut points = Vec::new();
     for &n in &o.robots {
         eprintln!("scale: {n} robot(s)");
@@ -98,7 +89,7 @@ pub fn run(o: &Options) -> anyhow::Result<ScaleReport> {
     Ok(report)
 }
 
-fn spawn(qubot: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
+pub(crate) fn spawn(qubot: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
     let mut cmd = Command::new(qubot);
     cmd.args(args)
         .env("RUST_LOG", "warn")
@@ -240,7 +231,7 @@ fn point(qubot: &Path, o: &Options, n: usize) -> anyhow::Result<Point> {
         .actuator
         .iter()
         .zip(&end.actuator)
-        .flat_map(|(a, b)| delta(a, b))
+        .flat_map(|(a, b)| promtext::window(a, b))
         .collect();
     let latency = |q| promtext::quantile_in(&pooled, "qubot_pipeline_latency_seconds", &[], q);
     let ms = |q: Option<promtext::Quantile>| q.map(|q| q.value * 1e3);
@@ -283,20 +274,6 @@ fn cross_deliveries(r: &Robot) -> anyhow::Result<f64> {
         .map(|m| promtext::dropped(m, DropReason::Foreign))
         .sum();
     Ok((taken - sent).max(0.0) + foreign)
-}
-
-/// Counters and histogram buckets over the window: `b - a` for every series of `b`.
-pub(crate) fn delta(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
-    let before: BTreeMap<(&str, &BTreeMap<String, String>), f64> = a
-        .iter()
-        .map(|s| ((s.name.as_str(), &s.labels), s.value))
-        .collect();
-    b.iter()
-        .map(|s| Sample {
-            value: s.value - before.get(&(s.name.as_str(), &s.labels)).copied().unwrap_or(0.0),
-            ..s.clone()
-        })
-        .collect()
 }
 
 /// User + system CPU seconds of a process so far (0 once it is gone).

@@ -157,3 +157,17 @@ pub fn pair(client: &RoleArgs, allocator: &str) -> anyhow::Result<(Option<RoleRe
     };
     Ok((server_report, client_report))
 }
+
+/// The `qubot` binary built beside this one (the same build, the same profile).
+pub fn qubot_beside() -> anyhow::Result<std::path::PathBuf> {
+    let qubot = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("locating qubot-bench: {e}"))?
+        .with_file_name("qubot");
+    if !qubot.is_file() {
+        anyhow::bail!(
+            "no qubot binary at {} (cargo build --release -p qubot first)",
+            qubot.display()
+        );
+    }
+    Ok(qubot)
+}

@@ -243,6 +243,22 @@ pub fn dropped(samples: &[Sample], reason: DropReason) -> f64 {
     sum(samples, names::DROPPED, &[("reason", reason.label())])
 }
 
+/// What each series of `after` gained since `before` (a series `before` lacks counts from 0):
+/// counters and histogram buckets over the window between two scrapes of one page.
+pub fn window(before: &[Sample], after: &[Sample]) -> Vec<Sample> {
+    let start: BTreeMap<(&str, &BTreeMap<String, String>), f64> = before
+        .iter()
+        .map(|s| ((s.name.as_str(), &s.labels), s.value))
+        .collect();
+    after
+        .iter()
+        .map(|s| Sample {
+            value: s.value - start.get(&(s.name.as_str(), &s.labels)).copied().unwrap_or(0.0),
+            ..s.clone()
+        })
+        .collect()
+}
+
 /// A quantile read from a histogram: the interpolated value, and the edges of the bucket it
 /// lies in, which are all the histogram actually knows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -399,6 +415,15 @@ mod tests {
         let s = parse(PAGE).expect("parse");
         assert_eq!(sum(&s, "c_total", &[("reason", "a \"q\"")]), 3.0);
         assert_eq!(sum(&s, "x_seconds_count", &[]), 100.0);
+    }
+
+    #[test]
+    fn window_is_what_each_series_gained() {
+        let before = parse("a_total{x=\"1\"} 5\na_total{x=\"2\"} 1\n").expect("parse");
+        let after = parse("a_total{x=\"1\"} 8\na_total{x=\"2\"} 1\na_total{x=\"3\"} 4\n").expect("parse");
+        let w = window(&before, &after);
+        let of = |x: &str| sum(&w, "a_total", &[("x", x)]);
+        assert_eq!((of("1"), of("2"), of("3")), (3.0, 0.0, 4.0));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::counters::{metrics, Sample};
+use common::counters::metrics;
 use common::pipeline::{assert_clean_run, wait_driving, Up};
 use common::{qubot, serial, signal_pid, skip_or_fail, wait_for, Proc, TempFile, QUBOT};
 use qubot_msg::metric_names::{REALTIME_REFUSED, TICKS_MISSED, TICK_LATENESS};
@@ -115,7 +115,7 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     let seen = read(&l, 200);
     let h1 = metrics(&up.metrics_of(SENSOR)).expect("sensor");
     // The actors' histogram over the same window (bucket counters are cumulative).
-    let window = bucket_delta(&h1, &h0);
+    let window = promtext::window(&h0, &h1);
     // The 90th percentile: with 200 ticks, a p99 is the third largest, which one tick that
     // falls into one window and not the other (the scrapes and the reads are not the same
     // instants) can move by milliseconds; the 90th is 20 ticks in.
@@ -174,23 +174,6 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
         (period - P_NS as f64).abs() < P_NS as f64 * 1e-3,
         "mean capture period {period} ns"
     );
-}
-
-/// Bucket counters of `after` minus those of `before`, series by series.
-fn bucket_delta(after: &[Sample], before: &[Sample]) -> Vec<Sample> {
-    after
-        .iter()
-        .map(|a| {
-            let b = before
-                .iter()
-                .find(|b| b.name == a.name && b.labels == a.labels)
-                .map_or(0.0, |b| b.value);
-            Sample {
-                value: a.value - b,
-                ..a.clone()
-            }
-        })
-        .collect()
 }
 
 /// A node config with the realtime profile on for the sensor and the actuator.
