@@ -27,13 +27,21 @@ pub fn dropped(actor: &str, topic: &str, reason: DropReason) -> Counter {
 pub static LATENCY_BUCKETS: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
     (0..=80)
         .map(|i| {
-            let v = 1e-5 * 2f64.powf(i as f64 / 4.0);
             // Three significant digits, so the `le` labels read as plain numbers.
-            let scale = 10f64.powi(2 - v.log10().floor() as i32);
-            (v * scale).round() / scale
+            three_digits(1e-5 * 2f64.powf(i as f64 / 4.0))
         })
         .collect()
 });
+
+/// `v` to three significant digits: how the bucket edges are written, and so as finely as a
+/// figure read from them is worth printing.
+pub fn three_digits(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(2 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
+}
 
 /// The ratio between two neighbouring [`LATENCY_BUCKETS`] edges: how finely a quantile read
 /// from them is known.

@@ -259,6 +259,44 @@ pub fn window(before: &[Sample], after: &[Sample]) -> Vec<Sample> {
         .collect()
 }
 
+/// The increase of the series named `name` matching `filter` (counters, or a histogram's
+/// `_bucket` series) from the page `before` to the page `after` of the same process. A
+/// histogram or counter that went down was reset by a restart in between and counts from zero
+/// (as PromQL's `increase`); a histogram's buckets are judged together, so they stay
+/// cumulative.
+pub fn increase(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Vec<Sample> {
+    let without_le = |s: &Sample| {
+        let mut l = s.labels.clone();
+        l.remove("le");
+        l
+    };
+    let prev: BTreeMap<&BTreeMap<String, String>, f64> = before
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| (&s.labels, s.value))
+        .collect();
+    let was = |s: &Sample| prev.get(&s.labels).copied().unwrap_or(0.0);
+    let matching: Vec<&Sample> = after
+        .iter()
+        .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.label(k) == Some(*v)))
+        .collect();
+    let reset: BTreeSet<BTreeMap<String, String>> = matching
+        .iter()
+        .filter(|s| s.value < was(s))
+        .map(|s| without_le(s))
+        .collect();
+    matching
+        .into_iter()
+        .map(|s| {
+            let mut d = s.clone();
+            if !reset.contains(&without_le(s)) {
+                d.value -= was(s);
+            }
+            d
+        })
+        .collect()
+}
+
 /// A quantile read from a histogram: the interpolated value, and the edges of the bucket it
 /// lies in, which are all the histogram actually knows.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -70,17 +70,10 @@ impl Profile {
         if !self.lock_memory {
             return Vec::new();
         }
-        // SAFETY: mlockall takes flags only and touches no memory of ours.
-        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
-        if rc == 0 {
-            Vec::new()
-        } else {
-            vec![Refusal {
-                part: "mlock",
-                key: "realtime.lock_memory",
-                error: io::Error::last_os_error(),
-            }]
-        }
+        mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE)
+            .err()
+            .into_iter()
+            .collect()
     }
 
     /// Whether the system would grant the whole profile, tried on a thread of its own (which
@@ -93,19 +86,29 @@ impl Profile {
             .unwrap_or_default();
         if self.lock_memory {
             // Only MCL_CURRENT's permission check matters here; unlocked at once.
-            // SAFETY: as above; munlockall takes nothing.
-            let rc = unsafe { libc::mlockall(libc::MCL_CURRENT) };
-            if rc == 0 {
-                unsafe { libc::munlockall() };
-            } else {
-                refused.push(Refusal {
-                    part: "mlock",
-                    key: "realtime.lock_memory",
-                    error: io::Error::last_os_error(),
-                });
+            match mlockall(libc::MCL_CURRENT) {
+                // SAFETY: munlockall takes nothing.
+                Ok(()) => unsafe {
+                    libc::munlockall();
+                },
+                Err(r) => refused.push(r),
             }
         }
         refused
+    }
+}
+
+/// `mlockall(flags)`, refused as `realtime.lock_memory`.
+fn mlockall(flags: i32) -> Result<(), Refusal> {
+    // SAFETY: mlockall takes flags only and touches no memory of ours.
+    if unsafe { libc::mlockall(flags) } == 0 {
+        Ok(())
+    } else {
+        Err(Refusal {
+            part: "mlock",
+            key: "realtime.lock_memory",
+            error: io::Error::last_os_error(),
+        })
     }
 }
 

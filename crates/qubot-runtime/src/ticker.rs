@@ -44,10 +44,6 @@ impl Deadlines {
         }
     }
 
-    pub fn period(&self) -> Duration {
-        Duration::from_nanos(self.period_ns)
-    }
-
     fn at(&self, k: u64) -> Instant {
         self.t0 + Duration::from_nanos(self.period_ns.saturating_mul(k))
     }
@@ -77,7 +73,6 @@ impl Deadlines {
 /// one actor with several timers handles them in one `Handler<Tick<K>>`.
 pub struct Tick<K> {
     pub kind: K,
-    pub k: u64,
     pub due: Instant,
     shared: Arc<Shared>,
 }
@@ -140,11 +135,6 @@ impl<K> Tick<K> {
             started: now,
             work: self.shared.work.clone(),
         })
-    }
-
-    /// How late the tick is at `now`.
-    pub fn lateness(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.due)
     }
 }
 
@@ -209,7 +199,6 @@ where
                 }
                 addr.do_send(Tick {
                     kind: timer.kind,
-                    k: d.k,
                     due: d.due,
                     shared: shared.clone(),
                 });

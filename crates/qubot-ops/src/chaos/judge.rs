@@ -1,7 +1,7 @@
 //! The judge: turns metric snapshots taken around the fault phase, the fault log and the run
 //! report into one verdict per SLO. Every figure comes from the processes' own `/metrics`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use qubot_msg::{metric_names as names, topic, DropReason};
 use qubot_node::{NodeConfig, Role};
@@ -313,33 +313,15 @@ fn actor<'a>(s: &'a Snapshot, a: &str) -> &'a [Sample] {
 /// Increase of counter `name` between two scrapes, per series; a series that went down was
 /// reset by a restart and counts from zero (as PromQL's `increase`).
 pub fn delta(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
-    delta_series(after, before, name, filter)
+    promtext::increase(after, before, name, filter)
         .iter()
         .map(|s| s.value)
         .sum()
 }
 
-fn delta_series(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Vec<Sample> {
-    let prev: HashMap<&BTreeMap<String, String>, f64> = before
-        .iter()
-        .filter(|s| s.name == name)
-        .map(|s| (&s.labels, s.value))
-        .collect();
-    after
-        .iter()
-        .filter(|s| s.name == name && filter.iter().all(|(k, v)| s.label(k) == Some(*v)))
-        .map(|s| {
-            let b = prev.get(&s.labels).copied().unwrap_or(0.0);
-            let mut d = s.clone();
-            d.value = if s.value >= b { s.value - b } else { s.value };
-            d
-        })
-        .collect()
-}
-
 /// p99 of histogram `name` over the observations made between two scrapes (seconds).
 fn p99(after: &[Sample], before: &[Sample], name: &str, filter: &[(&str, &str)]) -> Option<Quantile> {
-    let buckets = delta_series(after, before, &format!("{name}_bucket"), filter);
+    let buckets = promtext::increase(after, before, &format!("{name}_bucket"), filter);
     promtext::quantile_in(&buckets, name, filter, 0.99)
 }
 

@@ -137,17 +137,8 @@ fn quantile_ms(q: Quantile) -> Option<f64> {
 /// `[lower, upper]` of a quantile's bucket in ms, to three significant digits (the edges are
 /// defined to three); `None` for the bucket above the last finite edge.
 fn bucket_ms(q: Quantile) -> Option<[f64; 2]> {
-    let ms = |s: f64| s.is_finite().then(|| sig3(s * 1e3));
+    let ms = |s: f64| s.is_finite().then(|| telemetry::three_digits(s * 1e3));
     Some([ms(q.lower)?, ms(q.upper)?])
-}
-
-/// `v` to three significant digits.
-fn sig3(v: f64) -> f64 {
-    if v == 0.0 {
-        return v;
-    }
-    let scale = 10f64.powi(2 - v.abs().log10().floor() as i32);
-    (v * scale).round() / scale
 }
 
 /// A process's `/metrics`, scraped on a blocking thread and given up after `limit`: read
