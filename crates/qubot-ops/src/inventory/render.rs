@@ -21,16 +21,21 @@ fn proto(inv: &Inventory) -> &'static str {
     }
 }
 
+/// A zenoh endpoint of the fleet's protocol (`tcp`, or `tls` with `fleet.tls`).
+fn endpoint(inv: &Inventory, address: &str, port: u16) -> String {
+    format!("{}/{address}:{port}", proto(inv))
+}
+
 /// The zenoh hub of a host: its supervisor listens there, its actors and other hosts connect.
 pub fn hub(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
     let h = inv.host(host)?;
-    Ok(format!("{}/{}:{}", proto(inv), h.address, inv.fleet.zenoh_port))
+    Ok(endpoint(inv, &h.address, inv.fleet.zenoh_port))
 }
 
 /// The fleet's site router, where every process connects (`fleet.router`), if any.
 pub fn router_endpoint(inv: &Inventory) -> Option<String> {
     let r = &inv.routers[inv.fleet.router.as_ref()?];
-    Some(format!("{}/{}:{}", proto(inv), r.address, r.port))
+    Some(endpoint(inv, &r.address, r.port))
 }
 
 /// The command-line arguments of `qubot router` for router `name`: it listens on its address
@@ -45,7 +50,7 @@ pub fn router_args(inv: &Inventory, name: &str) -> Result<Vec<String>, Inventory
         "--name".into(),
         name.into(),
         "--listen".into(),
-        format!("{}/{}:{}", proto(inv), r.address, r.port),
+        endpoint(inv, &r.address, r.port),
         "--metrics-addr".into(),
         format!("{}:{}", r.address, r.metrics_port),
         "--host-label".into(),
@@ -87,7 +92,7 @@ pub fn node_config(inv: &Inventory, host: &str) -> Result<NodeConfig, InventoryE
         for role in Role::ALL.into_iter().filter(|r| b.runs(r.name())) {
             cfg.zenoh.actors.insert(
                 role.name().to_owned(),
-                format!("{}/{}:{}", proto(inv), b.address, inv.actor_zenoh_port(role)),
+                endpoint(inv, &b.address, inv.actor_zenoh_port(role)),
             );
         }
     }
