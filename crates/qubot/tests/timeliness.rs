@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::counters::metrics;
 use common::pipeline::{assert_clean_run, wait_driving, Up};
 use common::{qubot, serial, signal_pid, skip_or_fail, wait_for, Proc, TempFile, QUBOT};
+use qubot_bus::telemetry::LATENCY_RESOLUTION;
 use qubot_msg::metric_names::{REALTIME_REFUSED, TICKS_MISSED, TICK_LATENESS};
 use qubot_ops::promtext::{self, quantile_in};
 
@@ -137,16 +138,28 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     const Q: f64 = 0.9;
     let hist = quantile_in(&window, TICK_LATENESS, &CAPTURE, Q).expect("lateness observed");
 
-    // The subscriber's view: a stamp minus its slot's place on the grid, less the smallest
-    // such value, is how much later than the most punctual tick this one was.
-    let (o0, r0) = (seen[0].origin_ns, seen[0].recv_ns);
-    // A scan's place on the grid, as seen from the first one: its slot, and how far past the
-    // slot it was captured, taken in [-P/10, 9P/10) (the first scan may itself be a little
-    // late; a tick 9P/10 late or more is rare, and one a whole period late is skipped).
+    // The subscriber's view: a capture stamp minus its slot's place on the grid is how much
+    // later than the grid's origin this tick was. The origin is unknown to the subscriber; it is
+    // found from the stamps themselves, not from one scan (the first scan of the window may be
+    // late itself, which once shifted every punctual tick by most of a period). Taken modulo
+    // the period, most ticks crowd within a fraction of a millisecond: the densest millisecond
+    // of the circle is the origin, up to the lateness of its most punctual tick.
+    let o0 = seen[0].origin_ns;
+    let ring: Vec<i64> = seen.iter().map(|s| (s.origin_ns - o0).rem_euclid(P_NS)).collect();
+    let crowd = |a: i64| {
+        ring.iter()
+            .filter(|&&b| (b - a).rem_euclid(P_NS) < 1_000_000)
+            .count()
+    };
+    let densest = *ring.iter().max_by_key(|&&a| crowd(a)).expect("scans");
+    let base = o0 + densest;
+    // A scan's place on the grid: its slot, and how far past the slot it was captured, taken in
+    // [-P/10, 9P/10): a tick 45 ms late is rare, one a whole period late is skipped.
     let place = |s: &Seen| {
-        let d = s.origin_ns - o0 + P_NS / 10;
+        let d = s.origin_ns - base + P_NS / 10;
         (d.div_euclid(P_NS), d.rem_euclid(P_NS) - P_NS / 10)
     };
+    let r0 = seen[0].recv_ns;
     let late = |at: &dyn Fn(&Seen) -> i64| -> f64 {
         let off: Vec<i64> = seen.iter().map(|s| at(s) - place(s).0 * P_NS).collect();
         let best = *off.iter().min().expect("scans");
@@ -159,7 +172,7 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
     //    few microseconds after the histogram's instant, so both must say the same, to within
     //    the bucket, the most punctual tick's own lateness (the grid's origin is unknown to the
     //    subscriber) and 0.1 ms.
-    let by_capture = late(&|s| s.origin_ns - o0);
+    let by_capture = late(&|s| s.origin_ns - base);
     // 2. Arrival stamps, the subscriber's own clock: each arrival is the tick's lateness plus
     //    its trip over the bus, which only adds, so the histogram must not claim more than the
     //    subscriber saw (to within the bucket and the most punctual tick's lateness). Its trip
@@ -172,15 +185,19 @@ fn tick_lateness_agrees_with_an_independent_subscriber() {
         by_capture * 1e3,
         by_arrival * 1e3
     );
+    // Both measures are quantiles of nearly the same ticks (the two windows may differ by a
+    // tick at either edge, and a busy machine can preempt the sensor between the two clock
+    // reads), so they agree to within one bucket step either side, not within the bucket.
     let slack = least + 1e-4;
+    let (lower, upper) = (hist.lower / LATENCY_RESOLUTION, hist.upper * LATENCY_RESOLUTION);
     assert!(
-        by_capture <= hist.upper + slack && hist.lower <= by_capture + slack,
+        by_capture <= upper + slack && lower <= by_capture + slack,
         "capture stamps say p90 {:.3} ms late, the histogram {}",
         by_capture * 1e3,
         hist.ms()
     );
     assert!(
-        hist.lower <= by_arrival + slack,
+        lower <= by_arrival + slack,
         "the histogram's p90 {} is more than the subscriber saw ({:.3} ms)",
         hist.ms(),
         by_arrival * 1e3
