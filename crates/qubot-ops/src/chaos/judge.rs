@@ -26,6 +26,8 @@ use crate::{
 const CMD: &str = topic::CMD.name();
 const SCAN: &str = topic::SCAN.name();
 const ACTUATOR: &str = Role::Actuator.name();
+const PLANNER: &str = Role::Planner.name();
+const SENSOR: &str = Role::Sensor.name();
 
 /// The snapshots a verdict is computed from.
 pub struct Windows {
@@ -143,10 +145,14 @@ fn measure(e: &Evidence, m: Measure) -> Figure {
         |name, filter: &[(&str, &str)]| p99(actor(&w.faulted, ACTUATOR), actor(i1, ACTUATOR), name, filter);
     let idle = |name, filter: &[(&str, &str)]| p99(actor(i1, ACTUATOR), actor(i0, ACTUATOR), name, filter);
     match m {
-        Measure::PipelineP99Ratio => ratio(
-            fault(names::PIPELINE_LATENCY, &[]),
-            idle(names::PIPELINE_LATENCY, &[]),
-        ),
+        Measure::PipelineP99Ratio => {
+            let mut f = ratio(
+                fault(names::PIPELINE_LATENCY, &[]),
+                idle(names::PIPELINE_LATENCY, &[]),
+            );
+            f.detail = Some(format!("{}; {}", f.detail.unwrap_or_default(), stages(w)));
+            f
+        }
         Measure::CmdAgeP99Ratio => ratio(
             fault(names::MESSAGE_AGE, &cmd_age),
             idle(names::MESSAGE_AGE, &cmd_age),
@@ -304,6 +310,55 @@ fn ratio(num: Option<Quantile>, den: Option<Quantile>) -> Figure {
             detail,
         },
     }
+}
+
+/// Where a scan's way from capture to applied command spends its time, stage by stage, p99
+/// idle → fault phase: the figure that says why a pipeline ratio moved. p99s do not add up
+/// (each stage's worst scans are not the same scans), but a stage that grew is where to look.
+fn stages(w: &Windows) -> String {
+    const STAGES: [(&str, &str, &str, &str, &str); 5] = [
+        (
+            "capture work",
+            SENSOR,
+            names::HANDLER_DURATION,
+            "message",
+            "capture",
+        ),
+        (
+            "scan publish -> planner receive",
+            PLANNER,
+            names::MESSAGE_AGE,
+            "topic",
+            SCAN,
+        ),
+        (
+            "planner scan handling",
+            PLANNER,
+            names::HANDLER_DURATION,
+            "message",
+            SCAN,
+        ),
+        ("planning", PLANNER, names::HANDLER_DURATION, "message", "plan"),
+        (
+            "command publish -> actuator receive",
+            ACTUATOR,
+            names::MESSAGE_AGE,
+            "topic",
+            CMD,
+        ),
+    ];
+    let (i0, i1) = (&w.idle.0, &w.idle.1);
+    let show = |q: Option<Quantile>| q.map_or("-".into(), |q| format!("{:.2}", q.value * 1e3));
+    let parts: Vec<String> = STAGES
+        .iter()
+        .map(|&(what, a, name, label, value)| {
+            let filter = [("actor", a), (label, value)];
+            let idle = p99(actor(i1, a), actor(i0, a), name, &filter);
+            let fault = p99(actor(&w.faulted, a), actor(i1, a), name, &filter);
+            format!("{what} {} -> {}", show(idle), show(fault))
+        })
+        .collect();
+    format!("stage p99 ms, idle -> fault: {}", parts.join(", "))
 }
 
 fn actor<'a>(s: &'a Snapshot, a: &str) -> &'a [Sample] {

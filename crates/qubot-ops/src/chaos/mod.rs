@@ -97,6 +97,7 @@ fn run_one(s: Scenario, dir: &Path, args: &ChaosOptions, run: u32) -> anyhow::Re
     let mut pipe = Pipeline::start(&s, dir, run, &args.qubot)?;
     pipe.wait_applied(None, LOOP_CLOSED, Duration::from_secs(90))
         .context("waiting for the control loop to close")?;
+    std::thread::sleep(Duration::from_secs_f64(s.settle_s));
     let idle_start = pipe.snapshot();
     std::thread::sleep(Duration::from_secs_f64(s.idle_s));
     let idle_end = pipe.snapshot();

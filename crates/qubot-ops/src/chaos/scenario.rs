@@ -19,7 +19,13 @@ pub struct Scenario {
     /// World for `qubot up`: a shipped name or a file (relative to the scenario file).
     #[serde(default = "default_world")]
     pub world: String,
-    /// Idle baseline after the loop closed, before the first fault (s, scaled).
+    /// Time between the loop closing and the idle baseline's start (s, scaled; default 0):
+    /// lets the robot reach the part of its route the fault phase drives through, so that
+    /// the baseline's planning cost is the fault phase's (patrol's first seconds plan in a
+    /// world with no walls seen yet, and plan several times cheaper than once it circles).
+    #[serde(default)]
+    pub settle_s: f64,
+    /// Idle baseline after the loop closed (and settled), before the first fault (s, scaled).
     #[serde(default = "default_idle")]
     pub idle_s: f64,
     /// Length of the fault phase (s, scaled).
@@ -230,6 +236,7 @@ impl Scenario {
 
     fn validate(&self) -> anyhow::Result<()> {
         positive("duration_s", self.duration_s)?;
+        non_negative("settle_s", self.settle_s)?;
         non_negative("idle_s", self.idle_s)?;
         positive("recover_timeout_s", self.recover_timeout_s)?;
         non_negative("accounting_tolerance", self.accounting_tolerance)?;
@@ -327,6 +334,7 @@ impl Scenario {
 
     /// Multiplies every phase length and fault time by `k` (short versions for tests).
     pub fn scaled(mut self, k: f64) -> Scenario {
+        self.settle_s *= k;
         self.idle_s *= k;
         self.duration_s *= k;
         self.warmup_s = self.warmup_s.map(|w| w * k);
@@ -432,6 +440,7 @@ mod tests {
         let cases = [
             (format!("duration_s = 10\nbogus = 1\n{SLO}"), "bogus"),
             (format!("duration_s = -1\n{SLO}"), "duration_s"),
+            (format!("duration_s = 10\nsettle_s = -2\n{SLO}"), "settle_s"),
             ("duration_s = 10\n".to_owned(), "slos"),
             (
                 format!("duration_s = 10\n[[faults]]\nkind = \"flood\"\nrat = 5\n{SLO}"),
@@ -471,11 +480,11 @@ mod tests {
     #[test]
     fn scaling_shortens_every_phase() {
         let s = parse(&format!(
-            "duration_s = 10\nidle_s = 4\n[[faults]]\nkind = \"stop\"\nactor = \"planner\"\nat_s = 2\nfor_s = 2\n{SLO}"
+            "duration_s = 10\nsettle_s = 6\nidle_s = 4\n[[faults]]\nkind = \"stop\"\nactor = \"planner\"\nat_s = 2\nfor_s = 2\n{SLO}"
         ))
         .expect("parse")
         .scaled(0.5);
-        assert_eq!((s.duration_s, s.idle_s), (5.0, 2.0));
+        assert_eq!((s.duration_s, s.settle_s, s.idle_s), (5.0, 3.0, 2.0));
         match &s.faults[0] {
             Fault::Stop(st) => assert_eq!((st.at_s, st.for_s), (1.0, 1.0)),
             f => panic!("{f:?}"),
