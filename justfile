@@ -43,6 +43,11 @@ jitter RATES="20,100" WINDOW="15":
     cargo build --release --workspace
     ./target/release/qubot-bench jitter --rates {{RATES}} --window {{WINDOW}}
 
+# The platform's own floor for a tick's lateness (a plain thread sleeping to absolute deadlines, and the tick handed to a second thread; no Qubot, zenoh or actix), at 20/50/100/200 Hz. ~1 min.
+wake SECONDS="15":
+    cargo build --release -p qubot-benches --bin qubot-bench
+    ./target/release/qubot-bench wake --seconds {{SECONDS}}
+
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
     cargo bench -p qubot-benches

@@ -24,12 +24,14 @@ use crate::stats::{quantile, sorted};
 
 pub struct Options {
     pub rates: Vec<u32>,
+    /// The conditions to run, in the order of [`Condition::ALL`].
+    pub conditions: Vec<Condition>,
     pub warmup_s: f64,
     pub window_s: f64,
     pub out: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Condition {
     Idle,
@@ -40,7 +42,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    const ALL: [Condition; 5] = [
+    pub const ALL: [Condition; 5] = [
         Condition::Idle,
         Condition::Flood,
         Condition::Hog,
@@ -120,7 +122,7 @@ pub fn run(o: &Options) -> anyhow::Result<JitterReport> {
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let mut cells = Vec::new();
     for &rate in &o.rates {
-        for c in Condition::ALL {
+        for c in Condition::ALL.into_iter().filter(|c| o.conditions.contains(c)) {
             eprintln!("jitter: {rate} Hz, {}", c.name());
             cells.push(cell(&qubot, o, rate, c).with_context(|| format!("{rate} Hz, {}", c.name()))?);
         }

@@ -11,6 +11,7 @@ mod run;
 mod scale;
 mod spawn;
 mod stats;
+mod wake;
 
 use std::path::PathBuf;
 
@@ -77,12 +78,25 @@ enum Cmd {
         /// Sensor rates (Hz); the actuator ticks at 50 Hz for 20, 200 Hz for 100.
         #[arg(long, value_delimiter = ',', default_values_t = [20, 100])]
         rates: Vec<u32>,
+        /// Conditions to run (default: all five).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        conditions: Vec<jitter::Condition>,
         #[arg(long, default_value_t = 3.0)]
         warmup: f64,
         #[arg(long, default_value_t = 15.0)]
         window: f64,
         #[arg(long, default_value = "target/jitter")]
         out: PathBuf,
+    },
+    /// The platform's floor for a tick's lateness: a plain thread sleeping to absolute
+    /// deadlines, and the tick handed to a second thread (no Qubot, zenoh or actix).
+    Wake {
+        /// Tick rates (Hz).
+        #[arg(long, value_delimiter = ',', default_values_t = [20.0, 50.0, 100.0, 200.0])]
+        rates: Vec<f64>,
+        /// Seconds per rate.
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
     },
     /// The pipeline's CPU at each sensor rate beside its floor: three raw zenoh processes
     /// moving the same messages at the same rates; floor.json and tables.
@@ -163,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Jitter {
             rates,
+            conditions,
             warmup,
             window,
             out,
@@ -173,8 +188,14 @@ fn main() -> anyhow::Result<()> {
             if !(warmup >= 0.0 && window >= 2.0 && warmup + window <= 300.0) {
                 anyhow::bail!("--warmup and --window: seconds, window >= 2, together at most 300");
             }
+            let conditions = if conditions.is_empty() {
+                jitter::Condition::ALL.to_vec()
+            } else {
+                conditions
+            };
             let report = jitter::run(&jitter::Options {
                 rates,
+                conditions,
                 warmup_s: warmup,
                 window_s: window,
                 out: out.clone(),
@@ -188,6 +209,18 @@ fn main() -> anyhow::Result<()> {
                 report.git_rev,
                 out.join("jitter.json").display()
             );
+            Ok(())
+        }
+        Cmd::Wake { rates, seconds } => {
+            if rates.is_empty() || rates.iter().any(|&r| !(1.0..=1000.0).contains(&r)) {
+                anyhow::bail!("--rates: tick rates from 1 to 1000 Hz, got {rates:?}");
+            }
+            if !(1.0..=300.0).contains(&seconds) {
+                anyhow::bail!("--seconds: from 1 to 300, got {seconds}");
+            }
+            let floors: Vec<_> = rates.iter().map(|&hz| wake::measure(hz, seconds)).collect();
+            println!("{}", wake::table(&floors));
+            println!("{}", serde_json::to_string(&floors)?);
             Ok(())
         }
         Cmd::Floor(args) => floor::main(args),
