@@ -153,4 +153,18 @@ pub fn describe_all() {
         ROUTER_SESSIONS,
         "zenoh sessions a site router holds, by the kind of node at the other end (peer, router)."
     );
+    describe_counter!(RECORD_MESSAGES, "Messages written to the recording, by topic.");
+    describe_counter!(
+        RECORD_BYTES,
+        Unit::Bytes,
+        "Wire bytes written to the recording (before compression), by topic."
+    );
+    describe_counter!(
+        RECORD_DROPPED,
+        "Messages the recorder received and did not write, by topic and reason (queue_full, writer_stopped)."
+    );
+    describe_counter!(
+        RECORD_WRITE_ERRORS,
+        "Errors writing the recording file; the recorder stops writing at the first."
+    );
 }

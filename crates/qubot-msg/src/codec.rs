@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     body::Body,
     error::{DecodeError, EncodeError},
-    header::{Header, Kind, Stamp, HEADER_LEN, MAGIC, MAX_BODY_LEN, MAX_PAYLOAD_LEN, SCHEMA_VERSION},
+    header::{
+        ActorId, Header, Kind, Stamp, HEADER_LEN, MAGIC, MAX_BODY_LEN, MAX_PAYLOAD_LEN, SCHEMA_VERSION,
+    },
 };
 
 /// Fixed-width little-endian integers: the header has one size, and a body's size depends
@@ -122,6 +124,25 @@ pub fn damage_header(msg: &mut [u8], damage: HeaderDamage) -> Result<(), EncodeE
         HeaderDamage::PayloadLen => w.payload_len = u32::MAX,
     }
     bincode::serde::encode_into_slice(&w, head, CONFIG).map_err(EncodeError::Body)?;
+    Ok(())
+}
+
+/// Puts `source` in the header of the well-formed message `msg`, leaving every other byte as it
+/// was: how a replay publishes recorded messages as a source of its own, which a robot's
+/// consumers then count as foreign instead of taking them for their producer's.
+pub fn restamp_source(msg: &mut [u8], source: ActorId) -> Result<(), DecodeError> {
+    decode_header(msg)?;
+    let head = &mut msg[..HEADER_LEN];
+    let (mut w, _): (WireHeader, usize) =
+        bincode::serde::decode_from_slice(head, CONFIG).map_err(|_| DecodeError::Truncated {
+            need: HEADER_LEN,
+            have: HEADER_LEN,
+        })?;
+    w.source = source.0;
+    // Fixed-width fields: the same 48 bytes, so the encode cannot fail on a valid header.
+    if bincode::serde::encode_into_slice(&w, head, CONFIG).is_err() {
+        unreachable!("a decoded header re-encodes into its own 48 bytes");
+    }
     Ok(())
 }
 
@@ -289,6 +310,32 @@ pub fn decode_body<B: Body>(header: &Header, body_bytes: &[u8]) -> Result<B, Dec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restamping_the_source_changes_those_eight_bytes_and_nothing_else() {
+        let body = Ping { reply_to: 3 };
+        let mut msg = vec![0; encoded_len(&body, 0).expect("len")];
+        let stamp = Stamp {
+            seq: 9,
+            source: ActorId(1),
+            origin_ns: 5,
+            publish_ns: 6,
+        };
+        encode_into(&stamp, &body, &mut msg).expect("encode");
+        let before = msg.clone();
+        restamp_source(&mut msg, ActorId(0xabcd)).expect("restamp");
+        let h = decode_header(&msg).expect("still a message");
+        assert_eq!(
+            h.stamp,
+            Stamp {
+                source: ActorId(0xabcd),
+                ..stamp
+            }
+        );
+        let changed: Vec<usize> = (0..msg.len()).filter(|&i| msg[i] != before[i]).collect();
+        assert!(changed.iter().all(|i| (16..24).contains(i)), "{changed:?}");
+        assert!(restamp_source(&mut msg[..10], ActorId(2)).is_err());
+    }
     use crate::{ActorId, Command, Ping, Scan};
 
     fn stamp() -> Stamp {

@@ -27,3 +27,8 @@ pub const REALTIME_REFUSED: &str = "qubot_realtime_refused_total";
 pub const REBINDS: &str = "qubot_rebinds_total";
 pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";
 pub const ROUTER_SESSIONS: &str = "qubot_router_sessions";
+// The recorder (`qubot record`).
+pub const RECORD_MESSAGES: &str = "qubot_record_messages_total";
+pub const RECORD_BYTES: &str = "qubot_record_bytes_total";
+pub const RECORD_DROPPED: &str = "qubot_record_dropped_total";
+pub const RECORD_WRITE_ERRORS: &str = "qubot_record_write_errors_total";

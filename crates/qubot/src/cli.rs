@@ -23,6 +23,10 @@ pub enum Mode {
     Actuator(ActorArgs),
     /// Subscribe to a topic through a bounded actor inbox and report each message.
     Listen(ListenArgs),
+    /// Record the robot's bus, the wire bytes of every topic as received, into an MCAP file.
+    Record(RecordArgs),
+    /// Play a recording's wire channels back onto the bus, with their original timing.
+    Replay(ReplayArgs),
     /// Publish synthetic sensor traffic on the real sensor's key and wire format.
     Flood(FloodArgs),
     /// Publish malformed bytes on a key, as a hostile or broken foreign peer would.
@@ -280,6 +284,87 @@ pub struct ListenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The robot to record (`--robot`) and how to reach its bus (`--connect`).
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The MCAP file to write (replaced if it exists).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Chunk compression.
+    #[arg(long, value_enum, default_value_t = RecordCompression::Zstd)]
+    pub compression: RecordCompression,
+    /// Chunk size in KiB before compression: at most what a killed recorder loses, besides
+    /// its queue.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65536))]
+    pub chunk_kib: u64,
+    /// Record only this topic (repeatable; default: every topic).
+    #[arg(long, value_parser = parse_topic)]
+    pub include: Vec<String>,
+    /// Do not record this topic (repeatable).
+    #[arg(long, value_parser = parse_topic)]
+    pub exclude: Vec<String>,
+    /// Stop after recording this many messages (0: until SIGINT or SIGTERM).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Stop after this many seconds (0: until SIGINT or SIGTERM).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// Messages waiting for the writer thread at most; beyond, the newest is dropped and counted.
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub queue: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording (`qubot record`'s MCAP file).
+    pub file: PathBuf,
+    /// Publish on this robot's keys (the recorded keys with their robot segment replaced);
+    /// default: the robot it was recorded on.
+    #[arg(long, value_parser = parse_segment)]
+    pub robot: Option<String>,
+    /// Endpoints, metrics, labels and zenoh settings, as every process takes them.
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Speed factor: 2 plays twice as fast, 0.5 at half speed, 0 as fast as possible.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Start this many seconds into the recording.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    pub start: f64,
+    /// Play this many seconds of the recording (0: to its end).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// Replay only this topic (repeatable; default: every recorded topic).
+    #[arg(long, value_parser = parse_topic)]
+    pub include: Vec<String>,
+    /// Do not replay this topic (repeatable).
+    #[arg(long, value_parser = parse_topic)]
+    pub exclude: Vec<String>,
+    /// Play it this many times (0: until SIGINT or SIGTERM).
+    #[arg(long, default_value_t = 1)]
+    pub loops: u64,
+    /// Publish the recorded bytes unchanged, their producers' source ids included. By
+    /// default replay stamps its own source id, so a live robot counts the messages as
+    /// foreign; unchanged, the consumers that were bound to those producers (still running,
+    /// on the robot the recording came from) take them for their own and judge them on
+    /// freshness and sequence alone.
+    #[arg(long)]
+    pub keep_sources: bool,
+    /// Wait up to this many seconds for a subscriber on the replayed keys before playing
+    /// (exit 2 when none came); 0 plays at once.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    pub wait_subscriber: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordCompression {
+    Zstd,
+    Lz4,
+    None,
+}
+
+#[derive(Debug, Args)]
 pub struct FloodArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -397,6 +482,31 @@ fn parse_source(s: &str) -> Result<u64, String> {
 /// Key expression segments must not contain separators or wildcards.
 fn parse_segment(s: &str) -> Result<String, String> {
     qubot_bus::check_segment(s).map(|()| s.to_owned())
+}
+
+fn parse_topic(s: &str) -> Result<String, String> {
+    let known: Vec<&str> = qubot_msg::topic::ALL.iter().map(|t| t.name).collect();
+    if known.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a topic; topics: {}", known.join(", ")))
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 1000000")),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a speed factor from 0 (as fast as possible) to 1000"
+        )),
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

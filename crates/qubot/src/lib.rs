@@ -95,6 +95,8 @@ fn dispatch(mode: Mode) -> anyhow::Result<ExitCode> {
         Mode::Planner(a) => modes::actor::run(Role::Planner, a),
         Mode::Actuator(a) => modes::actor::run(Role::Actuator, a),
         Mode::Listen(a) => modes::listen::run(a),
+        Mode::Record(a) => modes::record::run(a),
+        Mode::Replay(a) => modes::replay::run(a),
         Mode::Flood(a) => modes::flood::run(a),
         Mode::Inject(a) => modes::inject::run(a),
         Mode::Top(a) => modes::top::run(a),

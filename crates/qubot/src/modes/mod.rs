@@ -7,5 +7,7 @@ pub mod health;
 pub mod inject;
 pub mod inventory;
 pub mod listen;
+pub mod record;
+pub mod replay;
 pub mod router;
 pub mod top;

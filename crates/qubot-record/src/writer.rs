@@ -1,0 +1,91 @@
+//! The writer thread: the receiving side only copies a message into a bounded queue; the
+//! thread compresses and writes. A full queue drops the newest message, counted with its
+//! topic and reason, and never blocks the thread that received it.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use metrics::Counter;
+use qubot_msg::metric_names::{RECORD_BYTES, RECORD_DROPPED, RECORD_MESSAGES, RECORD_WRITE_ERRORS};
+
+use crate::file::{RecordError, Recording, Summary};
+use crate::filter::topic_of;
+
+/// One received message, copied out of the receive buffer.
+pub struct Offer {
+    pub key: String,
+    pub recv_ns: u64,
+    pub wire: Vec<u8>,
+}
+
+pub struct Writer {
+    tx: SyncSender<Offer>,
+    thread: JoinHandle<Result<Summary, RecordError>>,
+}
+
+impl Writer {
+    /// Starts the thread that writes into `rec`; at most `capacity` messages wait for it.
+    pub fn start(rec: Recording, capacity: usize) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name("record-write".into())
+            .spawn(move || drain(rec, rx))?;
+        Ok(Writer { tx, thread })
+    }
+
+    /// A handle for the receiving side; every one must be dropped before [`Writer::finish`].
+    pub fn offerer(&self) -> Offerer {
+        Offerer { tx: self.tx.clone() }
+    }
+
+    /// Writes what is queued, then the file's summary and footer.
+    pub fn finish(self) -> Result<Summary, RecordError> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+#[derive(Clone)]
+pub struct Offerer {
+    tx: SyncSender<Offer>,
+}
+
+impl Offerer {
+    /// Queues `o` for writing; `false` when it was dropped (counted).
+    pub fn offer(&self, o: Offer) -> bool {
+        match self.tx.try_send(o) {
+            Ok(()) => true,
+            Err(TrySendError::Full(o)) => drop_counted(&o.key, "queue_full"),
+            Err(TrySendError::Disconnected(o)) => drop_counted(&o.key, "writer_stopped"),
+        }
+    }
+}
+
+fn drop_counted(key: &str, reason: &'static str) -> bool {
+    metrics::counter!(RECORD_DROPPED, "topic" => topic_of(key).to_owned(), "reason" => reason).increment(1);
+    false
+}
+
+fn drain(mut rec: Recording, rx: Receiver<Offer>) -> Result<Summary, RecordError> {
+    let mut meters: HashMap<String, (Counter, Counter)> = HashMap::new();
+    for o in rx {
+        if let Err(e) = rec.write(&o.key, o.recv_ns, &o.wire) {
+            // The file cannot take more: stop, so that later offers are counted as dropped.
+            metrics::counter!(RECORD_WRITE_ERRORS).increment(1);
+            return Err(e);
+        }
+        let topic = topic_of(&o.key);
+        let (messages, bytes) = meters.entry(topic.to_owned()).or_insert_with(|| {
+            (
+                metrics::counter!(RECORD_MESSAGES, "topic" => topic.to_owned()),
+                metrics::counter!(RECORD_BYTES, "topic" => topic.to_owned()),
+            )
+        });
+        messages.increment(1);
+        bytes.increment(o.wire.len() as u64);
+    }
+    rec.finish()
+}

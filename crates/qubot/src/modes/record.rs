@@ -1,0 +1,103 @@
+//! `qubot record`: a process of its own on the robot's bus that writes the wire bytes of every
+//! topic, as received, into an MCAP file (docs/ARCHITECTURE.md, "Recording"). zenoh's callback
+//! only copies a message into the writer's bounded queue; compression and disk I/O run on the
+//! writer thread, and nothing here is on the robot's loop.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use qubot_msg::now_ns;
+use qubot_record::{Compression, Filter, Offer, Options, Recording, Writer};
+use qubot_runtime::shutdown_signal;
+use zenoh::Wait;
+
+use crate::cli::{RecordArgs, RecordCompression};
+
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let opts = Options {
+        compression: match args.compression {
+            RecordCompression::Zstd => Compression::Zstd,
+            RecordCompression::Lz4 => Compression::Lz4,
+            RecordCompression::None => Compression::None,
+        },
+        chunk_bytes: args.chunk_kib << 10,
+    };
+    // The file first: a path that cannot be written is refused before joining the bus.
+    let rec = Recording::create(&args.out, &opts, &args.common.robot)?;
+    let writer = Writer::start(rec, args.queue as usize).context("starting the writer thread")?;
+    let bus = crate::startup::start(&args.common, "record", "main")?;
+
+    let filter = Filter {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    let limit = if args.count == 0 { u64::MAX } else { args.count };
+    let taken = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let key = format!("qubot/{}/**", args.common.robot);
+    let sub = {
+        let (offerer, taken, done) = (writer.offerer(), taken.clone(), done.clone());
+        bus.session()
+            .declare_subscriber(key.clone())
+            .callback(move |sample| {
+                let key = sample.key_expr().as_str();
+                if !filter.keeps(key) {
+                    return;
+                }
+                // Past the count the recording is over: neither written nor a drop.
+                let n = taken.fetch_add(1, Ordering::Relaxed);
+                if n >= limit {
+                    return;
+                }
+                offerer.offer(Offer {
+                    key: key.to_owned(),
+                    recv_ns: now_ns(),
+                    wire: sample.payload().to_bytes().into_owned(),
+                });
+                if n + 1 == limit {
+                    done.notify_one();
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow::anyhow!("subscribing to {key}: {e}"))?
+    };
+    tracing::info!(key, file = %args.out.display(), "recording");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal runtime")?;
+    let duration = args.duration;
+    let why = rt.block_on(async {
+        let until = async {
+            if duration > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(duration)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = done.notified() => Ok("count"),
+            _ = until => Ok("duration"),
+            sig = shutdown_signal() => sig,
+        }
+    })?;
+    // The subscriber holds an offerer: undeclared here, on the plain main thread
+    // (docs/ARCHITECTURE.md §10), before the writer is told to finish.
+    drop(sub);
+    bus.close();
+    let summary = writer.finish().context("finishing the recording")?;
+    let line = serde_json::json!({
+        "file": args.out.display().to_string(),
+        "stopped_by": why,
+        "messages": summary.messages,
+        "bytes": summary.bytes,
+        "by_topic": summary.by_topic,
+        "undecodable": summary.undecodable,
+    });
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
