@@ -167,4 +167,12 @@ pub fn describe_all() {
         RECORD_WRITE_ERRORS,
         "Errors writing the recording file; the recorder stops writing at the first."
     );
+    describe_counter!(
+        RECORD_FILES,
+        "Recording files started (a split recording starts one per size or time limit)."
+    );
+    describe_counter!(
+        RECORD_DISK_LOW,
+        "Recordings closed by the free-disk guard before the disk filled."
+    );
 }

@@ -32,3 +32,5 @@ pub const RECORD_MESSAGES: &str = "qubot_record_messages_total";
 pub const RECORD_BYTES: &str = "qubot_record_bytes_total";
 pub const RECORD_DROPPED: &str = "qubot_record_dropped_total";
 pub const RECORD_WRITE_ERRORS: &str = "qubot_record_write_errors_total";
+pub const RECORD_FILES: &str = "qubot_record_files_total";
+pub const RECORD_DISK_LOW: &str = "qubot_record_disk_low_total";

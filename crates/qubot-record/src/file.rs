@@ -50,6 +50,8 @@ pub enum RecordError {
     Create { path: PathBuf, source: std::io::Error },
     #[error("writing the recording: {0}")]
     Mcap(#[from] mcap::McapError),
+    #[error("not recording: {0}")]
+    DiskLow(String),
 }
 
 /// What a recording holds when it is finished.
@@ -62,6 +64,18 @@ pub struct Summary {
     /// Messages whose header did not decode: recorded as received, with the receive time as
     /// their publish time.
     pub undecodable: u64,
+}
+
+impl Summary {
+    /// Adds another file's counts (a recording split into several files).
+    pub fn merge(&mut self, other: Summary) {
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.undecodable += other.undecodable;
+        for (t, n) in other.by_topic {
+            *self.by_topic.entry(t).or_default() += n;
+        }
+    }
 }
 
 pub struct Recording {

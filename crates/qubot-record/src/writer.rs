@@ -7,10 +7,13 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use metrics::Counter;
-use qubot_msg::metric_names::{RECORD_BYTES, RECORD_DROPPED, RECORD_MESSAGES, RECORD_WRITE_ERRORS};
+use qubot_msg::metric_names::{
+    RECORD_BYTES, RECORD_DISK_LOW, RECORD_DROPPED, RECORD_FILES, RECORD_MESSAGES, RECORD_WRITE_ERRORS,
+};
 
-use crate::file::{RecordError, Recording, Summary};
+use crate::file::RecordError;
 use crate::filter::topic_of;
+use crate::rotate::{Finished, Rotating};
 
 /// One received message, copied out of the receive buffer.
 pub struct Offer {
@@ -21,12 +24,12 @@ pub struct Offer {
 
 pub struct Writer {
     tx: SyncSender<Offer>,
-    thread: JoinHandle<Result<Summary, RecordError>>,
+    thread: JoinHandle<Result<Finished, RecordError>>,
 }
 
 impl Writer {
     /// Starts the thread that writes into `rec`; at most `capacity` messages wait for it.
-    pub fn start(rec: Recording, capacity: usize) -> std::io::Result<Writer> {
+    pub fn start(rec: Rotating, capacity: usize) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::sync_channel(capacity.max(1));
         let thread = std::thread::Builder::new()
             .name("record-write".into())
@@ -39,8 +42,14 @@ impl Writer {
         Offerer { tx: self.tx.clone() }
     }
 
+    /// Whether the thread has ended on its own: the free-disk guard closed the recording, or
+    /// a write failed.
+    pub fn stopped(&self) -> bool {
+        self.thread.is_finished()
+    }
+
     /// Writes what is queued, then the file's summary and footer.
-    pub fn finish(self) -> Result<Summary, RecordError> {
+    pub fn finish(self) -> Result<Finished, RecordError> {
         drop(self.tx);
         self.thread
             .join()
@@ -69,13 +78,26 @@ fn drop_counted(key: &str, reason: &'static str) -> bool {
     false
 }
 
-fn drain(mut rec: Recording, rx: Receiver<Offer>) -> Result<Summary, RecordError> {
+fn drain(mut rec: Rotating, rx: Receiver<Offer>) -> Result<Finished, RecordError> {
     let mut meters: HashMap<String, (Counter, Counter)> = HashMap::new();
+    let files = metrics::counter!(RECORD_FILES);
+    files.increment(1);
+    let mut started = 1;
     for o in rx {
         if let Err(e) = rec.write(&o.key, o.recv_ns, &o.wire) {
             // The file cannot take more: stop, so that later offers are counted as dropped.
             metrics::counter!(RECORD_WRITE_ERRORS).increment(1);
             return Err(e);
+        }
+        if rec.closed() {
+            // The free-disk guard closed the file cleanly; this message was not written.
+            metrics::counter!(RECORD_DISK_LOW).increment(1);
+            drop_counted(&o.key, "disk_low");
+            break;
+        }
+        if rec.started() != started {
+            files.increment(u64::from(rec.started() - started));
+            started = rec.started();
         }
         let topic = topic_of(&o.key);
         let (messages, bytes) = meters.entry(topic.to_owned()).or_insert_with(|| {

@@ -313,6 +313,19 @@ pub struct RecordArgs {
     /// Messages waiting for the writer thread at most; beyond, the newest is dropped and counted.
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub queue: u64,
+    /// Start a new file after this many KiB of messages (0: never by size); files are named
+    /// `<stem>-000.mcap`, `<stem>-001.mcap`... beside `--out`.
+    #[arg(long, default_value_t = 0)]
+    pub split_kib: u64,
+    /// Start a new file after this many seconds (0: never by time).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]
+    pub split_s: f64,
+    /// Keep at most this many files, removing the oldest (0: keep all).
+    #[arg(long, default_value_t = 0)]
+    pub max_files: u64,
+    /// Close the recording cleanly before the disk holding it has less than this many MiB free.
+    #[arg(long, default_value_t = 256)]
+    pub min_free_mib: u64,
 }
 
 #[derive(Debug, Args)]

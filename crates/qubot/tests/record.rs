@@ -160,6 +160,78 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
         last = log;
     }
 
+    // Split by time into files of about a second, the two newest kept.
+    let split = TempFile::new("rec-a-split", "mcap", "");
+    let (code, out, err) = run(
+        &[
+            "record",
+            "--robot",
+            "rec-a",
+            "--connect",
+            &up.hub,
+            "--out",
+            &split.arg(),
+            "--split-s",
+            "1",
+            "--max-files",
+            "2",
+            "--count",
+            "300",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let s = json(out.lines().last().expect("summary"));
+    let started = s["files_started"].as_u64().expect("files_started");
+    assert!(started >= 3, "300 messages at ~90/s in 1 s files: {s}");
+    let files: Vec<String> = s["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().expect("path").to_owned())
+        .collect();
+    let stem = split.arg().trim_end_matches(".mcap").to_owned();
+    let expect: Vec<String> = (started - 2..started)
+        .map(|i| format!("{stem}-{i:03}.mcap"))
+        .collect();
+    assert_eq!(files, expect, "{s}");
+    assert!(
+        !std::path::Path::new(&format!("{stem}-000.mcap")).exists(),
+        "the oldest file was kept"
+    );
+    for f in &files {
+        let v = read_mcap(f);
+        assert!(
+            !v["messages"].as_array().expect("messages").is_empty(),
+            "{f} is empty"
+        );
+        std::fs::remove_file(f).ok();
+    }
+
+    // A disk below the guard: refused before anything is written.
+    let low = TempFile::new("rec-a-low", "mcap", "");
+    std::fs::remove_file(low.path()).ok();
+    let (code, _, err) = run(
+        &[
+            "record",
+            "--robot",
+            "rec-a",
+            "--connect",
+            &up.hub,
+            "--out",
+            &low.arg(),
+            "--min-free-mib",
+            "999999999",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("MiB free on") && err.contains("below the 999999999 MiB"),
+        "{err}"
+    );
+    assert!(!low.path().exists(), "a file was created");
+
     // The other compressions, read by the same independent reader.
     for compression in ["lz4", "none"] {
         let f = TempFile::new(&format!("rec-a-{compression}"), "mcap", "");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qubot_msg::now_ns;
-use qubot_record::{Compression, Filter, Offer, Options, Recording, Writer};
+use qubot_record::{Compression, Filter, Offer, Options, Plan, Rotating, Writer};
 use qubot_runtime::shutdown_signal;
 use zenoh::Wait;
 
@@ -26,7 +26,15 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         chunk_bytes: args.chunk_kib << 10,
     };
     // The file first: a path that cannot be written is refused before joining the bus.
-    let rec = Recording::create(&args.out, &opts, &args.common.robot)?;
+    let rec = Rotating::open(Plan {
+        path: args.out.clone(),
+        opts,
+        robot: args.common.robot.clone(),
+        split_bytes: args.split_kib << 10,
+        split_after: (args.split_s > 0.0).then(|| Duration::from_secs_f64(args.split_s)),
+        max_files: args.max_files as usize,
+        min_free_bytes: args.min_free_mib << 20,
+    })?;
     let writer = Writer::start(rec, args.queue as usize).context("starting the writer thread")?;
     let bus = crate::startup::start(&args.common, "record", "main")?;
 
@@ -79,9 +87,17 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
                 std::future::pending::<()>().await;
             }
         };
+        // The writer ends on its own when the free-disk guard closes the file (or a write
+        // fails): then there is nothing left to record.
+        let writer_ended = async {
+            while !writer.stopped() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
         tokio::select! {
             _ = done.notified() => Ok("count"),
             _ = until => Ok("duration"),
+            _ = writer_ended => Ok("writer"),
             sig = shutdown_signal() => sig,
         }
     })?;
@@ -89,9 +105,20 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     // (docs/ARCHITECTURE.md §10), before the writer is told to finish.
     drop(sub);
     bus.close();
-    let summary = writer.finish().context("finishing the recording")?;
+    let done = writer.finish().context("finishing the recording")?;
+    let why = match &done.disk_low {
+        Some(low) => {
+            tracing::error!("recording closed by the free-disk guard: {low}");
+            "disk_low"
+        }
+        None => why,
+    };
+    let summary = done.summary;
+    let files: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();
     let line = serde_json::json!({
         "file": args.out.display().to_string(),
+        "files": files,
+        "files_started": done.started,
         "stopped_by": why,
         "messages": summary.messages,
         "bytes": summary.bytes,
