@@ -48,6 +48,11 @@ wake SECONDS="15":
     cargo build --release -p qubot-benches --bin qubot-bench
     ./target/release/qubot-bench wake --seconds {{SECONDS}}
 
+# What `qubot record` costs the loop: pipeline CPU and p99 without and with a recorder, three rounds (fixed loopback ports 19700-19770). ~6 min.
+record-overhead:
+    cargo build --release
+    python3 benches/scripts/record_overhead.py
+
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
     cargo bench -p qubot-benches
