@@ -193,17 +193,22 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn split_files_are_numbered_beside_the_named_one() {
-        let mut p = Plan {
-            path: PathBuf::from("/data/run.mcap"),
+    /// One file at `path`, no guard.
+    fn plan(path: PathBuf) -> Plan {
+        Plan {
+            path,
             opts: Options::default(),
             robot: "r".into(),
             split_bytes: 0,
             split_after: None,
             max_files: 0,
             min_free_bytes: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn split_files_are_numbered_beside_the_named_one() {
+        let mut p = plan(PathBuf::from("/data/run.mcap"));
         assert_eq!(p.file(3), PathBuf::from("/data/run.mcap"));
         p.split_bytes = 1;
         assert_eq!(p.file(3), PathBuf::from("/data/run-003.mcap"));
@@ -213,16 +218,7 @@ mod tests {
     #[test]
     fn the_disk_guard_closes_a_running_recording_into_a_complete_file() {
         let path = std::env::temp_dir().join(format!("qubot-guard-{}.mcap", std::process::id()));
-        let mut r = Rotating::open(Plan {
-            path: path.clone(),
-            opts: Options::default(),
-            robot: "r".into(),
-            split_bytes: 0,
-            split_after: None,
-            max_files: 0,
-            min_free_bytes: 0,
-        })
-        .expect("open");
+        let mut r = Rotating::open(plan(path.clone())).expect("open");
         for i in 0..100 {
             r.write("qubot/r/a/b/ping", i, b"not a qubot message")
                 .expect("write");

@@ -75,6 +75,13 @@ fn read_mcap(path: &str) -> serde_json::Value {
     json(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// `qubot record` of `robot` on the bus at `hub` into `out`, with `extra` arguments.
+fn record_args<'a>(robot: &'a str, hub: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["record", "--robot", robot, "--connect", hub, "--out", out];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn count(v: &serde_json::Value, topic: &str) -> u64 {
     v["messages"]
         .as_array()
@@ -95,19 +102,10 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     let file = TempFile::new("rec-a", "mcap", "");
     let metrics = format!("127.0.0.1:{}", free_port());
     // Until a signal: its /metrics are read while it runs, then SIGINT stops it cleanly.
+    let out = file.arg();
     let rec = Proc::spawn(
         "qubot record",
-        &[
-            "record",
-            "--robot",
-            "rec-a",
-            "--connect",
-            &up.hub,
-            "--out",
-            &file.arg(),
-            "--metrics-addr",
-            &metrics,
-        ],
+        &record_args("rec-a", &up.hub, &out, &["--metrics-addr", &metrics]),
     );
     let scraped = wait_for("50 scans recorded", Duration::from_secs(60), || {
         let n = common::counters::counter(&metrics, "qubot_record_messages_total", &[("topic", "scan")])?;
@@ -162,22 +160,14 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
 
     // Split by time into files of about a second, the two newest kept.
     let split = TempFile::new("rec-a-split", "mcap", "");
+    let split_out = split.arg();
     let (code, out, err) = run(
-        &[
-            "record",
-            "--robot",
+        &record_args(
             "rec-a",
-            "--connect",
             &up.hub,
-            "--out",
-            &split.arg(),
-            "--split-s",
-            "1",
-            "--max-files",
-            "2",
-            "--count",
-            "300",
-        ],
+            &split_out,
+            &["--split-s", "1", "--max-files", "2", "--count", "300"],
+        ),
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{err}");
@@ -211,18 +201,9 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     // A disk below the guard: refused before anything is written.
     let low = TempFile::new("rec-a-low", "mcap", "");
     std::fs::remove_file(low.path()).ok();
+    let low_out = low.arg();
     let (code, _, err) = run(
-        &[
-            "record",
-            "--robot",
-            "rec-a",
-            "--connect",
-            &up.hub,
-            "--out",
-            &low.arg(),
-            "--min-free-mib",
-            "999999999",
-        ],
+        &record_args("rec-a", &up.hub, &low_out, &["--min-free-mib", "999999999"]),
         Duration::from_secs(30),
     );
     assert_eq!(code, 2, "{err}");
@@ -235,20 +216,14 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     // The other compressions, read by the same independent reader.
     for compression in ["lz4", "none"] {
         let f = TempFile::new(&format!("rec-a-{compression}"), "mcap", "");
+        let f_out = f.arg();
         let (code, out, err) = run(
-            &[
-                "record",
-                "--robot",
+            &record_args(
                 "rec-a",
-                "--connect",
                 &up.hub,
-                "--out",
-                &f.arg(),
-                "--compression",
-                compression,
-                "--count",
-                "60",
-            ],
+                &f_out,
+                &["--compression", compression, "--count", "60"],
+            ),
             Duration::from_secs(60),
         );
         assert_eq!(code, 0, "{err}");
@@ -269,20 +244,9 @@ fn a_replay_carries_the_recorded_bytes_at_the_recorded_pace_and_never_steers() {
     let file = TempFile::new("rec-b", "mcap", "");
     const SCANS: u64 = 60;
     let n = SCANS.to_string();
+    let out = file.arg();
     let (code, _, err) = run(
-        &[
-            "record",
-            "--robot",
-            "rec-b",
-            "--connect",
-            &up.hub,
-            "--out",
-            &file.arg(),
-            "--include",
-            "scan",
-            "--count",
-            &n,
-        ],
+        &record_args("rec-b", &up.hub, &out, &["--include", "scan", "--count", &n]),
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{err}");
