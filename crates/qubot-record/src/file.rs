@@ -19,6 +19,10 @@ pub const WIRE_ENCODING: &str = "qubot-wire";
 pub const PROFILE: &str = "qubot";
 /// The name of the file's metadata record that says what wrote it and for which robot.
 pub const METADATA: &str = "qubot";
+/// Its key for the wire format's header version (also on every wire channel).
+pub const HEADER_VERSION_KEY: &str = "header_version";
+/// Its key for the robot the recording was made on.
+pub const ROBOT_KEY: &str = "robot";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -103,8 +107,8 @@ impl Recording {
             .chunk_size(Some(opts.chunk_bytes))
             .create(BufWriter::new(file))?;
         let meta = BTreeMap::from([
-            ("header_version".to_owned(), SCHEMA_VERSION.to_string()),
-            ("robot".to_owned(), robot.to_owned()),
+            (HEADER_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_string()),
+            (ROBOT_KEY.to_owned(), robot.to_owned()),
         ]);
         out.write_metadata(&mcap::records::Metadata {
             name: METADATA.to_owned(),
@@ -125,7 +129,7 @@ impl Recording {
             None => {
                 let meta = BTreeMap::from([
                     ("topic".to_owned(), topic_of(key).to_owned()),
-                    ("header_version".to_owned(), SCHEMA_VERSION.to_string()),
+                    (HEADER_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_string()),
                 ]);
                 let id = self.out.add_channel(0, key, WIRE_ENCODING, &meta)?;
                 self.channels.insert(key.to_owned(), id);

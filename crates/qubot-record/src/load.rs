@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mcap::records::Record;
 use qubot_msg::SCHEMA_VERSION;
 
-use crate::file::{METADATA, WIRE_ENCODING};
+use crate::file::{HEADER_VERSION_KEY, METADATA, ROBOT_KEY, WIRE_ENCODING};
 use crate::filter::Filter;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +66,8 @@ pub fn load(buf: &[u8], filter: &Filter) -> Result<Loaded, LoadError> {
         seen_any = true;
         match r {
             Record::Metadata(m) if m.name == METADATA => {
-                version = m.metadata.get("header_version").cloned();
-                out.robot = m.metadata.get("robot").cloned().unwrap_or_default();
+                version = m.metadata.get(HEADER_VERSION_KEY).cloned();
+                out.robot = m.metadata.get(ROBOT_KEY).cloned().unwrap_or_default();
             }
             // A channel is written again in the summary section: the first time counts.
             Record::Channel(c)

@@ -80,9 +80,9 @@ fn drop_counted(key: &str, reason: &'static str) -> bool {
 
 fn drain(mut rec: Rotating, rx: Receiver<Offer>) -> Result<Finished, RecordError> {
     let mut meters: HashMap<String, (Counter, Counter)> = HashMap::new();
+    // Files started, read off the rotation rather than counted a second time here.
     let files = metrics::counter!(RECORD_FILES);
-    files.increment(1);
-    let mut started = 1;
+    files.absolute(u64::from(rec.started()));
     for o in rx {
         if let Err(e) = rec.write(&o.key, o.recv_ns, &o.wire) {
             // The file cannot take more: stop, so that later offers are counted as dropped.
@@ -95,10 +95,7 @@ fn drain(mut rec: Rotating, rx: Receiver<Offer>) -> Result<Finished, RecordError
             drop_counted(&o.key, "disk_low");
             break;
         }
-        if rec.started() != started {
-            files.increment(u64::from(rec.started() - started));
-            started = rec.started();
-        }
+        files.absolute(u64::from(rec.started()));
         let topic = topic_of(&o.key);
         let (messages, bytes) = meters.entry(topic.to_owned()).or_insert_with(|| {
             (

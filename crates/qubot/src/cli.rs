@@ -498,12 +498,11 @@ fn parse_segment(s: &str) -> Result<String, String> {
 }
 
 fn parse_topic(s: &str) -> Result<String, String> {
-    let known: Vec<&str> = qubot_msg::topic::ALL.iter().map(|t| t.name).collect();
-    if known.contains(&s) {
-        Ok(s.to_owned())
-    } else {
-        Err(format!("{s:?} is not a topic; topics: {}", known.join(", ")))
+    if qubot_msg::topic::by_name(s).is_some() {
+        return Ok(s.to_owned());
     }
+    let known: Vec<&str> = qubot_msg::topic::ALL.iter().map(|t| t.name).collect();
+    Err(format!("{s:?} is not a topic; topics: {}", known.join(", ")))
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -166,11 +166,7 @@ struct Out<'s> {
 /// A publisher on `key` with its topic's QoS class (unknown topics go best effort).
 fn declare<'s>(bus: &'s qubot_bus::Bus, key: &str) -> anyhow::Result<Out<'s>> {
     let t = topic_of(key).to_owned();
-    let q = topic::ALL
-        .iter()
-        .find(|s| s.name == t)
-        .map(|s| zenoh_qos(s.qos))
-        .unwrap_or_else(|| zenoh_qos(qubot_msg::QosClass::Sensor));
+    let q = zenoh_qos(topic::by_name(&t).map_or(qubot_msg::QosClass::Sensor, |s| s.qos));
     let publisher = bus
         .session()
         .declare_publisher(key.to_owned())
