@@ -44,7 +44,7 @@ fn main() {
         } else {
             let len = (rng.next() % 300) as usize;
             buf.extend((0..len).map(|_| rng.next() as u8));
-            if len >= 6 && rng.next() % 2 == 0 {
+            if len >= 6 && rng.next().is_multiple_of(2) {
                 buf[..6].copy_from_slice(b"QBOT\x01\x00");
             }
         }

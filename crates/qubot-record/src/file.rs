@@ -1,7 +1,8 @@
 //! One recording file: MCAP with a channel per key expression whose messages are the wire
-//! bytes as received. Times: log time = when the recorder received the message (kept
-//! monotonic in the file), publish time = the header's publish stamp; the capture stamp stays
-//! in the bytes' own header (docs/ARCHITECTURE.md, "Recording").
+//! bytes as received, and the Foxglove channels derived from them (`view`). Times: log time =
+//! when the recorder received the message (kept monotonic in the file), publish time = the
+//! header's publish stamp; the capture stamp stays in the bytes' own header
+//! (docs/ARCHITECTURE.md, "Recording").
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use qubot_msg::{decode_header, SCHEMA_VERSION};
 
 use crate::filter::topic_of;
+use crate::view::{Channel, Derived};
 
 /// The message encoding of the wire channels: a Qubot header, its body, its payload
 /// (docs/ARCHITECTURE.md §3). No schema record: the header says what each message is.
@@ -68,6 +70,12 @@ pub struct Summary {
     /// Messages whose header did not decode: recorded as received, with the receive time as
     /// their publish time.
     pub undecodable: u64,
+    /// Foxglove messages derived from the wire messages, per channel topic (`/scan`...); not
+    /// in `messages`, `bytes` or `by_topic`, which count the wire messages only.
+    pub derived: BTreeMap<String, u64>,
+    /// Wire messages of a mapped topic that gave no derived messages (malformed): recorded on
+    /// their wire channel all the same.
+    pub underived: u64,
 }
 
 impl Summary {
@@ -76,8 +84,12 @@ impl Summary {
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.undecodable += other.undecodable;
+        self.underived += other.underived;
         for (t, n) in other.by_topic {
             *self.by_topic.entry(t).or_default() += n;
+        }
+        for (t, n) in other.derived {
+            *self.derived.entry(t).or_default() += n;
         }
     }
 }
@@ -85,6 +97,9 @@ impl Summary {
 pub struct Recording {
     out: mcap::Writer<BufWriter<File>>,
     channels: HashMap<String, u16>,
+    /// The derived channels' ids, by [`Channel::index`]: registered at their first message,
+    /// in every file.
+    derived: [Option<u16>; Channel::COUNT],
     last_log_ns: u64,
     summary: Summary,
 }
@@ -117,6 +132,7 @@ impl Recording {
         Ok(Recording {
             out,
             channels: HashMap::new(),
+            derived: [None; Channel::COUNT],
             last_log_ns: 0,
             summary: Summary::default(),
         })
@@ -157,6 +173,50 @@ impl Recording {
         self.summary.bytes += wire.len() as u64;
         *self.summary.by_topic.entry(topic_of(key).to_owned()).or_default() += 1;
         Ok(())
+    }
+
+    /// Appends a message derived from a wire message (after that wire message: its log time is
+    /// held to the file's order the same way).
+    pub fn write_derived(&mut self, d: &Derived) -> Result<(), RecordError> {
+        let channel_id = match self.derived[d.channel.index()] {
+            Some(id) => id,
+            None => {
+                let schema_id = match d.channel.schema() {
+                    Some(s) => self.out.add_schema(&s.name, &s.encoding, &s.data)?,
+                    None => 0,
+                };
+                let topic = d.channel.topic();
+                let id =
+                    self.out
+                        .add_channel(schema_id, topic, d.channel.message_encoding(), &BTreeMap::new())?;
+                self.derived[d.channel.index()] = Some(id);
+                id
+            }
+        };
+        let log_time = d.log_ns.max(self.last_log_ns);
+        self.last_log_ns = log_time;
+        self.out.write_to_known_channel(
+            &mcap::records::MessageHeader {
+                channel_id,
+                sequence: d.sequence,
+                log_time,
+                publish_time: d.publish_ns,
+            },
+            &d.data,
+        )?;
+        let topic = d.channel.topic();
+        match self.summary.derived.get_mut(topic) {
+            Some(n) => *n += 1,
+            None => {
+                self.summary.derived.insert(topic.to_owned(), 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a wire message of a mapped topic that gave no derived messages.
+    pub fn count_underived(&mut self) {
+        self.summary.underived += 1;
     }
 
     /// Writes the summary and footer: the file is complete.

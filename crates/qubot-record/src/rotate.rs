@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::file::{Options, RecordError, Recording, Summary};
+use crate::view::{Channel, View, ViewOptions};
 
 /// Free space is read again after this many messages (and at every new file).
 const CHECK_EVERY: u64 = 256;
@@ -18,7 +19,8 @@ pub struct Plan {
     pub path: PathBuf,
     pub opts: Options,
     pub robot: String,
-    /// Start a new file after this many wire bytes (0: never by size).
+    /// Start a new file after this many bytes of messages, wire and derived (0: never by
+    /// size).
     pub split_bytes: u64,
     /// Start a new file after this long (None: never by time).
     pub split_after: Option<Duration>,
@@ -26,6 +28,8 @@ pub struct Plan {
     pub max_files: usize,
     /// Stop before the file system holding the recording has less free than this.
     pub min_free_bytes: u64,
+    /// The Foxglove channels derived from the wire messages (None: the wire channels only).
+    pub view: Option<ViewOptions>,
 }
 
 impl Plan {
@@ -63,8 +67,19 @@ pub struct Finished {
     pub disk_low: Option<String>,
 }
 
+/// What one offered message became, for the writer's counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    /// Derived messages and their bytes, by [`Channel::index`].
+    pub derived: [(u32, u64); Channel::COUNT],
+    /// Why a message of a mapped topic gave no derived messages (a drop reason's label), when
+    /// it gave none; the wire message was written all the same.
+    pub underived: Option<&'static str>,
+}
+
 pub struct Rotating {
     plan: Plan,
+    view: Option<View>,
     current: Option<Recording>,
     opened: Instant,
     bytes: u64,
@@ -76,8 +91,10 @@ pub struct Rotating {
 impl Rotating {
     /// Opens the first file; refuses to start where the disk is already below the guard.
     pub fn open(plan: Plan) -> Result<Rotating, RecordError> {
+        let view = plan.view.clone().map(View::new);
         let mut r = Rotating {
             plan,
+            view,
             current: None,
             opened: Instant::now(),
             bytes: 0,
@@ -102,9 +119,11 @@ impl Rotating {
         self.current.is_none()
     }
 
-    pub fn write(&mut self, key: &str, recv_ns: u64, wire: &[u8]) -> Result<(), RecordError> {
+    /// Writes `wire` to its wire channel, then what the view derives from it to theirs.
+    pub fn write(&mut self, key: &str, recv_ns: u64, wire: &[u8]) -> Result<Written, RecordError> {
+        let mut written = Written::default();
         if self.current.is_none() {
-            return Ok(());
+            return Ok(written);
         }
         let due = (self.plan.split_bytes > 0 && self.bytes >= self.plan.split_bytes)
             || self.plan.split_after.is_some_and(|d| self.opened.elapsed() >= d);
@@ -114,17 +133,36 @@ impl Rotating {
             if let Some(low) = self.disk_low() {
                 self.close_current()?;
                 self.done.disk_low = Some(low);
-                return Ok(());
+                return Ok(written);
             }
         }
         if due {
             self.close_current()?;
             self.next_file()?;
         }
-        let rec = self.current.as_mut().expect("a file is open");
+        let Some(rec) = self.current.as_mut() else {
+            return Ok(written);
+        };
         rec.write(key, recv_ns, wire)?;
         self.bytes += wire.len() as u64;
-        Ok(())
+        if let Some(view) = self.view.as_mut() {
+            match view.derive(key, wire, recv_ns) {
+                Ok(derived) => {
+                    for d in derived {
+                        rec.write_derived(d)?;
+                        let (n, bytes) = &mut written.derived[d.channel.index()];
+                        *n += 1;
+                        *bytes += d.data.len() as u64;
+                        self.bytes += d.data.len() as u64;
+                    }
+                }
+                Err(e) => {
+                    rec.count_underived();
+                    written.underived = Some(e.reason());
+                }
+            }
+        }
+        Ok(written)
     }
 
     pub fn finish(mut self) -> Result<Finished, RecordError> {
@@ -136,6 +174,9 @@ impl Rotating {
     fn next_file(&mut self) -> Result<(), RecordError> {
         let path = self.plan.file(self.done.started);
         self.current = Some(Recording::create(&path, &self.plan.opts, &self.plan.robot)?);
+        if let Some(view) = self.view.as_mut() {
+            view.new_file();
+        }
         self.done.started += 1;
         self.kept.push_back(path);
         if self.plan.max_files > 0 {
@@ -203,6 +244,7 @@ mod tests {
             split_after: None,
             max_files: 0,
             min_free_bytes: 0,
+            view: None,
         }
     }
 
@@ -213,6 +255,66 @@ mod tests {
         p.split_bytes = 1;
         assert_eq!(p.file(3), PathBuf::from("/data/run-003.mcap"));
         assert!(free_bytes(Path::new("/")).is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn derived_channels_are_in_every_file_and_load_skips_them() {
+        use qubot_msg::{encode_into, encoded_len, ranges_to_bytes, ActorId, Scan, Stamp};
+        let scan = |seq: u64| {
+            let body = Scan {
+                beams: 3,
+                ..Scan::default()
+            };
+            let payload = ranges_to_bytes(&[1.0, 2.0, 3.0]);
+            let mut buf = vec![0; encoded_len(&body, payload.len()).expect("size")];
+            let stamp = Stamp {
+                seq,
+                source: ActorId(7),
+                origin_ns: 1_000 + seq,
+                publish_ns: 2_000 + seq,
+            };
+            encode_into(&stamp, &body, &mut buf)
+                .expect("encode")
+                .copy_from_slice(&payload);
+            buf
+        };
+        let path = std::env::temp_dir().join(format!("qubot-derived-{}.mcap", std::process::id()));
+        let mut p = plan(path);
+        p.view = Some(ViewOptions {
+            world: Some(qubot_robot::World::builtin()),
+            world_epoch_ns: 0,
+        });
+        // A file a message.
+        p.split_bytes = 1;
+        let mut r = Rotating::open(p).expect("open");
+        let key = "qubot/r/sensor/main/scan";
+        for seq in 0..6 {
+            let w = r.write(key, 10_000 + seq, &scan(seq)).expect("write");
+            assert_eq!(w.derived[Channel::Scan.index()].0, 1);
+            assert!(w.underived.is_none());
+        }
+        // Malformed: recorded, not derived, said why.
+        let w = r.write(key, 20_000, b"not a message").expect("write");
+        assert_eq!(
+            (w.underived, w.derived[Channel::Scan.index()].0),
+            (Some("bad_magic"), 0)
+        );
+        let done = r.finish().expect("finish");
+        assert_eq!(done.summary.messages, 7, "wire messages only");
+        assert_eq!(done.summary.derived["/scan"], 6);
+        // Once in each file with a message to draw it with (the last holds only the malformed).
+        assert_eq!((done.started, done.summary.derived["/world"]), (7, 6));
+        assert_eq!(done.summary.underived, 1);
+        for f in &done.files {
+            let buf = std::fs::read(f).expect("read");
+            let got = crate::load(&buf, &crate::Filter::default()).expect("load");
+            assert_eq!(got.keys, [key], "{}", f.display());
+            assert!(got
+                .entries
+                .iter()
+                .all(|e| e.wire.len() > 13 || e.wire == b"not a message"));
+            std::fs::remove_file(f).ok();
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The writer thread: the receiving side only copies a message into a bounded queue; the
-//! thread compresses and writes. A full queue drops the newest message, counted with its
-//! topic and reason, and never blocks the thread that received it.
+//! thread derives the Foxglove messages, compresses and writes. A full queue drops the newest
+//! message, counted with its topic and reason, and never blocks the thread that received it.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -13,7 +13,18 @@ use qubot_msg::metric_names::{
 
 use crate::file::RecordError;
 use crate::filter::topic_of;
-use crate::rotate::{Finished, Rotating};
+use crate::rotate::{Finished, Rotating, Written};
+use crate::view::Channel;
+
+/// Foxglove messages the recorder derived and wrote, by `channel` (its topic, `/scan`...):
+/// apart from `qubot_record_messages_total`, which counts wire messages only
+/// (docs/ARCHITECTURE.md §6 and §11).
+pub const RECORD_DERIVED: &str = "qubot_record_derived_total";
+/// Their bytes (before compression), by `channel`.
+pub const RECORD_DERIVED_BYTES: &str = "qubot_record_derived_bytes_total";
+/// Wire messages that gave no derived messages, by `topic` and `reason` (a drop reason's
+/// label: the message did not decode); they are on their wire channel all the same.
+pub const RECORD_UNDERIVED: &str = "qubot_record_underived_total";
 
 /// One received message, copied out of the receive buffer.
 pub struct Offer {
@@ -78,17 +89,66 @@ fn drop_counted(key: &str, reason: &'static str) -> bool {
     false
 }
 
+/// Help texts of the series only the recorder exports (the contract's are described by the
+/// binary's exporter set-up): call once the exporter is installed.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        RECORD_DERIVED,
+        "Foxglove messages derived from the wire messages and written to the recording, by channel."
+    );
+    metrics::describe_counter!(
+        RECORD_DERIVED_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of the derived Foxglove messages (before compression), by channel."
+    );
+    metrics::describe_counter!(
+        RECORD_UNDERIVED,
+        "Wire messages recorded without derived messages (they did not decode), by topic and reason."
+    );
+}
+
+/// The derived channels' counters, created at their first message.
+#[derive(Default)]
+struct DerivedMeters([Option<(Counter, Counter)>; Channel::COUNT]);
+
+impl DerivedMeters {
+    fn count(&mut self, key: &str, w: &Written) {
+        for c in Channel::ALL {
+            let (n, bytes) = w.derived[c.index()];
+            if n == 0 {
+                continue;
+            }
+            let (messages, b) = self.0[c.index()].get_or_insert_with(|| {
+                (
+                    metrics::counter!(RECORD_DERIVED, "channel" => c.topic()),
+                    metrics::counter!(RECORD_DERIVED_BYTES, "channel" => c.topic()),
+                )
+            });
+            messages.increment(u64::from(n));
+            b.increment(bytes);
+        }
+        if let Some(reason) = w.underived {
+            metrics::counter!(RECORD_UNDERIVED, "topic" => topic_of(key).to_owned(), "reason" => reason)
+                .increment(1);
+        }
+    }
+}
+
 fn drain(mut rec: Rotating, rx: Receiver<Offer>) -> Result<Finished, RecordError> {
     let mut meters: HashMap<String, (Counter, Counter)> = HashMap::new();
+    let mut derived = DerivedMeters::default();
     // Files started, read off the rotation rather than counted a second time here.
     let files = metrics::counter!(RECORD_FILES);
     files.absolute(u64::from(rec.started()));
     for o in rx {
-        if let Err(e) = rec.write(&o.key, o.recv_ns, &o.wire) {
-            // The file cannot take more: stop, so that later offers are counted as dropped.
-            metrics::counter!(RECORD_WRITE_ERRORS).increment(1);
-            return Err(e);
-        }
+        let written = match rec.write(&o.key, o.recv_ns, &o.wire) {
+            Ok(w) => w,
+            Err(e) => {
+                // The file cannot take more: stop, so that later offers are counted as dropped.
+                metrics::counter!(RECORD_WRITE_ERRORS).increment(1);
+                return Err(e);
+            }
+        };
         if rec.closed() {
             // The free-disk guard closed the file cleanly; this message was not written.
             metrics::counter!(RECORD_DISK_LOW).increment(1);
@@ -105,6 +165,7 @@ fn drain(mut rec: Rotating, rx: Receiver<Offer>) -> Result<Finished, RecordError
         });
         messages.increment(1);
         bytes.increment(o.wire.len() as u64);
+        derived.count(&o.key, &written);
     }
     rec.finish()
 }

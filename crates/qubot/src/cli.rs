@@ -151,7 +151,8 @@ pub struct UpArgs {
     /// added to the node config's `[zenoh] connect`).
     #[arg(long)]
     pub connect: Vec<String>,
-    /// Metrics ports: supervisor N, sensor N+1, planner N+2, actuator N+3.
+    /// Metrics ports: supervisor N, sensor N+1, planner N+2, actuator N+3, recorder N+4
+    /// (with `--record`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65532))]
     pub metrics_port_base: Option<u16>,
     /// Exit 0 as soon as the robot reaches its goal.
@@ -164,6 +165,15 @@ pub struct UpArgs {
     /// hostname).
     #[arg(long)]
     pub host_label: Option<String>,
+    /// Record the robot's bus into this MCAP file: `qubot record` (zstd, metrics on port N+4)
+    /// runs as a supervised child and is stopped cleanly with the run. It never stops the
+    /// robot: a recorder that crashes is restarted into `<stem>-001.mcap`, `<stem>-002.mcap`...
+    /// beside the file, one that gives up or that the free-disk guard stopped stays stopped.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// The recorder's free-disk guard (`qubot record --min-free-mib`; default: its own).
+    #[arg(long, requires = "record")]
+    pub record_min_free_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -323,9 +333,31 @@ pub struct RecordArgs {
     /// Keep at most this many files, removing the oldest (0: keep all).
     #[arg(long, default_value_t = 0)]
     pub max_files: u64,
-    /// Close the recording cleanly before the disk holding it has less than this many MiB free.
+    /// Close the recording cleanly before the disk holding it has less than this many MiB
+    /// free, then exit 3 (the file is whole).
     #[arg(long, default_value_t = 256)]
     pub min_free_mib: u64,
+    /// The world the robot runs in (a shipped name, "default", or a file), drawn on the
+    /// recording's `/world` and `/movers` channels as the simulator has it; without it there
+    /// are none (a real robot has no world file).
+    #[arg(long, conflicts_with = "no_view")]
+    pub world: Option<String>,
+    /// Directory of shipped worlds.
+    #[arg(long, default_value = "deploy/worlds")]
+    pub worlds_dir: PathBuf,
+    /// The run's world clock zero, ns since the epoch (its node config's `world_epoch_ns`):
+    /// where moving obstacles stand depends on it. Default: when the recorder starts.
+    #[arg(long, requires = "world")]
+    pub world_epoch_ns: Option<u64>,
+    /// Record the wire channels only, without the Foxglove channels derived from them.
+    #[arg(long)]
+    pub no_view: bool,
+}
+
+impl RecordArgs {
+    /// `qubot record`'s exit code when the free-disk guard closed the recording: not a
+    /// failure, and a supervisor does not start it again (docs/ARCHITECTURE.md §11).
+    pub const EXIT_DISK_LOW: u8 = 3;
 }
 
 #[derive(Debug, Args)]
@@ -354,9 +386,13 @@ pub struct ReplayArgs {
     /// Do not replay this topic (repeatable).
     #[arg(long, value_parser = parse_topic)]
     pub exclude: Vec<String>,
-    /// Play it this many times (0: until SIGINT or SIGTERM).
+    /// Play it this many times (0: until SIGINT or SIGTERM, or `--for`).
     #[arg(long, default_value_t = 1)]
     pub loops: u64,
+    /// Stop after playing this many seconds (wall clock), wherever in the recording it is;
+    /// 0: no limit.
+    #[arg(long = "for", default_value_t = 0.0, value_parser = parse_seconds)]
+    pub for_s: f64,
     /// Publish the recorded bytes unchanged, their producers' source ids included. By
     /// default replay stamps its own source id, so a live robot counts the messages as
     /// foreign; unchanged, the consumers that were bound to those producers (still running,
@@ -364,6 +400,12 @@ pub struct ReplayArgs {
     /// freshness and sequence alone.
     #[arg(long)]
     pub keep_sources: bool,
+    /// Stand in for the robot's producers (its sensors and actuators): replay only their
+    /// topics, under a fresh source id and liveliness token per producer, with stamps moved
+    /// to the time of playing, so a live planner binds to the replay and plans on exactly
+    /// what the robot saw. Run it against a robot whose sensor and actuator are not running.
+    #[arg(long, conflicts_with = "keep_sources")]
+    pub as_producer: bool,
     /// Wait up to this many seconds for a subscriber on the replayed keys before playing
     /// (exit 2 when none came); 0 plays at once.
     #[arg(long, default_value_t = 0.0, value_parser = parse_seconds)]

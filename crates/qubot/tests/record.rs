@@ -7,27 +7,33 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    counters::dropped_at, free_port, json, pipeline::Up, run, runs, serial, skip_or_fail, wait_for, Proc,
-    TempFile,
+    counters::{dropped_at, sum},
+    free_port, json,
+    pipeline::{Up, WORLDS_DIR},
+    run, runs, serial, skip_or_fail, wait_for, Proc, TempFile,
 };
 
 /// Reads an MCAP file with the `mcap` package from PyPI; prints one JSON object: the header,
-/// the metadata, each channel's encoding, and per message its topic, sequence and times and
-/// the header fields parsed from the bytes by the wire format's layout
-/// (docs/ARCHITECTURE.md §3: magic u32, version u16, kind u16, seq u64, source u64,
-/// origin_ns u64, publish_ns u64, body_len u32, payload_len u32; little-endian).
+/// the metadata, the message encodings of its messages, how many messages each derived
+/// (non-wire) channel holds, and per wire message its topic, sequence and times and the header
+/// fields parsed from the bytes by the wire format's layout (docs/ARCHITECTURE.md §3: magic
+/// u32, version u16, kind u16, seq u64, source u64, origin_ns u64, publish_ns u64, body_len
+/// u32, payload_len u32; little-endian).
 const READ_MCAP: &str = r#"
 import json, struct, sys
 from mcap.reader import make_reader
 with open(sys.argv[1], "rb") as f:
     r = make_reader(f)
     h = r.get_header()
-    out = {"profile": h.profile, "library": h.library, "metadata": {}, "encodings": [], "messages": []}
+    out = {"profile": h.profile, "library": h.library, "metadata": {}, "encodings": [], "derived": {}, "messages": []}
     for m in r.iter_metadata():
         out["metadata"][m.name] = dict(m.metadata)
     seen = {}
     for _schema, ch, msg in r.iter_messages(log_time_order=False):
         seen[ch.id] = ch.message_encoding
+        if ch.message_encoding != "qubot-wire":
+            out["derived"][ch.topic] = out["derived"].get(ch.topic, 0) + 1
+            continue
         magic, version, kind, seq, source, origin, publish, body_len, payload_len = struct.unpack_from("<IHHQQQQII", msg.data, 0)
         out["messages"].append({
             "topic": ch.topic.split("/")[-1], "key": ch.topic, "sequence": msg.sequence,
@@ -51,6 +57,90 @@ with open(sys.argv[1], "wb") as f:
     w.finish()
 "#;
 
+/// Reads the Foxglove channels of a recording with readers Qubot did not write: the `mcap`
+/// package and Foxglove's protobuf decoder for it (`mcap-protobuf-support`), which builds the
+/// message classes from the schema records in the file. Each derived message is checked
+/// against the wire message it came from (same publish time and sequence), parsed from the
+/// bytes by the layouts of docs/ARCHITECTURE.md §3 (scan body: pose_x, pose_y, pose_theta f64,
+/// angle_min, angle_increment, range_max f32, beams u32; ranges f32; command body: v, w f64,
+/// deadline_ns, scan_seq u64). Prints one JSON object: the channels, counts, the problems
+/// found, the world's entities and the movers' positions.
+const READ_FOXGLOVE: &str = r#"
+import json, math, struct, sys
+from mcap.reader import make_reader
+from mcap_protobuf.decoder import DecoderFactory
+out = {"channels": {}, "count": {}, "problems": [], "world": [], "movers": [], "cmd": [], "loop": []}
+def problem(what):
+    if len(out["problems"]) < 20:
+        out["problems"].append(what)
+wire = {}
+with open(sys.argv[1], "rb") as f:
+    r = make_reader(f, decoder_factories=[DecoderFactory()])
+    s = r.get_summary()
+    for ch in s.channels.values():
+        sc = s.schemas.get(ch.schema_id)
+        out["channels"][ch.topic] = [ch.message_encoding, sc.name if sc else "", sc.encoding if sc else ""]
+    for _s, ch, msg in r.iter_messages(log_time_order=False):
+        if ch.message_encoding == "qubot-wire":
+            _m, _v, _k, seq, _src, origin, publish, body_len, payload_len = struct.unpack_from("<IHHQQQQII", msg.data, 0)
+            body = msg.data[48:48 + body_len]
+            payload = msg.data[48 + body_len:48 + body_len + payload_len]
+            wire[(ch.topic.split("/")[-1], publish, seq & 0xffffffff)] = (origin, msg.log_time, body, payload)
+        elif ch.message_encoding == "json":
+            d = json.loads(msg.data)
+            out[ch.topic[1:]].append(d)
+            if ch.topic == "/cmd":
+                w = wire.get(("cmd", msg.publish_time, msg.sequence))
+                if w is None:
+                    problem("no wire command for /cmd at %d" % msg.publish_time)
+                elif struct.unpack_from("<dd", w[2], 0) != (d["v"], d["w"]):
+                    problem("/cmd %s is not its wire command" % d)
+    protobuf = [t for t, c in out["channels"].items() if c[0] == "protobuf"]
+    for _s, ch, msg, m in r.iter_decoded_messages(topics=protobuf, log_time_order=False):
+        out["count"][ch.topic] = out["count"].get(ch.topic, 0) + 1
+        def stamp_ok(t, origin):
+            return t.seconds * 10**9 + t.nanos == origin
+        if ch.topic == "/scan":
+            w = wire.get(("scan", msg.publish_time, msg.sequence))
+            if w is None:
+                problem("no wire scan for /scan at %d" % msg.publish_time); continue
+            origin, log, body, payload = w
+            x, y, theta, amin, ainc, rmax, beams = struct.unpack_from("<dddfffI", body, 0)
+            ranges = list(struct.unpack("<%df" % (len(payload) // 4), payload))
+            q = m.pose.orientation
+            yaw = 2 * math.atan2(q.z, q.w)
+            if list(m.ranges) != ranges or len(ranges) != beams:
+                problem("/scan ranges differ from the wire scan's (%d, %d beams)" % (len(m.ranges), beams))
+            if m.frame_id != "map":
+                problem("/scan in frame %r" % m.frame_id)
+            if (m.pose.position.x, m.pose.position.y) != (x, y) or abs(math.sin(yaw - theta)) > 1e-9 or math.cos(yaw - theta) < 0:
+                problem("/scan pose %s is not the scan's (%f, %f, %f)" % (m.pose, x, y, theta))
+            if m.start_angle != amin or abs(m.end_angle - (amin + (beams - 1) * ainc)) > 1e-6:
+                problem("/scan angles %f..%f" % (m.start_angle, m.end_angle))
+            if not stamp_ok(m.timestamp, origin) or msg.log_time != log:
+                problem("/scan stamps: timestamp %s, log %d; wire origin %d, log %d" % (m.timestamp, msg.log_time, origin, log))
+        elif ch.topic == "/tf":
+            w = wire.get(("state", msg.publish_time, msg.sequence))
+            t = m.transforms[0] if len(m.transforms) == 1 else None
+            if w is None or t is None:
+                problem("/tf without its wire state, or not one transform"); continue
+            x, y, theta = struct.unpack_from("<ddd", w[2], 0)
+            if (t.parent_frame_id, t.child_frame_id) != ("map", "base_link"):
+                problem("/tf %s -> %s" % (t.parent_frame_id, t.child_frame_id))
+            if (t.translation.x, t.translation.y) != (x, y) or not stamp_ok(t.timestamp, w[0]):
+                problem("/tf %s is not the state's (%f, %f)" % (t, x, y))
+        elif ch.topic == "/pose":
+            if m.frame_id != "map":
+                problem("/pose in frame %r" % m.frame_id)
+        elif ch.topic in ("/world", "/movers"):
+            for e in m.entities:
+                ent = {"id": e.id, "frame": e.frame_id, "t": e.timestamp.seconds * 10**9 + e.timestamp.nanos,
+                       "cubes": [[c.pose.position.x, c.pose.position.y, c.size.x, c.size.y] for c in e.cubes],
+                       "cylinders": [[c.pose.position.x, c.pose.position.y, c.size.x] for c in e.cylinders]}
+                out["world" if ch.topic == "/world" else "movers"].append(ent)
+print(json.dumps(out))
+"#;
+
 fn python_mcap(test: &str) -> bool {
     if runs("python3", &["-c", "import mcap"]) {
         return true;
@@ -60,6 +150,36 @@ fn python_mcap(test: &str) -> bool {
         "python3 with the mcap package (pip install mcap) is not installed",
     );
     false
+}
+
+/// Whether Foxglove's protobuf decoder for the `mcap` package is there (skipped, or failed under
+/// CI, when it is not).
+fn python_foxglove(test: &str) -> bool {
+    if runs(
+        "python3",
+        &["-c", "import mcap, mcap_protobuf.decoder, google.protobuf"],
+    ) {
+        return true;
+    }
+    skip_or_fail(
+        test,
+        "python3 with the mcap-protobuf-support and protobuf packages \
+         (pip install mcap-protobuf-support protobuf) is not installed",
+    );
+    false
+}
+
+fn read_foxglove(path: &str) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .args(["-c", READ_FOXGLOVE, path])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python foxglove reader: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 fn read_mcap(path: &str) -> serde_json::Value {
@@ -103,14 +223,27 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     let metrics = format!("127.0.0.1:{}", free_port());
     // Until a signal: its /metrics are read while it runs, then SIGINT stops it cleanly.
     let out = file.arg();
+    let world = ["--world", "corridor", "--worlds-dir", WORLDS_DIR];
     let rec = Proc::spawn(
         "qubot record",
-        &record_args("rec-a", &up.hub, &out, &["--metrics-addr", &metrics]),
+        &record_args(
+            "rec-a",
+            &up.hub,
+            &out,
+            &[&["--metrics-addr", &metrics][..], &world].concat(),
+        ),
     );
     let scraped = wait_for("50 scans recorded", Duration::from_secs(60), || {
-        let n = common::counters::counter(&metrics, "qubot_record_messages_total", &[("topic", "scan")])?;
-        (n >= 50.0).then_some(n)
+        let page = common::counters::metrics(&metrics)?;
+        let n = sum(&page, "qubot_record_messages_total", &[("topic", "scan")]);
+        let derived = sum(&page, "qubot_record_derived_total", &[("channel", "/scan")]);
+        (n >= 50.0 && derived > 0.0).then_some((n, page))
     });
+    let (scraped, page) = scraped;
+    // The wire counters keep their meaning: no derived channel is counted among them.
+    for s in page.iter().filter(|s| s.name == "qubot_record_messages_total") {
+        assert!(s.label("topic").is_some_and(|t| !t.starts_with('/')), "{s:?}");
+    }
     rec.signal("INT");
     let (code, lines) = rec.finish(Duration::from_secs(30));
     assert_eq!(code, 0, "{lines:?}");
@@ -130,7 +263,27 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     assert_eq!(v["profile"], "qubot");
     assert_eq!(v["metadata"]["qubot"]["header_version"], "1");
     assert_eq!(v["metadata"]["qubot"]["robot"], "rec-a");
-    assert_eq!(v["encodings"], serde_json::json!(["qubot-wire"]));
+    assert_eq!(
+        v["encodings"],
+        serde_json::json!(["json", "protobuf", "qubot-wire"])
+    );
+    // Every well-formed wire message of a mapped topic has its derived messages; the world is
+    // drawn once.
+    let derived = &v["derived"];
+    for (channel, from) in [
+        ("/scan", "scan"),
+        ("/tf", "state"),
+        ("/pose", "state"),
+        ("/cmd", "cmd"),
+        ("/loop", "cmd"),
+    ] {
+        assert_eq!(derived[channel], by_topic[from], "{channel}: {derived}");
+    }
+    assert_eq!(derived["/world"], 1, "{derived}");
+    assert!(
+        derived.get("/movers").is_none(),
+        "corridor has no movers: {derived}"
+    );
     let msgs = v["messages"].as_array().expect("messages");
     assert_eq!(msgs.len() as u64, summary["messages"].as_u64().expect("messages"));
     for t in ["scan", "cmd", "state"] {
@@ -166,7 +319,11 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
             "rec-a",
             &up.hub,
             &split_out,
-            &["--split-s", "1", "--max-files", "2", "--count", "300"],
+            &[
+                &["--split-s", "1", "--max-files", "2", "--count", "300"][..],
+                &world,
+            ]
+            .concat(),
         ),
         Duration::from_secs(60),
     );
@@ -195,6 +352,8 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
             !v["messages"].as_array().expect("messages").is_empty(),
             "{f} is empty"
         );
+        // Each file whole: the static world drawn in it again.
+        assert_eq!(v["derived"]["/world"], 1, "{f}: {}", v["derived"]);
         std::fs::remove_file(f).ok();
     }
 
@@ -213,24 +372,207 @@ fn a_recording_of_a_live_robot_opens_in_another_mcap_reader() {
     );
     assert!(!low.path().exists(), "a file was created");
 
-    // The other compressions, read by the same independent reader.
-    for compression in ["lz4", "none"] {
+    // The other compressions, read by the same independent reader; the second without the
+    // derived channels.
+    for (compression, view) in [("lz4", None), ("none", Some("--no-view"))] {
         let f = TempFile::new(&format!("rec-a-{compression}"), "mcap", "");
         let f_out = f.arg();
+        let mut extra = vec!["--compression", compression, "--count", "60"];
+        extra.extend(view);
         let (code, out, err) = run(
-            &record_args(
-                "rec-a",
-                &up.hub,
-                &f_out,
-                &["--compression", compression, "--count", "60"],
-            ),
+            &record_args("rec-a", &up.hub, &f_out, &extra),
             Duration::from_secs(60),
         );
         assert_eq!(code, 0, "{err}");
         assert_eq!(json(out.lines().last().expect("summary"))["messages"], 60);
         let v = read_mcap(&f.arg());
         assert_eq!(v["messages"].as_array().map(Vec::len), Some(60), "{compression}");
+        let wire_only = v["derived"].as_object().is_some_and(|d| d.is_empty());
+        assert_eq!(wire_only, view.is_some(), "{compression}: {}", v["derived"]);
     }
+}
+
+/// `v`'s entities named `id` (a JSON list of entities, as the Foxglove reader prints them).
+fn entity<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    v.as_array()
+        .and_then(|a| a.iter().find(|e| e["id"] == id))
+        .unwrap_or_else(|| panic!("no entity {id:?} in {v}"))
+}
+
+/// Whether the list of numbers `items` holds one within 1e-9 of `want`.
+fn holds(items: &serde_json::Value, want: &[f64]) -> bool {
+    items.as_array().is_some_and(|a| {
+        a.iter().any(|p| {
+            p.as_array().is_some_and(|p| {
+                p.len() == want.len()
+                    && p.iter()
+                        .zip(want)
+                        .all(|(g, w)| g.as_f64().is_some_and(|g| (g - w).abs() < 1e-9))
+            })
+        })
+    })
+}
+
+#[test]
+fn foxglove_channels_decode_with_foxglove_s_own_schemas_and_match_the_wire() {
+    const TEST: &str = "foxglove_channels_decode_with_foxglove_s_own_schemas_and_match_the_wire";
+    if !python_mcap(TEST) || !python_foxglove(TEST) {
+        return;
+    }
+    let _g = serial();
+    let up = Up::start("rec-c", "corridor", &[]);
+    let file = TempFile::new("rec-c", "mcap", "");
+    let out = file.arg();
+    let (code, _, err) = run(
+        &record_args(
+            "rec-c",
+            &up.hub,
+            &out,
+            &[
+                "--count",
+                "240",
+                "--world",
+                "corridor",
+                "--worlds-dir",
+                WORLDS_DIR,
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = read_foxglove(&file.arg());
+    assert_eq!(v["problems"], serde_json::json!([]), "{}", v["problems"]);
+    let channels = &v["channels"];
+    for (topic, schema) in [
+        ("/scan", "foxglove.LaserScan"),
+        ("/tf", "foxglove.FrameTransforms"),
+        ("/pose", "foxglove.PoseInFrame"),
+        ("/world", "foxglove.SceneUpdate"),
+    ] {
+        assert_eq!(
+            channels[topic],
+            serde_json::json!(["protobuf", schema, "protobuf"]),
+            "{channels}"
+        );
+    }
+    for (topic, schema) in [("/cmd", "qubot.Cmd"), ("/loop", "qubot.Loop")] {
+        assert_eq!(
+            channels[topic],
+            serde_json::json!(["json", schema, "jsonschema"]),
+            "{channels}"
+        );
+    }
+    let count = &v["count"];
+    assert!(count["/scan"].as_u64().is_some_and(|n| n >= 20), "{count}");
+    assert!(count["/tf"].as_u64().is_some_and(|n| n >= 20), "{count}");
+    assert_eq!(count["/tf"], count["/pose"], "{count}");
+    assert_eq!(count["/world"], 1, "{count}");
+
+    // corridor's shapes (deploy/worlds/corridor.toml): the block as a box, the two pillars as
+    // cylinders, and the border's four walls; the goal apart.
+    let walls = entity(&v["world"], "world");
+    assert_eq!(walls["frame"], "map");
+    assert_eq!(walls["cubes"].as_array().map(Vec::len), Some(5), "{walls}");
+    assert!(holds(&walls["cubes"], &[5.0, 4.8, 10.0, 6.4]), "{walls}");
+    assert!(holds(&walls["cylinders"], &[5.0, 0.25, 0.5]), "{walls}");
+    assert!(holds(&walls["cylinders"], &[11.75, 4.0, 0.5]), "{walls}");
+    assert!(
+        holds(&walls["cubes"], &[6.0, 8.0, 12.0, 0.05]),
+        "the north wall: {walls}"
+    );
+    let goal = entity(&v["world"], "goal");
+    assert!(holds(&goal["cylinders"], &[10.8, 7.0, 0.5]), "{goal}");
+
+    // Plottable: numbers at the top level.
+    let cmds = v["cmd"].as_array().expect("cmd");
+    assert!(!cmds.is_empty());
+    for c in cmds {
+        assert!(
+            c["v"].is_f64() && c["w"].is_f64() && c["scan_seq"].is_u64(),
+            "{c}"
+        );
+        assert!(c["deadline_in_ms"].as_f64().is_some_and(|d| d > 0.0), "{c}");
+    }
+    let loops = v["loop"].as_array().expect("loop");
+    assert_eq!(loops.len(), cmds.len());
+    for l in loops {
+        // Capture to command on one host's clock: positive, and within the loop's budget.
+        assert!(
+            l["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0 && ms < 1000.0),
+            "{l}"
+        );
+    }
+    assert!(
+        loops.iter().any(|l| l["v"].is_f64() && l["w"].is_f64()),
+        "no measured velocity"
+    );
+}
+
+#[test]
+fn moving_obstacles_are_drawn_where_the_simulator_had_them() {
+    const TEST: &str = "moving_obstacles_are_drawn_where_the_simulator_had_them";
+    if !python_mcap(TEST) || !python_foxglove(TEST) {
+        return;
+    }
+    let _g = serial();
+    // One world clock zero for the run and the recorder.
+    let epoch = qubot_msg::now_ns();
+    let cfg = TempFile::toml("rec-d", &format!("world_epoch_ns = {epoch}\n"));
+    let up = Up::start("rec-d", "walkers", &["--config", &cfg.arg()]);
+    let file = TempFile::new("rec-d", "mcap", "");
+    let (out, epoch_arg) = (file.arg(), epoch.to_string());
+    let (code, _, err) = run(
+        &record_args(
+            "rec-d",
+            &up.hub,
+            &out,
+            &[
+                "--count",
+                "240",
+                "--world",
+                "walkers",
+                "--worlds-dir",
+                WORLDS_DIR,
+                "--world-epoch-ns",
+                &epoch_arg,
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = read_foxglove(&file.arg());
+    assert_eq!(v["problems"], serde_json::json!([]), "{}", v["problems"]);
+    assert_eq!(
+        v["channels"]["/movers"],
+        serde_json::json!(["protobuf", "foxglove.SceneUpdate", "protobuf"])
+    );
+    assert_eq!(v["count"]["/movers"], v["count"]["/scan"], "one update a scan");
+    // The hall's middle wall.
+    assert!(
+        holds(&entity(&v["world"], "world")["cubes"], &[8.0, 3.0, 0.2, 3.0]),
+        "{}",
+        v["world"]
+    );
+
+    // Each walker where the simulator's world had it at the scan's capture.
+    let world = qubot_robot::World::resolve("walkers", std::path::Path::new(WORLDS_DIR)).expect("walkers");
+    let movers = v["movers"].as_array().expect("movers");
+    assert!(!movers.is_empty());
+    let mut seen = std::collections::BTreeSet::new();
+    for m in movers {
+        let i: usize = m["id"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("mover-"))
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("a mover's id: {m}"));
+        let t = qubot_node::world_time_s(epoch, m["t"].as_u64().expect("t"));
+        let Some(qubot_robot::Shape::Circle { cx, cy, r }) = world.movers[i].shape_at(t) else {
+            panic!("walkers' movers are circles, always there: {m}");
+        };
+        assert!(holds(&m["cylinders"], &[cx, cy, 2.0 * r]), "at {t:.3} s: {m}");
+        seen.insert((i, (cy * 1e6) as i64));
+    }
+    assert!(seen.len() > 2, "the walkers did not move: {seen:?}");
 }
 
 #[test]
@@ -377,6 +719,33 @@ fn bad_recordings_and_arguments_get_a_clear_error() {
     let (code, _, err) = run(&["replay", &garbage.arg(), "--rate=-1"], Duration::from_secs(30));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("speed factor"), "{err}");
+    // A world that is not there is refused before the file is created.
+    let nowhere = TempFile::new("rec-nowhere", "mcap", "");
+    std::fs::remove_file(nowhere.path()).ok();
+    let (code, _, err) = run(
+        &[
+            "record",
+            "--out",
+            &nowhere.arg(),
+            "--world",
+            "nowhere",
+            "--worlds-dir",
+            WORLDS_DIR,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--world nowhere") && err.contains("unknown world"),
+        "{err}"
+    );
+    assert!(!nowhere.path().exists(), "a file was created");
+    let (code, _, err) = run(
+        &["record", "--out", "x.mcap", "--world-epoch-ns", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--world"), "{err}");
 
     if !python_mcap(TEST) {
         return;

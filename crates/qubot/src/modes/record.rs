@@ -1,7 +1,8 @@
 //! `qubot record`: a process of its own on the robot's bus that writes the wire bytes of every
-//! topic, as received, into an MCAP file (docs/ARCHITECTURE.md, "Recording"). zenoh's callback
-//! only copies a message into the writer's bounded queue; compression and disk I/O run on the
-//! writer thread, and nothing here is on the robot's loop.
+//! topic, as received, into an MCAP file, with the Foxglove channels derived from them
+//! (docs/ARCHITECTURE.md, "Recording"). zenoh's callback only copies a message into the
+//! writer's bounded queue; derivation, compression and disk I/O run on the writer thread, and
+//! nothing here is on the robot's loop.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,11 +11,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use qubot_msg::now_ns;
-use qubot_record::{Compression, Filter, Offer, Options, Plan, Rotating, Writer};
+use qubot_record::{Compression, Filter, Offer, Options, Plan, Rotating, ViewOptions, Writer};
+use qubot_robot::World;
 use qubot_runtime::shutdown_signal;
 use zenoh::Wait;
 
 use crate::cli::{RecordArgs, RecordCompression};
+
+/// What the derived channels draw: the world (resolved before the file is created, so a bad
+/// name is refused with nothing written) and its clock.
+fn view_options(args: &RecordArgs) -> anyhow::Result<Option<ViewOptions>> {
+    if args.no_view {
+        return Ok(None);
+    }
+    let world = args
+        .world
+        .as_deref()
+        .map(|w| World::resolve(w, &args.worlds_dir).with_context(|| format!("--world {w}")))
+        .transpose()?;
+    if world.as_ref().is_some_and(World::is_dynamic) && args.world_epoch_ns.is_none() {
+        tracing::warn!(
+            "--world has moving obstacles and no --world-epoch-ns was given: /movers places them \
+             on the recorder's own clock zero, not the run's"
+        );
+    }
+    Ok(Some(ViewOptions {
+        world,
+        world_epoch_ns: args.world_epoch_ns.unwrap_or_else(now_ns),
+    }))
+}
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let opts = Options {
@@ -25,6 +50,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         },
         chunk_bytes: args.chunk_kib << 10,
     };
+    let view = view_options(&args)?;
     // The file first: a path that cannot be written is refused before joining the bus.
     let rec = Rotating::open(Plan {
         path: args.out.clone(),
@@ -34,9 +60,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         split_after: (args.split_s > 0.0).then(|| Duration::from_secs_f64(args.split_s)),
         max_files: args.max_files as usize,
         min_free_bytes: args.min_free_mib << 20,
+        view,
     })?;
     let writer = Writer::start(rec, args.queue as usize).context("starting the writer thread")?;
     let bus = crate::startup::start(&args.common, "record", "main")?;
+    qubot_record::describe_metrics();
 
     let filter = Filter {
         include: args.include.clone(),
@@ -126,5 +154,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         "undecodable": summary.undecodable,
     });
     println!("{line}");
-    Ok(ExitCode::SUCCESS)
+    // Its own code, so that `qubot up --record` tells a full disk (left stopped) from a crash.
+    Ok(match done.disk_low {
+        Some(_) => ExitCode::from(RecordArgs::EXIT_DISK_LOW),
+        None => ExitCode::SUCCESS,
+    })
 }

@@ -1,5 +1,6 @@
-//! The node's actors as one set: a supervised child process per enabled role (`child`), the
-//! news that one gave up, and the bounded stop of them all.
+//! The node's actors as one set: a supervised child process per enabled role (`child`) and
+//! the recorder with `--record`, the news that an actor gave up, and the bounded stop of them
+//! all.
 
 use std::{
     collections::BTreeMap,
@@ -20,26 +21,30 @@ use tokio::{
 };
 
 use super::{
-    child::{self, ChildEnd, ChildSpec},
+    child::{self, ChildEnd, ChildSpec, Kind},
     events::Events,
+    recorder::{self, Recorder},
     signals::Signals,
 };
 
 pub struct Actors {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
-    ended: mpsc::UnboundedReceiver<(&'static str, ChildEnd)>,
-    /// Restarts of every role, enabled or not.
+    /// Each child's end, and whether the node goes down with it.
+    ended: mpsc::UnboundedReceiver<(&'static str, ChildEnd, bool)>,
+    /// Restarts of every role, enabled or not, and of the recorder when there is one.
     restarts: Vec<(&'static str, Arc<AtomicU64>)>,
     /// How long a stop waits for them all: SIGTERM's grace plus a margin.
     grace: Duration,
 }
 
 impl Actors {
-    /// Spawns each enabled actor, as this very binary, from the config file `config`.
+    /// Spawns each enabled actor, as this very binary, from the config file `config`, and the
+    /// recorder if there is one.
     pub fn start(
         cfg: &NodeConfig,
         config: &Path,
+        recorder: Option<Recorder>,
         host_label: Option<&str>,
         events: Events,
     ) -> anyhow::Result<Actors> {
@@ -47,26 +52,33 @@ impl Actors {
         let (stop, stop_rx) = watch::channel(false);
         let (end_tx, ended) = mpsc::unbounded_channel();
         let (mut tasks, mut restarts) = (Vec::new(), Vec::new());
-        for role in Role::ALL {
-            let actor = role.name();
-            // Registered for every actor, so dashboards show 0 rather than nothing.
-            let counter = metrics::counter!(telemetry::ACTOR_RESTARTS, "actor" => actor);
-            let count = Arc::new(AtomicU64::new(0));
-            restarts.push((actor, count.clone()));
-            if !cfg.role(role).enabled {
-                continue;
-            }
-            let spec = ChildSpec {
-                actor,
-                exe: exe.clone(),
+        let roles = Role::ALL.into_iter().map(|role| {
+            let kind = Kind::Role {
                 config: config.to_owned(),
+            };
+            (role.name(), cfg.role(role).enabled.then_some(kind))
+        });
+        let recorder = recorder.map(|r| (recorder::NAME, Some(Kind::Recorder(r))));
+        for (name, kind) in roles.chain(recorder) {
+            // Registered for every actor, so dashboards show 0 rather than nothing.
+            let counter = metrics::counter!(telemetry::ACTOR_RESTARTS, "actor" => name);
+            let count = Arc::new(AtomicU64::new(0));
+            restarts.push((name, count.clone()));
+            let Some(kind) = kind else {
+                continue;
+            };
+            let essential = kind.essential();
+            let spec = ChildSpec {
+                name,
+                kind,
+                exe: exe.clone(),
                 policy: cfg.supervisor.clone(),
                 host_label: host_label.map(str::to_owned),
             };
             let (stop, end) = (stop_rx.clone(), end_tx.clone());
             tasks.push(tokio::spawn(async move {
                 let how = child::supervise(spec, stop, events, counter, count).await;
-                let _ = end.send((actor, how));
+                let _ = end.send((name, how, essential));
             }));
         }
         Ok(Actors {
@@ -78,11 +90,20 @@ impl Actors {
         })
     }
 
-    /// Resolves when an actor crashed past the restart intensity; returns which.
+    /// Resolves when an actor crashed past the restart intensity; returns which. The
+    /// recorder giving up is only logged: the robot runs on without it (docs/ARCHITECTURE.md
+    /// §11).
     pub async fn gave_up(&mut self) -> &'static str {
-        while let Some((actor, end)) = self.ended.recv().await {
-            if end == ChildEnd::GaveUp {
-                return actor;
+        while let Some((name, end, essential)) = self.ended.recv().await {
+            match end {
+                ChildEnd::GaveUp if essential => return name,
+                ChildEnd::GaveUp => {
+                    tracing::error!(
+                        child = name,
+                        "restart intensity exceeded: left stopped, the robot runs on"
+                    );
+                }
+                ChildEnd::Stopped | ChildEnd::Finished => {}
             }
         }
         std::future::pending().await
@@ -90,7 +111,7 @@ impl Actors {
 
     /// Stops every actor: each gets `stop_timeout_ms` after SIGTERM before SIGKILL; past that
     /// (+ margin) its task is dropped, which kills what is left (`kill_on_drop`). A second
-    /// signal skips the grace. Returns the restarts per actor.
+    /// signal skips the grace. Returns the restarts per child.
     pub async fn stop(mut self, signals: &mut Signals) -> BTreeMap<String, u64> {
         let _ = self.stop.send(true);
         let grace = self.grace;

@@ -1,13 +1,14 @@
 //! `qubot up`: the supervisor. Validates the node config, spawns each enabled actor as a child
-//! process of this binary, restarts crashed ones, referees the run, and stops everything on
-//! SIGTERM/SIGINT, at the goal (`--exit-on-goal`) or at the timeout. Its last stdout line is
-//! a JSON report of the run.
+//! process of this binary (and the recorder with `--record`), restarts crashed ones, referees
+//! the run, and stops everything on SIGTERM/SIGINT, at the goal (`--exit-on-goal`) or at the
+//! timeout. Its last stdout line is a JSON report of the run.
 //!
 //! In parts: `config` (the one load, with the flags), `run_dir` (where the children's config
-//! lives), `actors` and `child` (spawning, restarting, stopping), `referee` (judging the run
-//! from the actuator's state), `finish` (running until the run ends), `status` (the terminal
-//! line beside it), `report` and `events` (what goes to stdout, typed in `qubot_ops::run`),
-//! `signals`, and `hub` (its own zenoh session). This file strings them together.
+//! lives), `actors` and `child` (spawning, restarting, stopping), `recorder` (the recorder's
+//! command line and files), `referee` (judging the run from the actuator's state), `finish`
+//! (running until the run ends), `status` (the terminal line beside it), `report` and
+//! `events` (what goes to stdout, typed in `qubot_ops::run`), `signals`, and `hub` (its own
+//! zenoh session). This file strings them together.
 
 mod actors;
 mod child;
@@ -15,6 +16,7 @@ mod config;
 mod events;
 mod finish;
 mod hub;
+mod recorder;
 mod referee;
 mod report;
 mod run_dir;
@@ -37,6 +39,7 @@ use qubot_robot::World;
 use crate::{cli::UpArgs, startup};
 use actors::Actors;
 use events::Events;
+use recorder::Recorder;
 use referee::{Following, Referee};
 use report::Report;
 use run_dir::RunDir;
@@ -62,6 +65,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before anything starts (exit 2); the world clock is fixed here,
     // one for the whole run and every child, restarted ones too.
     let startup::Node { cfg, world } = config::load(&args)?;
+    let recorder = Recorder::plan(&cfg, &args)?;
     realtime_granted(&cfg)?;
     // Signals are taken from here on, before any other thread exists: a Ctrl-C at any moment
     // ends in an orderly stop and a report, never in the default action.
@@ -75,7 +79,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let node_file = run_dir.write_config(&cfg)?;
     let bus = hub::open(&cfg, args.host_label.as_deref())?;
 
-    let report = rt.block_on(supervise(&bus, &cfg, world, &args, &node_file, signals));
+    let report = rt.block_on(supervise(&bus, &cfg, world, &args, &node_file, recorder, signals));
     // Blocking helpers (a scrape, an SHM sweep) get a short grace, never an unbounded wait.
     rt.shutdown_timeout(Duration::from_millis(200));
     // Every child has exited: their shared-memory segments are orphans now.
@@ -99,6 +103,7 @@ async fn supervise(
     world: World,
     args: &UpArgs,
     node_file: &Path,
+    recorder: Option<Recorder>,
     mut signals: Signals,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
@@ -110,7 +115,7 @@ async fn supervise(
         Referee::new(world, cfg.world_epoch_ns),
     )
     .await?;
-    let mut actors = Actors::start(cfg, node_file, args.host_label.as_deref(), events)?;
+    let mut actors = Actors::start(cfg, node_file, recorder, args.host_label.as_deref(), events)?;
     let actuator_metrics = format!("{}:{}", cfg.metrics_bind, cfg.actuator.metrics_port);
     let sensor_metrics = format!("{}:{}", cfg.metrics_bind, cfg.sensor.metrics_port);
     let status = StatusLine::start(&actuator_metrics, following.referee.clone(), started);

@@ -152,3 +152,57 @@ pub fn assert_clean_run(report: &RunReport) {
         "clearance {clearance} <= radius {radius}: {report:?}"
     );
 }
+
+/// [`pipeline_ports`] for a pipeline with its recorder (`qubot up --record`), in one run of six
+/// free ports: the metrics ports `base..base + 5` (supervisor, the actors, the recorder at
+/// `base + 4`) and the hub endpoint at `base + 5`.
+pub fn recording_ports() -> (String, u16) {
+    let base = process::free_port_run(6).expect("six free loopback ports");
+    (format!("tcp/127.0.0.1:{}", base + 5), base)
+}
+
+impl Up {
+    /// `qubot up --robot ROBOT --world WORLD` with its recorder's metrics port free as well
+    /// ([`recording_ports`]); pass `--record FILE` in `extra`. The recorder's page is
+    /// `metrics_of(4)`.
+    pub fn recording(robot: &str, world: &str, extra: &[&str]) -> Up {
+        let mut args = vec!["--world", world, "--worlds-dir", WORLDS_DIR];
+        args.extend_from_slice(extra);
+        Up::on_ports(robot, &args, recording_ports)
+    }
+
+    /// [`Up::with_args`] on the hub and metrics ports `ports` draws, fresh ones for each start.
+    pub fn on_ports(robot: &str, extra: &[&str], ports: fn() -> (String, u16)) -> Up {
+        const STARTS: usize = 3;
+        for start in 1..=STARTS {
+            let (hub, base) = ports();
+            let base_s = base.to_string();
+            let mut args = vec![
+                "up",
+                "--robot",
+                robot,
+                "--hub",
+                &hub,
+                "--metrics-port-base",
+                &base_s,
+            ];
+            args.extend_from_slice(extra);
+            let (mut proc, stderr) = Proc::spawn_keeping_stderr("qubot up", &args);
+            let supervisor = format!("127.0.0.1:{base}");
+            let exited = super::wait_for("the supervisor's /metrics", Duration::from_secs(60), || {
+                if !proc.is_running() {
+                    return Some(true);
+                }
+                scrape(&supervisor).map(|_| false)
+            });
+            if !exited {
+                return Up { proc, base, hub };
+            }
+            let err = stderr.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+            if !(err.contains("Address already in use") && start < STARTS) {
+                panic!("qubot up exited before it served /metrics (start {start}): {err}");
+            }
+        }
+        unreachable!("the last start either returns or panics")
+    }
+}
