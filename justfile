@@ -76,6 +76,11 @@ plan-time WORLD="corridor":
     cargo build --release --workspace
     bash deploy/plan-time.sh {{WORLD}}
 
+# The planner's time per scan on a recording's scans (`qubot record`), planned offline: run it
+# before and after a planner change on the same FILE.
+replay-bench FILE *ARGS:
+    cargo run --release -p qubot-benches --bin qubot-bench -- replay {{FILE}} {{ARGS}}
+
 # CPU % of one core per process of `qubot up` (corridor world): SECONDS idle, then SECONDS under a 10x scan flood.
 cpu SECONDS="15":
     cargo build --release --workspace
@@ -183,6 +188,11 @@ flood RATE="200" SECS="10" *ARGS:
 chaos SCALE="1.0":
     cargo build --release --workspace
     ./target/release/qubot chaos deploy/chaos/*.toml --duration-scale {{SCALE}}
+
+# Re-records the chaos scenarios' recorded load (200 scans of a patrol run): needed when the
+# header version changes, since replay refuses an older one.
+chaos-recording:
+    bash deploy/chaos/record-load.sh
 
 # N start/flood/SIGINT cycles of `qubot up`: each must stop within stop_timeout_ms + 1 s, leaving no actor behind.
 stress-stop N="200":

@@ -5,6 +5,7 @@ mod alloc;
 mod floor;
 mod jitter;
 mod plot;
+mod replay;
 mod report;
 mod roles;
 mod run;
@@ -101,6 +102,9 @@ enum Cmd {
     /// The pipeline's CPU at each sensor rate beside its floor: three raw zenoh processes
     /// moving the same messages at the same rates; floor.json and tables.
     Floor(floor::FloorArgs),
+    /// The planner's time per scan on a recording's input (`qubot record`), planned here with
+    /// no bus: the way to judge a planner change on the same scans before and after it.
+    Replay(replay::ReplayArgs),
     /// One busy core for SECONDS (the jitter bench's CPU hog).
     #[command(hide = true)]
     Hog {
@@ -224,6 +228,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Floor(args) => floor::main(args),
+        Cmd::Replay(args) => replay::main(args),
         Cmd::Hog { seconds } => {
             jitter::hog(seconds);
             Ok(())

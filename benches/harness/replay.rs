@@ -146,7 +146,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
     let mut passes = Vec::new();
     let mut planned = BTreeMap::new();
     for _ in 0..args.passes {
-        let mut planner = Planner::new(pc.clone());
+        let mut planner = Planner::new(pc);
         let mut rules = PlannerRules::new(budget, cfg.planner.pose_tolerance_m);
         let mut times = Vec::new();
         planned.clear();

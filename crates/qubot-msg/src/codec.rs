@@ -131,6 +131,14 @@ pub fn damage_header(msg: &mut [u8], damage: HeaderDamage) -> Result<(), EncodeE
 /// was: how a replay publishes recorded messages as a source of its own, which a robot's
 /// consumers then count as foreign instead of taking them for their producer's.
 pub fn restamp_source(msg: &mut [u8], source: ActorId) -> Result<(), DecodeError> {
+    restamp(msg, source, 0)
+}
+
+/// As [`restamp_source`], and moves both time stamps (capture and publish) by `shift_ns`,
+/// keeping their difference: how a replay standing in for a robot's producers makes recorded
+/// messages as fresh as live ones (docs/ARCHITECTURE.md, "Recording"). A stamp the shift would
+/// take below zero or past `u64::MAX` saturates.
+pub fn restamp(msg: &mut [u8], source: ActorId, shift_ns: i64) -> Result<(), DecodeError> {
     decode_header(msg)?;
     let head = &mut msg[..HEADER_LEN];
     let (mut w, _): (WireHeader, usize) =
@@ -139,6 +147,8 @@ pub fn restamp_source(msg: &mut [u8], source: ActorId) -> Result<(), DecodeError
             have: HEADER_LEN,
         })?;
     w.source = source.0;
+    w.origin_ns = w.origin_ns.saturating_add_signed(shift_ns);
+    w.publish_ns = w.publish_ns.saturating_add_signed(shift_ns);
     // Fixed-width fields: the same 48 bytes, so the encode cannot fail on a valid header.
     if bincode::serde::encode_into_slice(&w, head, CONFIG).is_err() {
         unreachable!("a decoded header re-encodes into its own 48 bytes");
@@ -335,6 +345,31 @@ mod tests {
         let changed: Vec<usize> = (0..msg.len()).filter(|&i| msg[i] != before[i]).collect();
         assert!(changed.iter().all(|i| (16..24).contains(i)), "{changed:?}");
         assert!(restamp_source(&mut msg[..10], ActorId(2)).is_err());
+    }
+
+    #[test]
+    fn a_shift_moves_both_stamps_and_keeps_the_rest() {
+        let body = Ping { reply_to: 3 };
+        let mut msg = vec![0; encoded_len(&body, 4).expect("len")];
+        let stamp = Stamp {
+            seq: 9,
+            source: ActorId(1),
+            origin_ns: 1_000,
+            publish_ns: 1_500,
+        };
+        encode_into(&stamp, &body, &mut msg).expect("encode");
+        restamp(&mut msg, ActorId(2), 10_000).expect("forward");
+        let h = decode_header(&msg).expect("a message");
+        assert_eq!((h.stamp.seq, h.stamp.source), (9, ActorId(2)));
+        assert_eq!((h.stamp.origin_ns, h.stamp.publish_ns), (11_000, 11_500));
+        restamp(&mut msg, ActorId(2), -11_200).expect("back");
+        let h = decode_header(&msg).expect("a message");
+        assert_eq!(
+            (h.stamp.origin_ns, h.stamp.publish_ns),
+            (0, 300),
+            "saturates at 0"
+        );
+        assert_eq!(decode::<Ping>(&msg).expect("whole").body, body);
     }
     use crate::{ActorId, Command, Ping, Scan};
 

@@ -28,7 +28,7 @@ pub use body::{Body, Command, Frame, Ping, Scan, State};
 pub use clock::{now_ns, set_clock_offset_ns};
 pub use codec::{
     damage_header, decode, decode_body, decode_header, decode_header_sized, encode_into, encoded_len,
-    replace_body, restamp_source, Decoded, HeaderDamage,
+    replace_body, restamp, restamp_source, Decoded, HeaderDamage,
 };
 pub use drop_reason::DropReason;
 pub use error::{DecodeError, EncodeError};

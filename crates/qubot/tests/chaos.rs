@@ -108,6 +108,41 @@ fn flood_scenario_meets_its_slos() {
     );
 }
 
+/// A recording as load: its scans, replayed at 10x under the replay's own source id, are all
+/// counted (the accounting closes with them as published) and never steer the robot.
+#[test]
+fn recorded_load_scenario_meets_its_slos() {
+    let _g = serial();
+    let v = passes(
+        "replay-load",
+        &[
+            "replay ran at its rate",
+            "zero watchdog trips under replayed load",
+            "no collision under replayed load",
+            "the robot kept driving (m)",
+        ],
+    );
+    // Every replayed scan was dropped by the planner as foreign, none taken for its sensor's.
+    let detail = |name: &str| {
+        v["slos"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name))
+            .and_then(|s| s["detail"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let rate = detail("replay ran at its rate");
+    let sent = rate
+        .strip_suffix(" sent")
+        .and_then(|r| r.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no count sent in {rate:?}"));
+    let scans = detail("accounting closes: scan (sensor -> planner)");
+    assert!(
+        scans.contains(&format!("foreign {sent})")) || scans.contains(&format!("foreign {sent},")),
+        "{sent} replayed, {scans}"
+    );
+}
+
 #[test]
 fn kill_scenario_meets_its_slos() {
     let _g = serial();

@@ -120,6 +120,19 @@ impl StreamHandler<Deliver<Scan>> for Planner {
     }
 }
 
+/// The planning step's settings for a robot in `world`: the one place they are derived, so a
+/// planner run offline on a recording (`qubot-bench replay`) plans as the actor does.
+pub fn planner_config(cfg: &NodeConfig, world: &World) -> PlannerConfig {
+    PlannerConfig {
+        robot_radius_m: world.robot_radius_m,
+        safety_margin_m: cfg.planner.safety_margin_m,
+        v_max: cfg.planner.v_max,
+        w_max: cfg.planner.w_max,
+        goal_tolerance_m: world.goal_tolerance_m,
+        ..PlannerConfig::default()
+    }
+}
+
 /// Starts the planner (actor + one worker thread) bound to its sensor's scans and its
 /// actuator's odometry.
 pub async fn start(
@@ -128,14 +141,7 @@ pub async fn start(
     world: &World,
     pubs: PlannerBus,
 ) -> Result<Vec<Subscription>, BusError> {
-    let pc = PlannerConfig {
-        robot_radius_m: world.robot_radius_m,
-        safety_margin_m: cfg.planner.safety_margin_m,
-        v_max: cfg.planner.v_max,
-        w_max: cfg.planner.w_max,
-        goal_tolerance_m: world.goal_tolerance_m,
-        ..PlannerConfig::default()
-    };
+    let pc = planner_config(cfg, world);
     let goal = world.goal;
     let worker = SyncArbiter::start(1, move || PlanWorker::new(pc, goal));
     let sensor = bus.bind(Role::Sensor.name(), &cfg.sensor.instance).await?;

@@ -18,7 +18,7 @@ use qubot_node::Role;
 
 use super::{
     pipeline::{lock, Pipeline},
-    scenario::{Fault, Flood, Kill, Malformed, Partition, Scenario, Stop},
+    scenario::{Fault, Flood, Kill, Malformed, Partition, Replay, Scenario, Stop},
 };
 use crate::process;
 
@@ -64,6 +64,7 @@ pub fn run(pipe: &Pipeline, s: &Scenario) -> FaultLog {
                     Fault::Stop(x) => stop(pipe, s, x, log),
                     Fault::Malformed(x) => malformed(pipe, x, end, log),
                     Fault::Partition(x) => partition(pipe, s, x, log),
+                    Fault::Replay(x) => replay(pipe, x, end, log),
                 };
                 if let Err(e) = r {
                     lock(log).errors.push(format!("faults[{i}]: {e:#}"));
@@ -165,6 +166,44 @@ fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLo
         requested_rate: f.rate * f.publishers as f64,
         achieved_rate: r["achieved_rate"].as_f64().unwrap_or(0.0),
         sent: r["sent"].as_f64().unwrap_or(0.0),
+    });
+    Ok(())
+}
+
+/// A recording's scans played onto the sensor's key under the replay's own source id, looped
+/// until the time is up; logged as a flood, which is what the robot sees.
+fn replay(pipe: &Pipeline, r: &Replay, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let secs = r
+        .for_s
+        .unwrap_or_else(|| end.saturating_duration_since(Instant::now()).as_secs_f64())
+        .max(0.1);
+    let args: Vec<String> = [
+        "replay",
+        &r.file.display().to_string(),
+        "--include",
+        topic::SCAN.name(),
+        "--rate",
+        &r.speed.to_string(),
+        "--loops",
+        "0",
+        "--for",
+        &secs.to_string(),
+        "--wait-subscriber",
+        "10",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let v = tool(pipe, &args, Duration::from_secs_f64(secs + 30.0))?;
+    let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    let (sent, seconds) = (num("published"), num("seconds"));
+    // The recorded scan rate, sped up: what the replay was asked to publish.
+    let recorded = num("window_messages") / num("recorded_seconds").max(1e-9);
+    lock(log).floods.push(FloodRun {
+        topic: topic::SCAN.name().into(),
+        requested_rate: recorded * r.speed,
+        achieved_rate: if seconds > 0.0 { sent / seconds } else { 0.0 },
+        sent,
     });
     Ok(())
 }

@@ -75,6 +75,9 @@ pub enum Fault {
     /// Sensor and planner+actuator in two network namespaces; the link between them drops
     /// every packet for a while (root only).
     Partition(Partition),
+    /// `qubot replay` of a recording's scans onto the robot's keys as a foreign source: a
+    /// flood of real scans instead of synthetic ones.
+    Replay(Replay),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +172,24 @@ pub struct Partition {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Replay {
+    #[serde(default)]
+    pub at_s: f64,
+    /// Defaults to the rest of the fault phase.
+    pub for_s: Option<f64>,
+    /// The recording (`qubot record`), relative to the scenario's file.
+    pub file: PathBuf,
+    /// Playing speed: 10 plays ten times the recorded scan rate (looping as needed).
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+}
+
+fn default_speed() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Slo {
     pub name: String,
     pub measure: Measure,
@@ -220,9 +241,14 @@ impl Scenario {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into());
         }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for f in &mut s.faults {
+            if let Fault::Replay(r) = f {
+                r.file = dir.join(&r.file);
+            }
+        }
         s.validate()
             .with_context(|| format!("scenario {}", path.display()))?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let shipped = dir.join("../worlds");
         let worlds_dir = if shipped.is_dir() {
             shipped
@@ -297,6 +323,15 @@ impl Scenario {
                     }
                 }
                 Fault::Partition(p) => positive(&at("for_s"), p.for_s)?,
+                Fault::Replay(r) => {
+                    positive(&at("speed"), r.speed)?;
+                    if let Some(d) = r.for_s {
+                        positive(&at("for_s"), d)?;
+                    }
+                    if !r.file.is_file() {
+                        bail!("{}: no recording at {}", at("file"), r.file.display());
+                    }
+                }
             }
         }
         if self
@@ -357,6 +392,10 @@ impl Scenario {
                     x.at_s *= k;
                     x.for_s *= k;
                 }
+                Fault::Replay(x) => {
+                    x.at_s *= k;
+                    x.for_s = x.for_s.map(|d| d * k);
+                }
             }
         }
         self
@@ -391,6 +430,7 @@ impl Fault {
             Fault::Stop(x) => x.at_s,
             Fault::Malformed(x) => x.at_s,
             Fault::Partition(x) => x.at_s,
+            Fault::Replay(x) => x.at_s,
         }
     }
 }

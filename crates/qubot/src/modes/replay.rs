@@ -1,8 +1,10 @@
 //! `qubot replay FILE`: plays a recording's wire channels back onto the bus with their
 //! original timing (scaled by `--rate`), on the recorded keys or another robot's. The bytes go
 //! out as recorded except the header's source id, which becomes the replay's own: a live robot
-//! counts them as foreign, like any flood (`--keep-sources` sends them unchanged)
-//! (docs/ARCHITECTURE.md, "Recording").
+//! counts them as foreign, like any flood (`--keep-sources` sends them unchanged). With
+//! `--as-producer` it stands in for the robot's sensors and actuators instead: a source id and
+//! a liveliness token of its own for each, and stamps moved to the time of playing, so a live
+//! planner binds to it and plans on what the robot saw (docs/ARCHITECTURE.md, "Recording").
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use qubot_bus::{zenoh_qos, BusConfig};
 use qubot_msg::metric_names::{BYTES_PUBLISHED, PUBLISHED};
-use qubot_msg::topic;
+use qubot_msg::{now_ns, topic, Role};
 use qubot_record::{topic_of, Entry, Filter};
 use qubot_runtime::shutdown_signal;
 use zenoh::Wait;
@@ -42,27 +44,71 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(why) = &rec.cut_short {
         tracing::warn!(file = %args.file.display(), why, "the recording ends early (its recorder was killed?): playing what it holds");
     }
+    let robot = args.robot.clone().unwrap_or_else(|| rec.robot.clone());
+    let keys: Vec<String> = rec.keys.iter().map(|k| on_robot(k, &robot)).collect();
+    let producers = if args.as_producer {
+        let producers = producers_of(&keys);
+        if producers.iter().all(Option::is_none) {
+            anyhow::bail!(
+                "{}: --as-producer stands in for sensors and actuators, and the recording holds none of their topics in that window",
+                args.file.display()
+            );
+        }
+        // Only what the stood-in producers published goes out: the robot's own planner
+        // answers them.
+        rec.entries.retain(|e| producers[e.key].is_some());
+        producers
+    } else {
+        Vec::new()
+    };
     if window(&rec.entries, args.start, args.duration).is_empty() {
         anyhow::bail!(
             "{}: no message to replay in that window and those topics",
             args.file.display()
         );
     }
-    let robot = args.robot.clone().unwrap_or_else(|| rec.robot.clone());
-    let keys: Vec<String> = rec.keys.iter().map(|k| on_robot(k, &robot)).collect();
 
     let cfg = crate::startup::with_bus_args(BusConfig::new(&robot, "replay", "main"), &args.bus);
     let bus = crate::startup::open(&cfg, args.bus.metrics_addr, args.bus.host_label.as_deref())?;
-    if !args.keep_sources {
-        for e in &mut rec.entries {
-            // A message that was recorded undecodable goes out as it came.
-            let _ = qubot_msg::restamp_source(&mut e.wire, bus.source());
+    // Each producer stood in for gets a source id and a token of its own, as if it had
+    // (re)started: its consumers bind to it (docs/ARCHITECTURE.md §4a).
+    let mut tokens = Vec::new();
+    let mut stood_in = Vec::new();
+    let mut ids: Vec<(String, qubot_bus::ActorId)> = Vec::new();
+    for (actor, instance) in producers.iter().flatten() {
+        let name = format!("{actor}/{instance}");
+        if ids.iter().any(|(n, _)| *n == name) {
+            continue;
         }
+        let id = qubot_bus::random_source();
+        let token = qubot_bus::token_key(&robot, actor, instance, id);
+        tokens.push(
+            bus.session()
+                .liveliness()
+                .declare_token(token.clone())
+                .wait()
+                .map_err(|e| anyhow::anyhow!("declaring the liveliness token {token}: {e}"))?,
+        );
+        stood_in.push(name.clone());
+        ids.push((name, id));
     }
+    stood_in.sort();
+    let stamping: Vec<Stamping> = (0..keys.len())
+        .map(|k| match producers.get(k) {
+            Some(Some((actor, instance))) => {
+                let name = format!("{actor}/{instance}");
+                let id = ids.iter().find(|(n, _)| *n == name).map(|(_, id)| *id);
+                Stamping::Producer(id.unwrap_or_else(|| bus.source()))
+            }
+            _ if args.keep_sources => Stamping::Keep,
+            _ => Stamping::Source(bus.source()),
+        })
+        .collect();
     let window = window(&rec.entries, args.start, args.duration);
     let pubs = keys
         .iter()
-        .map(|k| declare(&bus, k))
+        .zip(stamping)
+        .map(|(k, stamping)| declare(&bus, k, stamping))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.wait_subscriber > 0.0 {
         let deadline = Instant::now() + Duration::from_secs_f64(args.wait_subscriber);
@@ -83,8 +129,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Played on a thread of its own: the main thread waits for a signal.
     let stop = Arc::new(AtomicBool::new(false));
     let (rate, loops) = (args.rate, args.loops);
+    let until = (args.for_s > 0.0).then(|| Instant::now() + Duration::from_secs_f64(args.for_s));
     let played = std::thread::scope(|s| {
-        let player = s.spawn(|| play(window, &pubs, rate, loops, &stop));
+        let player = s.spawn(|| play(window, &pubs, rate, loops, until, &stop));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -109,6 +156,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("the player thread panicked"))
     })?;
     drop(pubs);
+    drop(tokens);
     bus.close();
     let line = serde_json::json!({
         "file": args.file.display().to_string(),
@@ -117,7 +165,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "loops": played.loops,
         "seconds": played.seconds,
         "recorded_seconds": span_s(window),
+        "window_messages": window.len(),
         "cut_short": rec.cut_short,
+        "as_producer": stood_in,
     });
     println!("{line}");
     Ok(ExitCode::SUCCESS)
@@ -157,14 +207,44 @@ fn on_robot(key: &str, robot: &str) -> String {
     }
 }
 
+/// For each key, the producer (`actor`, `instance`) a replay `--as-producer` stands in for:
+/// the robot's sensors and actuators, whose topics its planner consumes.
+fn producers_of(keys: &[String]) -> Vec<Option<(String, String)>> {
+    keys.iter()
+        .map(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            match parts[..] {
+                [_, _, actor, instance, _]
+                    if actor == Role::Sensor.name() || actor == Role::Actuator.name() =>
+                {
+                    Some((actor.to_owned(), instance.to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// What a replayed message's header carries on the way out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stamping {
+    /// The recorded bytes, unchanged (`--keep-sources`).
+    Keep,
+    /// The replay's own source id: foreign to every consumer.
+    Source(qubot_bus::ActorId),
+    /// A stood-in producer's source id, and stamps moved to the time of playing.
+    Producer(qubot_bus::ActorId),
+}
+
 struct Out<'s> {
     publisher: zenoh::pubsub::Publisher<'s>,
+    stamping: Stamping,
     published: metrics::Counter,
     bytes: metrics::Counter,
 }
 
 /// A publisher on `key` with its topic's QoS class (unknown topics go best effort).
-fn declare<'s>(bus: &'s qubot_bus::Bus, key: &str) -> anyhow::Result<Out<'s>> {
+fn declare<'s>(bus: &'s qubot_bus::Bus, key: &str, stamping: Stamping) -> anyhow::Result<Out<'s>> {
     let t = topic_of(key).to_owned();
     let q = zenoh_qos(topic::by_name(&t).map_or(qubot_msg::QosClass::Sensor, |s| s.qos));
     let publisher = bus
@@ -178,6 +258,7 @@ fn declare<'s>(bus: &'s qubot_bus::Bus, key: &str) -> anyhow::Result<Out<'s>> {
         .map_err(|e| anyhow::anyhow!("declaring a publisher on {key}: {e}"))?;
     Ok(Out {
         publisher,
+        stamping,
         published: metrics::counter!(PUBLISHED, "actor" => "replay", "topic" => t.clone()),
         bytes: metrics::counter!(BYTES_PUBLISHED, "actor" => "replay", "topic" => t),
     })
@@ -189,9 +270,17 @@ struct Played {
     seconds: f64,
 }
 
-/// Publishes `w` `loops` times (0: until `stop`), each message at its recorded offset from the
-/// first divided by `rate` (0: no waiting), on absolute deadlines so waits do not add up.
-fn play(w: &[Entry], pubs: &[Out], rate: f64, loops: u64, stop: &AtomicBool) -> Played {
+/// Publishes `w` `loops` times (0: until `stop` or `until`), each message at its recorded
+/// offset from the first divided by `rate` (0: no waiting), on absolute deadlines so waits do
+/// not add up.
+fn play(
+    w: &[Entry],
+    pubs: &[Out],
+    rate: f64,
+    loops: u64,
+    until: Option<Instant>,
+    stop: &AtomicBool,
+) -> Played {
     let t0 = Instant::now();
     let first = w[0].log_ns;
     let mut p = Played {
@@ -199,24 +288,53 @@ fn play(w: &[Entry], pubs: &[Out], rate: f64, loops: u64, stop: &AtomicBool) -> 
         loops: 0,
         seconds: 0.0,
     };
+    let mut scratch = Vec::new();
     'outer: while loops == 0 || p.loops < loops {
         let start = Instant::now();
+        let start_ns = now_ns();
         for e in w {
             if stop.load(Ordering::Relaxed) {
                 break 'outer;
             }
-            if rate > 0.0 {
-                let due = start + Duration::from_secs_f64((e.log_ns - first) as f64 * 1e-9 / rate);
+            let offset_ns = if rate > 0.0 {
+                let offset = Duration::from_secs_f64((e.log_ns - first) as f64 * 1e-9 / rate);
+                let due = start + offset;
+                if until.is_some_and(|u| due >= u) {
+                    break 'outer;
+                }
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
                 }
-            }
+                offset.as_nanos() as u64
+            } else {
+                if until.is_some_and(|u| Instant::now() >= u) {
+                    break 'outer;
+                }
+                now_ns().saturating_sub(start_ns)
+            };
             let out = &pubs[e.key];
-            match out.publisher.put(e.wire.as_slice()).wait() {
+            let bytes = match out.stamping {
+                Stamping::Keep => e.wire.as_slice(),
+                Stamping::Source(id) | Stamping::Producer(id) => {
+                    // Stamped as if received at its (scheduled) time of playing: at rate 1
+                    // every stamp moves by the same amount, so the intervals between them,
+                    // which the planner matches scans to odometry by, are the recorded ones.
+                    let shift = match out.stamping {
+                        Stamping::Producer(_) => (start_ns + offset_ns) as i64 - e.log_ns as i64,
+                        _ => 0,
+                    };
+                    scratch.clear();
+                    scratch.extend_from_slice(&e.wire);
+                    // A message that was recorded undecodable goes out as it came.
+                    let _ = qubot_msg::restamp(&mut scratch, id, shift);
+                    scratch.as_slice()
+                }
+            };
+            match out.publisher.put(bytes).wait() {
                 Ok(()) => {
                     out.published.increment(1);
-                    out.bytes.increment(e.wire.len() as u64);
+                    out.bytes.increment(bytes.len() as u64);
                     p.published += 1;
                 }
                 Err(err) => tracing::warn!(error = %err, "a replayed message was not sent"),
@@ -248,5 +366,21 @@ mod tests {
         let w = window(&all, 2.0, 3.0);
         assert_eq!((w[0].log_ns, w.len()), (12_000_000_000, 3));
         assert!(window(&all, 20.0, 0.0).is_empty());
+    }
+
+    #[test]
+    fn a_producer_replay_stands_in_for_sensors_and_actuators_only() {
+        let keys = [
+            "qubot/r/sensor/lidar0/scan",
+            "qubot/r/planner/main/cmd",
+            "qubot/r/actuator/base/state",
+            "qubot/r/flood/flood0/scan",
+        ]
+        .map(String::from);
+        let p = producers_of(&keys);
+        assert_eq!(p[0], Some(("sensor".into(), "lidar0".into())));
+        assert_eq!(p[1], None);
+        assert_eq!(p[2], Some(("actuator".into(), "base".into())));
+        assert_eq!(p[3], None);
     }
 }
