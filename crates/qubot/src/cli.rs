@@ -364,9 +364,10 @@ impl RecordArgs {
 pub struct ReplayArgs {
     /// The recording (`qubot record`'s MCAP file).
     pub file: PathBuf,
-    /// Publish on this robot's keys (the recorded keys with their robot segment replaced);
-    /// default: the robot it was recorded on.
-    #[arg(long, value_parser = parse_segment)]
+    /// Publish on this robot's keys (the recorded keys with their robot segment replaced).
+    /// Without it the replay targets the default robot, and a recording of any other robot is
+    /// refused: traffic goes onto a robot the operator named, never one the file names.
+    #[arg(long, env = "QUBOT_ROBOT", value_parser = parse_segment)]
     pub robot: Option<String>,
     /// Endpoints, metrics, labels and zenoh settings, as every process takes them.
     #[command(flatten)]

@@ -248,7 +248,11 @@ fn a_recorder_killed_with_sigkill_leaves_its_complete_chunks_readable() {
         .sum();
 
     // Qubot's own reader plays the same messages and says where the file ends.
-    let (code, stdout, err) = run(&["replay", &out, "--rate", "0"], Duration::from_secs(60));
+    let (code, stdout, err) = run(
+        // Onto a robot nobody runs: only what the reader reads is checked here.
+        &["replay", &out, "--robot", "recsv-sink", "--rate", "0"],
+        Duration::from_secs(60),
+    );
     assert_eq!(code, 0, "{err}");
     let replay = json(stdout.lines().last().expect("replay's summary"));
     assert!(replay["cut_short"].is_string(), "{replay}");

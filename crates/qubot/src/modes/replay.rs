@@ -21,6 +21,9 @@ use zenoh::Wait;
 
 use crate::cli::ReplayArgs;
 
+/// The robot a replay without `--robot` (or `QUBOT_ROBOT`) targets: every process's default.
+const DEFAULT_ROBOT: &str = "qubot-one";
+
 /// Larger files are refused: replay holds the recording in memory.
 const MAX_FILE_BYTES: u64 = 4 << 30;
 
@@ -44,7 +47,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(why) = &rec.cut_short {
         tracing::warn!(file = %args.file.display(), why, "the recording ends early (its recorder was killed?): playing what it holds");
     }
-    let robot = args.robot.clone().unwrap_or_else(|| rec.robot.clone());
+    let robot = match &args.robot {
+        Some(r) => r.clone(),
+        None if rec.robot == DEFAULT_ROBOT => rec.robot.clone(),
+        None => anyhow::bail!(
+            "{}: recorded on robot {:?}, and this replay targets {DEFAULT_ROBOT:?}: name the robot to play onto with --robot {} (or another)",
+            args.file.display(),
+            rec.robot,
+            rec.robot
+        ),
+    };
     let keys: Vec<String> = rec.keys.iter().map(|k| on_robot(k, &robot)).collect();
     let producers = if args.as_producer {
         let producers = producers_of(&keys);
