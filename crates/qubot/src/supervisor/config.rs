@@ -41,13 +41,14 @@ fn overrides(cfg: &mut NodeConfig, args: &UpArgs) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use clap::Parser;
 
     use super::*;
     use crate::cli::{Cli, Mode};
 
-    fn up(args: &[&str]) -> UpArgs {
+    /// `qubot up ARGS` as parsed (the supervisor's tests share it).
+    pub(in crate::supervisor) fn up(args: &[&str]) -> UpArgs {
         match Cli::try_parse_from(["qubot", "up"].iter().chain(args))
             .expect("command line")
             .mode

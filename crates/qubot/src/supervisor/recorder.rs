@@ -119,18 +119,9 @@ impl Recorder {
 mod tests {
     use clap::Parser;
 
+    use super::super::config::tests::up;
     use super::*;
-    use crate::cli::{Cli, Mode};
-
-    fn up(args: &[&str]) -> UpArgs {
-        match Cli::try_parse_from(["qubot", "up"].iter().chain(args))
-            .expect("command line")
-            .mode
-        {
-            Mode::Up(a) => a,
-            other => panic!("not up: {other:?}"),
-        }
-    }
+    use crate::cli::Cli;
 
     #[test]
     fn the_recorder_joins_the_robot_as_the_actors_do_and_restarts_into_new_files() {

@@ -64,37 +64,7 @@ impl Up {
     /// code under test, so fresh ports are drawn (at most three starts in all). Any other exit
     /// before the supervisor is up fails the test with what it printed.
     pub fn with_args(robot: &str, extra: &[&str]) -> Up {
-        const STARTS: usize = 3;
-        for start in 1..=STARTS {
-            let (hub, base) = pipeline_ports();
-            let base_s = base.to_string();
-            let mut args = vec![
-                "up",
-                "--robot",
-                robot,
-                "--hub",
-                &hub,
-                "--metrics-port-base",
-                &base_s,
-            ];
-            args.extend_from_slice(extra);
-            let (mut proc, stderr) = Proc::spawn_keeping_stderr("qubot up", &args);
-            let supervisor = format!("127.0.0.1:{base}");
-            let exited = super::wait_for("the supervisor's /metrics", Duration::from_secs(60), || {
-                if !proc.is_running() {
-                    return Some(true);
-                }
-                scrape(&supervisor).map(|_| false)
-            });
-            if !exited {
-                return Up { proc, base, hub };
-            }
-            let err = stderr.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
-            if !(err.contains("Address already in use") && start < STARTS) {
-                panic!("qubot up exited before it served /metrics (start {start}): {err}");
-            }
-        }
-        unreachable!("the last start either returns or panics")
+        Up::on_ports(robot, extra, pipeline_ports)
     }
 
     /// The `/metrics` address of process `offset`: 0 the supervisor, then sensor, planner,
