@@ -113,3 +113,79 @@ impl Body for Ping {
         Ok(())
     }
 }
+
+/// The planner's memory: the obstacle grid it plans around, published at a low rate for
+/// viewers and recordings. Payload: `width * height` cells of one byte, row-major from the
+/// cell at the origin (x grows along a row, rows grow in y); a cell is 0 (free or never seen)
+/// to 100 (an obstacle seen on as many scans as the grid remembers).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemoryGrid {
+    /// World coordinates of the outer corner of cell (0, 0) (m).
+    pub origin_x: f64,
+    pub origin_y: f64,
+    /// Side of a square cell (m).
+    pub resolution_m: f64,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl MemoryGrid {
+    /// The value of a cell with the most evidence.
+    pub const OCCUPIED: u8 = 100;
+}
+
+impl Body for MemoryGrid {
+    const KIND: Kind = Kind::Memory;
+    fn check_payload(&self, len: usize) -> Result<(), String> {
+        let want = self.width as u64 * self.height as u64;
+        if len as u64 == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}x{} grid needs {want} payload bytes, got {len}",
+                self.width, self.height
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode, encode_into, encoded_len, ActorId, EncodeError, Stamp};
+
+    #[test]
+    fn a_memory_grid_carries_one_byte_per_cell() {
+        let body = MemoryGrid {
+            origin_x: -1.5,
+            origin_y: 2.0,
+            resolution_m: 0.1,
+            width: 3,
+            height: 2,
+        };
+        assert!(body.check_payload(6).is_ok());
+        assert!(body.check_payload(5).is_err());
+        assert!(body.check_payload(0).is_err());
+        assert!(matches!(
+            encoded_len(&body, 7),
+            Err(EncodeError::PayloadMismatch { len: 7, .. })
+        ));
+
+        let cells = [0, 100, 0, 33, 0, 100];
+        let mut msg = vec![0; encoded_len(&body, cells.len()).expect("len")];
+        let stamp = Stamp {
+            seq: 1,
+            source: ActorId(7),
+            origin_ns: 10,
+            publish_ns: 11,
+        };
+        encode_into(&stamp, &body, &mut msg)
+            .expect("encode")
+            .copy_from_slice(&cells);
+        let d = decode::<MemoryGrid>(&msg).expect("decode");
+        assert_eq!(d.header.kind, Kind::Memory);
+        assert_eq!(Kind::from_wire(Kind::Memory as u16), Some(Kind::Memory));
+        assert_eq!(d.body, body);
+        assert_eq!(d.payload, cells);
+    }
+}

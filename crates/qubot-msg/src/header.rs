@@ -11,7 +11,9 @@ pub const MAX_BODY_LEN: usize = 4096;
 /// Largest bulk payload accepted (a 4K RGBA frame is ~33 MiB).
 pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
 
-/// What the body is. The discriminant is the wire value.
+/// What the body is. The discriminant is the wire value; new kinds are appended and never
+/// renumbered, so adding one does not bump [`SCHEMA_VERSION`]: a reader that predates a kind
+/// refuses its messages as unknown and understands every other (docs/ARCHITECTURE.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u16)]
 pub enum Kind {
@@ -20,6 +22,7 @@ pub enum Kind {
     Command = 3,
     State = 4,
     Ping = 5,
+    Memory = 6,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
             3 => Kind::Command,
             4 => Kind::State,
             5 => Kind::Ping,
+            6 => Kind::Memory,
             _ => return None,
         })
     }
@@ -41,6 +45,7 @@ impl Kind {
             Kind::Command => "cmd",
             Kind::State => "state",
             Kind::Ping => "ping",
+            Kind::Memory => "memory",
         }
     }
 }

@@ -24,7 +24,7 @@ mod ranges;
 mod role;
 pub mod topic;
 
-pub use body::{Body, Command, Frame, Ping, Scan, State};
+pub use body::{Body, Command, Frame, MemoryGrid, Ping, Scan, State};
 pub use clock::{now_ns, set_clock_offset_ns};
 pub use codec::{
     damage_header, decode, decode_body, decode_header, decode_header_sized, encode_into, encoded_len,

@@ -7,7 +7,7 @@
 use std::{fmt, marker::PhantomData};
 
 use crate::{
-    body::{Body, Command, Frame, Ping, Scan, State},
+    body::{Body, Command, Frame, MemoryGrid, Ping, Scan, State},
     header::Kind,
     role::Role,
 };
@@ -115,8 +115,21 @@ pub const PING: Topic<Ping> = Topic::new("ping", QosClass::Sensor, None, &[]);
 /// Benchmark and probe replies.
 pub const PONG: Topic<Ping> = Topic::new("pong", QosClass::Sensor, None, &[]);
 
+/// The planner's obstacle grid at a low rate, for viewers and recordings; nobody in the loop
+/// consumes it, so it is no flow. Best effort like sensor data: a lost grid is replaced by the
+/// next, and a reliable class would let a slow viewer hold up the planner's worker.
+pub const MEMORY: Topic<MemoryGrid> = Topic::new("memory", QosClass::Sensor, Some(Role::Planner), &[]);
+
 /// Every topic of the contract.
-pub const ALL: [TopicSpec; 6] = [SCAN.spec, FRAME.spec, CMD.spec, STATE.spec, PING.spec, PONG.spec];
+pub const ALL: [TopicSpec; 7] = [
+    SCAN.spec,
+    FRAME.spec,
+    CMD.spec,
+    STATE.spec,
+    PING.spec,
+    PONG.spec,
+    MEMORY.spec,
+];
 
 /// The topic named `name`, if the contract has one.
 pub fn by_name(name: &str) -> Option<TopicSpec> {
@@ -195,5 +208,6 @@ mod tests {
         assert_eq!(STATE.spec().kind, Kind::State);
         assert_eq!(FRAME.spec().kind, Kind::Frame);
         assert_eq!(PING.spec().kind, Kind::Ping);
+        assert_eq!(MEMORY.spec().kind, Kind::Memory);
     }
 }

@@ -223,6 +223,9 @@ pub struct PlannerSection {
     pub v_max: f64,
     pub w_max: f64,
     pub shm_pool_mib: u64,
+    /// How often the planner publishes its memory (the obstacle grid) on `memory`, Hz; 0
+    /// disables it (docs/ARCHITECTURE.md §11).
+    pub memory_hz: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,6 +320,7 @@ impl Default for PlannerSection {
             v_max: 0.8,
             w_max: 2.0,
             shm_pool_mib: 1,
+            memory_hz: 1.0,
         }
     }
 }
@@ -538,6 +542,9 @@ impl NodeConfig {
         range("planner.v_max", p.v_max, 0.01, 10.0)?;
         range("planner.w_max", p.w_max, 0.01, 20.0)?;
         int_range("planner.shm_pool_mib", p.shm_pool_mib, 1, MAX_POOL_MIB)?;
+        if p.memory_hz != 0.0 {
+            range("planner.memory_hz", p.memory_hz, 0.1, 10.0)?;
+        }
         let a = &self.actuator;
         range("actuator.tick_hz", a.tick_hz, 5.0, 1000.0)?;
         if !(20..=10_000).contains(&a.cmd_timeout_ms) {

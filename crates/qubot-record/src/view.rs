@@ -9,12 +9,12 @@
 //! (`origin_ns`).
 
 use foxglove::messages::{
-    scene_entity_deletion, Color, CubePrimitive, CylinderPrimitive, FrameTransform, FrameTransforms,
-    KeyValuePair, LaserScan, Pose, PoseInFrame, Quaternion, SceneEntity, SceneEntityDeletion, SceneUpdate,
-    Timestamp, Vector3,
+    packed_element_field::NumericType, scene_entity_deletion, Color, CubePrimitive, CylinderPrimitive,
+    FrameTransform, FrameTransforms, Grid, KeyValuePair, LaserScan, PackedElementField, Pose, PoseInFrame,
+    Quaternion, SceneEntity, SceneEntityDeletion, SceneUpdate, Timestamp, Vector2, Vector3,
 };
 use foxglove::{Encode, Schema};
-use qubot_msg::{decode, topic, Command, DecodeError, Header, Scan, ScanRanges, State};
+use qubot_msg::{decode, topic, Command, DecodeError, Header, MemoryGrid, Scan, ScanRanges, State};
 use qubot_robot::{Shape, World};
 use serde::Serialize;
 
@@ -70,10 +70,12 @@ pub enum Channel {
     Cmd,
     /// JSON: the loop's figures at each command (latency, the drive's measured velocity).
     Loop,
+    /// `foxglove.Grid` in the map frame: the planner's memory, one u8 `occupancy` per cell.
+    Memory,
 }
 
 impl Channel {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [Channel; Channel::COUNT] = [
         Channel::Scan,
         Channel::Tf,
@@ -82,6 +84,7 @@ impl Channel {
         Channel::Movers,
         Channel::Cmd,
         Channel::Loop,
+        Channel::Memory,
     ];
 
     /// Position in [`Channel::ALL`].
@@ -98,6 +101,7 @@ impl Channel {
             Channel::Movers => "/movers",
             Channel::Cmd => "/cmd",
             Channel::Loop => "/loop",
+            Channel::Memory => "/memory",
         }
     }
 
@@ -117,6 +121,7 @@ impl Channel {
             Channel::World | Channel::Movers => SceneUpdate::get_schema(),
             Channel::Cmd => Some(Schema::new("qubot.Cmd", "jsonschema", CMD_SCHEMA.as_bytes())),
             Channel::Loop => Some(Schema::new("qubot.Loop", "jsonschema", LOOP_SCHEMA.as_bytes())),
+            Channel::Memory => Grid::get_schema(),
         }
     }
 }
@@ -236,6 +241,7 @@ enum Wire<'a> {
     Scan(qubot_msg::Decoded<'a, Scan>),
     State(qubot_msg::Decoded<'a, State>),
     Cmd(qubot_msg::Decoded<'a, Command>),
+    Memory(qubot_msg::Decoded<'a, MemoryGrid>),
 }
 
 impl Wire<'_> {
@@ -244,6 +250,7 @@ impl Wire<'_> {
             Wire::Scan(d) => &d.header,
             Wire::State(d) => &d.header,
             Wire::Cmd(d) => &d.header,
+            Wire::Memory(d) => &d.header,
         }
     }
 }
@@ -292,6 +299,8 @@ impl View {
             Wire::State(decode(wire).map_err(|e| decode_error(topic::STATE.name(), e))?)
         } else if name == topic::CMD.name() {
             Wire::Cmd(decode(wire).map_err(|e| decode_error(topic::CMD.name(), e))?)
+        } else if name == topic::MEMORY.name() {
+            Wire::Memory(decode(wire).map_err(|e| decode_error(topic::MEMORY.name(), e))?)
         } else {
             return Ok(&[]);
         };
@@ -311,6 +320,7 @@ impl View {
             Wire::Scan(d) => self.scan(&d, recv_ns)?,
             Wire::State(d) => self.state(&d, recv_ns)?,
             Wire::Cmd(d) => self.cmd(&d, recv_ns)?,
+            Wire::Memory(d) => self.memory(&d, recv_ns)?,
         }
         Ok(&self.out.list[..self.out.n])
     }
@@ -395,6 +405,37 @@ impl View {
             self.out.push(Channel::Loop, &d.header, recv_ns),
         )?;
         Ok(())
+    }
+}
+
+impl View {
+    /// The grid as Foxglove draws it: cell (0, 0) at the pose, columns along x, rows along y,
+    /// one byte a cell. At a hertz or so, copying the cells into the message costs little.
+    fn memory(&mut self, d: &qubot_msg::Decoded<'_, MemoryGrid>, recv_ns: u64) -> Result<(), ViewError> {
+        let m = &d.body;
+        let grid = Grid {
+            timestamp: Some(timestamp(d.header.stamp.origin_ns)),
+            frame_id: MAP_FRAME.to_owned(),
+            pose: Some(pose(m.origin_x, m.origin_y, 0.0)),
+            column_count: m.width,
+            cell_size: Some(Vector2 {
+                x: m.resolution_m,
+                y: m.resolution_m,
+            }),
+            row_stride: m.width,
+            cell_stride: 1,
+            fields: vec![PackedElementField {
+                name: "occupancy".to_owned(),
+                offset: 0,
+                r#type: NumericType::Uint8 as i32,
+            }],
+            data: d.payload.to_vec().into(),
+        };
+        encode(
+            &grid,
+            Channel::Memory,
+            self.out.push(Channel::Memory, &d.header, recv_ns),
+        )
     }
 }
 
@@ -771,6 +812,42 @@ mod tests {
             .derive(key, &scan_wire(&[1.0], epoch + 1_600_000_000), 3)
             .expect("scan");
         assert_eq!(out[0].channel, Channel::World, "a new file is whole");
+    }
+
+    #[test]
+    fn the_memory_is_a_grid_of_its_cells_at_its_origin() {
+        let mut view = View::new(ViewOptions::default());
+        let body = MemoryGrid {
+            origin_x: -3.2,
+            origin_y: 1.6,
+            resolution_m: 0.1,
+            width: 4,
+            height: 3,
+        };
+        let cells: Vec<u8> = (0..12).map(|i| if i % 5 == 0 { 100 } else { 0 }).collect();
+        let out = view
+            .derive(
+                "qubot/r/planner/main/memory",
+                &wire(&body, &cells, 4, T0, T0 + 1),
+                T0 + 2,
+            )
+            .expect("memory");
+        assert_eq!(
+            out.iter().map(|d| d.channel).collect::<Vec<_>>(),
+            [Channel::Memory]
+        );
+        let g = Grid::decode(out[0].data.as_slice()).expect("grid");
+        assert_eq!(g.frame_id, "map");
+        assert_eq!(g.timestamp.map(|t| t.total_nanos()), Some(T0));
+        assert_eq!((g.column_count, g.row_stride, g.cell_stride), (4, 4, 1));
+        assert_eq!(g.data.len() as u32 / g.row_stride, 3, "rows");
+        assert_eq!(g.data.as_ref(), cells.as_slice());
+        assert_eq!(g.cell_size.map(|c| (c.x, c.y)), Some((0.1, 0.1)));
+        let at = g.pose.and_then(|p| p.position).expect("position");
+        assert_eq!((at.x, at.y), (-3.2, 1.6));
+        assert_eq!(g.fields.len(), 1);
+        assert_eq!(g.fields[0].name, "occupancy");
+        assert_eq!(g.fields[0].r#type, NumericType::Uint8 as i32);
     }
 
     #[test]

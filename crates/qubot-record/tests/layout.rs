@@ -21,7 +21,13 @@ fn the_layout_names_only_derived_channels_and_draws_them_all() {
         .keys()
         .map(String::as_str)
         .collect();
-    let drawable = [Channel::Scan, Channel::World, Channel::Movers, Channel::Pose];
+    let drawable = [
+        Channel::Scan,
+        Channel::World,
+        Channel::Movers,
+        Channel::Pose,
+        Channel::Memory,
+    ];
     assert_eq!(drawn, drawable.iter().map(|c| c.topic()).collect());
     let mut plotted = BTreeSet::new();
     for (id, panel) in panels.iter().filter(|(id, _)| id.starts_with("Plot!")) {

@@ -29,7 +29,7 @@ use std::collections::BinaryHeap;
 /// Evidence added by a scan end point in a cell, the most a cell holds, and the evidence one
 /// see-through scan removes: a wall seen three times needs nine scans through it to clear.
 const HIT: u8 = 3;
-const EVIDENCE_MAX: u8 = 9;
+pub(crate) const EVIDENCE_MAX: u8 = 9;
 
 /// Field units per straight and per diagonal step (1414/1000 approximates sqrt 2 to 2e-5).
 const STEP: u32 = 1000;
@@ -462,6 +462,12 @@ impl NavGrid {
             }
         }
         false
+    }
+
+    /// The memory read-only: the grid's placement and its evidence per cell (row-major from
+    /// the origin, 0 to `EVIDENCE_MAX`); `None` before the first scan placed it.
+    pub(crate) fn evidence(&self) -> Option<(Point, f64, usize, &[u8])> {
+        Some((self.origin?, self.res, self.side, &self.evidence))
     }
 
     /// Cells expanded by the last field update.

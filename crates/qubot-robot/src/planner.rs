@@ -217,6 +217,28 @@ struct BeamTables {
     sector: Vec<usize>,
 }
 
+/// The planner's obstacle grid: `side` x `side` square cells of `resolution_m`, the outer
+/// corner of cell (0, 0) at `origin`, row-major (x along a row).
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryView<'a> {
+    pub origin: Point,
+    pub resolution_m: f64,
+    pub side: usize,
+    evidence: &'a [u8],
+}
+
+impl MemoryView<'_> {
+    /// Writes each cell's occupancy, 0 (free or unseen) to `full` (as much evidence as a cell
+    /// holds), into `out` (`side * side` bytes).
+    pub fn write_occupancy(&self, full: u8, out: &mut [u8]) {
+        let max = u16::from(crate::navgrid::EVIDENCE_MAX);
+        for (o, &e) in out.iter_mut().zip(self.evidence) {
+            // No overflow in u16 (9 * 255); truncating, so 3, 6, 9 of 9 give 33, 66, 100.
+            *o = (u16::from(e.min(crate::navgrid::EVIDENCE_MAX)) * u16::from(full) / max) as u8;
+        }
+    }
+}
+
 /// The planner. It remembers obstacles between calls, so feed it the scans of one robot in
 /// order; [`Planner::reset`] forgets them.
 #[derive(Clone, Debug)]
@@ -297,6 +319,17 @@ impl Planner {
     /// [`PlannerConfig::incremental`]); the memory is kept.
     pub fn set_incremental(&mut self, on: bool) {
         self.cfg.incremental = on;
+    }
+
+    /// The memory, read-only: the obstacle grid as it stands, `None` before the first scan.
+    pub fn memory(&self) -> Option<MemoryView<'_>> {
+        let (origin, resolution_m, side, evidence) = self.grid.evidence()?;
+        Some(MemoryView {
+            origin,
+            resolution_m,
+            side,
+            evidence,
+        })
     }
 
     /// Route field statistics since the planner was made.

@@ -63,13 +63,14 @@ with open(sys.argv[1], "wb") as f:
 /// against the wire message it came from (same publish time and sequence), parsed from the
 /// bytes by the layouts of docs/ARCHITECTURE.md §3 (scan body: pose_x, pose_y, pose_theta f64,
 /// angle_min, angle_increment, range_max f32, beams u32; ranges f32; command body: v, w f64,
-/// deadline_ns, scan_seq u64). Prints one JSON object: the channels, counts, the problems
-/// found, the world's entities and the movers' positions.
+/// deadline_ns, scan_seq u64; memory body: origin_x, origin_y, resolution_m f64, width, height
+/// u32; cells u8). Prints one JSON object: the channels, counts, the problems found, the
+/// world's entities, the movers' positions and each memory grid's size and occupied cells.
 const READ_FOXGLOVE: &str = r#"
 import json, math, struct, sys
 from mcap.reader import make_reader
 from mcap_protobuf.decoder import DecoderFactory
-out = {"channels": {}, "count": {}, "problems": [], "world": [], "movers": [], "cmd": [], "loop": []}
+out = {"channels": {}, "count": {}, "problems": [], "world": [], "movers": [], "cmd": [], "loop": [], "memory": []}
 def problem(what):
     if len(out["problems"]) < 20:
         out["problems"].append(what)
@@ -132,6 +133,21 @@ with open(sys.argv[1], "rb") as f:
         elif ch.topic == "/pose":
             if m.frame_id != "map":
                 problem("/pose in frame %r" % m.frame_id)
+        elif ch.topic == "/memory":
+            w = wire.get(("memory", msg.publish_time, msg.sequence))
+            if w is None:
+                problem("no wire memory for /memory at %d" % msg.publish_time); continue
+            origin, log, body, payload = w
+            ox, oy, res, width, height = struct.unpack_from("<dddII", body, 0)
+            data = bytes(m.data)
+            if data != payload or m.column_count != width or m.row_stride != width or m.cell_stride != 1:
+                problem("/memory %dx%d (stride %d) is not its wire grid %dx%d" % (m.column_count, len(data) // max(m.row_stride, 1), m.row_stride, width, height))
+            if m.frame_id != "map" or (m.pose.position.x, m.pose.position.y) != (ox, oy) or m.cell_size.x != res:
+                problem("/memory placed at %s in %r, not the grid's origin" % (m.pose, m.frame_id))
+            if [(f.name, f.offset) for f in m.fields] != [("occupancy", 0)] or not stamp_ok(m.timestamp, origin):
+                problem("/memory fields %s or stamp %s" % (m.fields, m.timestamp))
+            out["memory"].append({"width": m.column_count, "height": len(data) // max(m.row_stride, 1),
+                                  "len": len(data), "occupied": sum(1 for c in data if c > 0)})
         elif ch.topic in ("/world", "/movers"):
             for e in m.entities:
                 ent = {"id": e.id, "frame": e.frame_id, "t": e.timestamp.seconds * 10**9 + e.timestamp.nanos,
@@ -448,6 +464,7 @@ fn foxglove_channels_decode_with_foxglove_s_own_schemas_and_match_the_wire() {
         ("/tf", "foxglove.FrameTransforms"),
         ("/pose", "foxglove.PoseInFrame"),
         ("/world", "foxglove.SceneUpdate"),
+        ("/memory", "foxglove.Grid"),
     ] {
         assert_eq!(
             channels[topic],
@@ -467,6 +484,18 @@ fn foxglove_channels_decode_with_foxglove_s_own_schemas_and_match_the_wire() {
     assert!(count["/tf"].as_u64().is_some_and(|n| n >= 20), "{count}");
     assert_eq!(count["/tf"], count["/pose"], "{count}");
     assert_eq!(count["/world"], 1, "{count}");
+    // The planner's memory at 1 Hz: a few grids in a few seconds, every one whole, and walls
+    // in it once the robot has seen them.
+    let grids = v["memory"].as_array().expect("memory");
+    assert!(!grids.is_empty(), "{count}");
+    for g in grids {
+        let (w, h, len) = (g["width"].as_u64(), g["height"].as_u64(), g["len"].as_u64());
+        assert!(w.zip(h).map(|(w, h)| w * h) == len && len > Some(0), "{g}");
+    }
+    assert!(
+        grids.iter().any(|g| g["occupied"].as_u64() > Some(0)),
+        "nothing occupied: {grids:?}"
+    );
 
     // corridor's shapes (deploy/worlds/corridor.toml): the block as a box, the two pillars as
     // cylinders, and the border's four walls; the goal apart.
@@ -667,6 +696,18 @@ fn a_replay_carries_the_recorded_bytes_at_the_recorded_pace_and_never_steers() {
         "recorded over {rec_span:.2} s, heard over {heard_span:.2} s at rate 2"
     );
 
+    // Another robot's recording goes out only onto a robot named on the command line.
+    let (code, out, err) = run(
+        &["replay", &file.arg(), "--connect", &up.hub],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("recorded on robot \"rec-b\"") && err.contains("--robot"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "nothing is played: {out}");
+
     // As load: the recording played back onto the live robot it came from, under the replay's
     // own source id: its planner drops every one as foreign.
     let planner = up.metrics_of(2);
@@ -676,6 +717,8 @@ fn a_replay_carries_the_recorded_bytes_at_the_recorded_pace_and_never_steers() {
         &[
             "replay",
             &file.arg(),
+            "--robot",
+            "rec-b",
             "--connect",
             &up.hub,
             "--rate",

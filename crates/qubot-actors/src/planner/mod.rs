@@ -7,32 +7,36 @@
 //! deadline is the scan's capture time plus that budget.
 //!
 //! The rules (freshness, pose binding, keep-latest while busy, deadline) are plain state in
-//! [`rules`]; the planning step runs in `worker`; this module is the actix shell: clocks,
-//! metrics, the bus.
+//! [`rules`]; the planning step runs in `worker`, which also publishes the memory (the
+//! obstacle grid) at `planner.memory_hz`; this module is the actix shell: clocks, metrics,
+//! the bus.
 
 pub mod rules;
 mod worker;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, StreamHandler, SyncArbiter, WrapFuture};
 use metrics::Counter;
 use qubot_bus::{telemetry, Bus, BusError, Publisher, Received};
-use qubot_msg::{now_ns, topic, Command, DropReason, Role, Scan, State};
+use qubot_msg::{now_ns, topic, Command, DropReason, MemoryGrid, Role, Scan, State};
 use qubot_robot::{PlannerConfig, World};
 use qubot_runtime::{subscribe_bound, Deliver, InboxOptions, Subscription};
 
 use qubot_node::NodeConfig;
 use rules::{admit_scan, Arrival, KeepLatest, PlannerRules, ScanVerdict};
-use worker::{PlanJob, PlanOutcome, PlanWorker};
+use worker::{MemoryOut, PlanJob, PlanOutcome, PlanWorker};
 
 pub struct PlannerBus {
     cmd: Publisher<Command>,
+    /// Used by the worker thread only (one publishing thread per publisher).
+    memory: Arc<Publisher<MemoryGrid>>,
 }
 
 pub fn declare(bus: &Bus) -> Result<PlannerBus, BusError> {
     Ok(PlannerBus {
         cmd: bus.publisher(topic::CMD)?,
+        memory: Arc::new(bus.publisher(topic::MEMORY)?),
     })
 }
 
@@ -143,7 +147,11 @@ pub async fn start(
 ) -> Result<Vec<Subscription>, BusError> {
     let pc = planner_config(cfg, world);
     let goal = world.goal;
-    let worker = SyncArbiter::start(1, move || PlanWorker::new(pc, goal));
+    let (memory, memory_hz) = (pubs.memory.clone(), cfg.planner.memory_hz);
+    // One worker thread: the factory runs once, so the memory has one publishing thread.
+    let worker = SyncArbiter::start(1, move || {
+        PlanWorker::new(pc, goal, MemoryOut::new(memory.clone(), memory_hz))
+    });
     let sensor = bus.bind(Role::Sensor.name(), &cfg.sensor.instance).await?;
     let actuator = bus.bind(Role::Actuator.name(), &cfg.actuator.instance).await?;
     let max_beams = cfg.planner.max_beams;

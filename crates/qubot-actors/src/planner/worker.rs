@@ -1,13 +1,18 @@
 //! The planning step on its own thread (`SyncArbiter`): CPU-bound work off the I/O thread. It
-//! owns the planner's memory (obstacle grid, route field, lookup-table cache) and counts the
-//! caches and the step's duration.
+//! owns the planner's memory (obstacle grid, route field, lookup-table cache), counts the
+//! caches and the step's duration, and publishes the obstacle grid at a low rate: the grid is
+//! written straight into the outgoing buffer here, so neither a copy of it nor its encoding
+//! ever reaches the actor's I/O thread (docs/ARCHITECTURE.md §11).
 
-use std::time::Instant;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{Actor, Handler, Message, SyncContext};
 use metrics::{Counter, Histogram};
-use qubot_bus::{telemetry, Received};
-use qubot_msg::{Role, Scan, ScanRanges};
+use qubot_bus::{telemetry, Publisher, Received};
+use qubot_msg::{MemoryGrid, Role, Scan, ScanRanges};
 use qubot_robot::{Planner as Vfh, PlannerConfig, Point, Pose2, RangeSource, ScanInput};
 
 /// One planning step: the scan and the odometry pose at its capture.
@@ -31,10 +36,64 @@ pub(super) struct PlanWorker {
     beams: CacheCounters,
     route: CacheCounters,
     route_cells: Histogram,
+    memory: Option<MemoryOut>,
+}
+
+/// Publishing the memory: every `period`, after the planning step that passes `due`.
+pub(super) struct MemoryOut {
+    publisher: Arc<Publisher<MemoryGrid>>,
+    period: Duration,
+    due: Instant,
+    duration: Histogram,
+}
+
+impl MemoryOut {
+    /// `None` when `hz` is 0 (disabled).
+    pub(super) fn new(publisher: Arc<Publisher<MemoryGrid>>, hz: f64) -> Option<MemoryOut> {
+        (hz > 0.0).then(|| MemoryOut {
+            publisher,
+            period: Duration::from_secs_f64(1.0 / hz),
+            due: Instant::now(),
+            duration: metrics::histogram!(
+                telemetry::HANDLER_DURATION,
+                "actor" => Role::Planner.name(),
+                "message" => "memory"
+            ),
+        })
+    }
+
+    /// Publishes `vfh`'s grid if it is due, stamped with the capture time of the scan that
+    /// last updated it; the time taken is recorded as `message="memory"`.
+    fn maybe_publish(&mut self, vfh: &Vfh, origin_ns: u64) {
+        let start = Instant::now();
+        if start < self.due {
+            return;
+        }
+        self.due = start + self.period;
+        let Some(mem) = vfh.memory() else {
+            return;
+        };
+        let side = u32::try_from(mem.side).unwrap_or(u32::MAX);
+        let body = MemoryGrid {
+            origin_x: mem.origin.x,
+            origin_y: mem.origin.y,
+            resolution_m: mem.resolution_m,
+            width: side,
+            height: side,
+        };
+        let cells = mem.side * mem.side;
+        let res = self.publisher.publish(&body, origin_ns, cells, |out| {
+            mem.write_occupancy(MemoryGrid::OCCUPIED, out)
+        });
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "publishing memory");
+        }
+        self.duration.record(start.elapsed().as_secs_f64());
+    }
 }
 
 impl PlanWorker {
-    pub(super) fn new(cfg: PlannerConfig, goal: Point) -> PlanWorker {
+    pub(super) fn new(cfg: PlannerConfig, goal: Point, memory: Option<MemoryOut>) -> PlanWorker {
         PlanWorker {
             vfh: Vfh::new(cfg),
             goal,
@@ -46,6 +105,7 @@ impl PlanWorker {
             beams: CacheCounters::new("beams"),
             route: CacheCounters::new("route"),
             route_cells: metrics::histogram!(telemetry::PLANNER_ROUTE_CELLS),
+            memory,
         }
     }
 }
@@ -102,6 +162,11 @@ impl Handler<PlanJob> for PlanWorker {
             self.route_cells.record(now.last_touched as f64);
         }
         self.duration.record(start.elapsed().as_secs_f64());
+        // After the step is timed, so `plan` stays the step alone; the command waits on this
+        // only on the rare steps that publish the grid (its cost is `message="memory"`).
+        if let Some(mem) = &mut self.memory {
+            mem.maybe_publish(&self.vfh, m.header.stamp.origin_ns);
+        }
         actix::MessageResult(PlanOutcome {
             v: plan.v,
             w: plan.w,
