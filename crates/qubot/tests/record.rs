@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{
     counters::{dropped_at, sum},
     free_port, json,
+    mcap::{python, python_mcap},
     pipeline::{Up, WORLDS_DIR},
     run, runs, serial, skip_or_fail, wait_for, Proc, TempFile,
 };
@@ -157,19 +159,6 @@ with open(sys.argv[1], "rb") as f:
 print(json.dumps(out))
 "#;
 
-fn python_mcap(test: &str) -> bool {
-    if runs("python3", &["-c", "import mcap"]) {
-        return true;
-    }
-    skip_or_fail(
-        test,
-        "python3 with the mcap package (pip install mcap) is not installed",
-    );
-    false
-}
-
-/// Whether Foxglove's protobuf decoder for the `mcap` package is there (skipped, or failed under
-/// CI, when it is not).
 fn python_foxglove(test: &str) -> bool {
     if runs(
         "python3",
@@ -186,29 +175,11 @@ fn python_foxglove(test: &str) -> bool {
 }
 
 fn read_foxglove(path: &str) -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .args(["-c", READ_FOXGLOVE, path])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python foxglove reader: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(String::from_utf8_lossy(&out.stdout).trim())
+    python(READ_FOXGLOVE, Path::new(path))
 }
 
 fn read_mcap(path: &str) -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .args(["-c", READ_MCAP, path])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python mcap reader: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(String::from_utf8_lossy(&out.stdout).trim())
+    python(READ_MCAP, Path::new(path))
 }
 
 /// `qubot record` of `robot` on the bus at `hub` into `out`, with `extra` arguments.

@@ -14,9 +14,9 @@ use std::{
 use common::{
     counters::counter,
     json,
+    mcap::{python, python_mcap},
     pipeline::{assert_clean_run, Up, RUN},
-    run, run_report_in, runs, serial, skip_or_fail, wait_for, Event, EventKind, Finish, Proc, TempDir,
-    TempFile,
+    run, run_report_in, serial, skip_or_fail, wait_for, Event, EventKind, Finish, Proc, TempDir, TempFile,
 };
 use qubot_msg::metric_names::RECORD_MESSAGES;
 
@@ -90,33 +90,6 @@ with open(sys.argv[1], "rb") as f:
         out["error"] = type(e).__name__
 print(json.dumps(out))
 "#;
-
-fn python_mcap(test: &str) -> bool {
-    if runs("python3", &["-c", "import mcap"]) {
-        return true;
-    }
-    skip_or_fail(
-        test,
-        "python3 with the mcap package (pip install mcap) is not installed",
-    );
-    false
-}
-
-/// `script` run on `path` by python3: its JSON line.
-fn python(script: &str, path: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python mcap reader on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 fn ends_with_magic(path: &Path) -> bool {
     std::fs::read(path).is_ok_and(|b| b.ends_with(MCAP_MAGIC))

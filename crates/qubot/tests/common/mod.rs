@@ -9,6 +9,7 @@
 
 pub mod counters;
 pub mod lab;
+pub mod mcap;
 pub mod pipeline;
 pub mod prometheus;
 pub mod router;
