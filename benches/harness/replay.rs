@@ -45,8 +45,12 @@ pub struct ReplayArgs {
 
 /// One recorded message the planner takes, in the order the recorder received them.
 enum Input {
-    State { publish_ns: u64, state: State },
-    Scan { seq: u64, origin_ns: u64, wire: Vec<u8> },
+    State {
+        publish_ns: u64,
+        state: State,
+    },
+    /// Decoded where it is planned: the ranges are read in place from these bytes.
+    Scan(Vec<u8>),
 }
 
 #[derive(Debug, Serialize)]
@@ -122,15 +126,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
                     });
                 }
             }
-            "scan" => {
-                if let Ok(m) = decode::<Scan>(&e.wire) {
-                    inputs.push(Input::Scan {
-                        seq: m.header.stamp.seq,
-                        origin_ns: m.header.stamp.origin_ns,
-                        wire: e.wire.clone(),
-                    });
-                }
-            }
+            "scan" => inputs.push(Input::Scan(e.wire.clone())),
             _ => {}
         }
     }
@@ -155,13 +151,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
                 Input::State { publish_ns, state } => {
                     rules.on_state(*publish_ns, state);
                 }
-                Input::Scan { seq, origin_ns, wire } => {
-                    if !args.all_scans && !recorded.contains_key(seq) {
+                Input::Scan(wire) => {
+                    let Ok(m) = decode::<Scan>(wire) else { continue };
+                    let (seq, origin_ns) = (m.header.stamp.seq, m.header.stamp.origin_ns);
+                    if !args.all_scans && !recorded.contains_key(&seq) {
                         continue;
                     }
-                    let Ok(m) = decode::<Scan>(wire) else { continue };
                     // Taken the instant it was captured: offline, nothing is stale.
-                    let ScanVerdict::Plan(pose) = rules.check_scan(&m.body, *origin_ns, *origin_ns) else {
+                    let ScanVerdict::Plan(pose) = rules.check_scan(&m.body, origin_ns, origin_ns) else {
                         continue;
                     };
                     let b = m.body;
@@ -174,7 +171,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
                     let t = Instant::now();
                     let plan = planner.plan(&scan, pose, world.goal);
                     times.push(t.elapsed().as_secs_f64() * 1e6);
-                    planned.insert(*seq, (plan.v, plan.w));
+                    planned.insert(seq, (plan.v, plan.w));
                 }
             }
         }

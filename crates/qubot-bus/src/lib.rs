@@ -20,7 +20,7 @@ pub use binding::{Binding, SourceFilter, Verdict};
 pub use clock::{clock_key, probe_clocks, ClockReading};
 pub use config::{BusConfig, DEFAULT_SHM_THRESHOLD, LOW_LATENCY, SHM_TRANSPORT_KEY};
 pub use error::BusError;
-pub use publisher::{PublishError, Publisher};
+pub use publisher::{has_subscribers, wait_until, PublishError, Publisher};
 pub use qubot_msg::keys::{check_segment, key, liveliness_key, token_key, token_source};
 pub use qubot_msg::ActorId;
 pub use qubot_msg::{topic, QosClass, Topic, TopicSpec};

@@ -138,17 +138,26 @@ impl<B> Publisher<B> {
     /// Waits until at least one subscriber matches this publisher, or `timeout` passes.
     /// Returns whether one matched. For tools and tests that must not publish into the void.
     pub fn wait_for_subscribers(&self, timeout: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(status) = self.inner.matching_status().wait() {
-                if status.matching() {
-                    return true;
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        wait_until(timeout, || has_subscribers(&self.inner))
+    }
+}
+
+/// Whether a subscriber matches the zenoh publisher `p` now.
+pub fn has_subscribers(p: &zenoh::pubsub::Publisher<'_>) -> bool {
+    p.matching_status().wait().is_ok_and(|s| s.matching())
+}
+
+/// Checks `ready` every 10 ms until it holds or `timeout` has passed (at least once); returns
+/// whether it held. For tools and tests that must not publish into the void.
+pub fn wait_until(timeout: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
         }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

@@ -41,18 +41,22 @@ impl Plan {
         if !self.splits() {
             return self.path.clone();
         }
-        let stem = self
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ext = self
-            .path
-            .extension()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mcap".into());
-        self.path.with_file_name(format!("{stem}-{index:03}.{ext}"))
+        numbered(&self.path, index)
     }
+}
+
+/// File number `index` of a recording asked for at `path`: `<stem>-007.<ext>` beside it (the
+/// names of split files, and of the files of a restarted recorder under `qubot up`).
+pub fn numbered(path: &Path, index: u32) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mcap".into());
+    path.with_file_name(format!("{stem}-{index:03}.{ext}"))
 }
 
 /// How a recording ended.

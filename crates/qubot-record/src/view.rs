@@ -406,9 +406,7 @@ impl View {
         )?;
         Ok(())
     }
-}
 
-impl View {
     /// The grid as Foxglove draws it: cell (0, 0) at the pose, columns along x, rows along y,
     /// one byte a cell. At a hertz or so, copying the cells into the message costs little.
     fn memory(&mut self, d: &qubot_msg::Decoded<'_, MemoryGrid>, recv_ns: u64) -> Result<(), ViewError> {

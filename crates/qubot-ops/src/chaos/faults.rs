@@ -119,11 +119,16 @@ fn tool(pipe: &Pipeline, args: &[String], timeout: Duration) -> anyhow::Result<s
     serde_json::from_str(last).with_context(|| format!("qubot {} report {last:?}", args[0]))
 }
 
-fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
-    let secs = f
-        .for_s
+/// How long a load runs (s): its `for_s`, else the rest of the fault phase (which ends at
+/// `end`); a tenth of a second at least.
+fn lasts(for_s: Option<f64>, end: Instant) -> f64 {
+    for_s
         .unwrap_or_else(|| end.saturating_duration_since(Instant::now()).as_secs_f64())
-        .max(0.1);
+        .max(0.1)
+}
+
+fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
+    let secs = lasts(f.for_s, end);
     let count = (f.rate * secs * 1.1).ceil() as u64 + 10;
     let sensor = Role::Sensor;
     let key = keys::key(
@@ -173,10 +178,7 @@ fn flood(pipe: &Pipeline, f: &Flood, i: usize, end: Instant, log: &Mutex<FaultLo
 /// A recording's scans played onto the sensor's key under the replay's own source id, looped
 /// until the time is up; logged as a flood, which is what the robot sees.
 fn replay(pipe: &Pipeline, r: &Replay, end: Instant, log: &Mutex<FaultLog>) -> anyhow::Result<()> {
-    let secs = r
-        .for_s
-        .unwrap_or_else(|| end.saturating_duration_since(Instant::now()).as_secs_f64())
-        .max(0.1);
+    let secs = lasts(r.for_s, end);
     let args: Vec<String> = [
         "replay",
         &r.file.display().to_string(),

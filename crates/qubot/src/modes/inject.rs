@@ -70,24 +70,15 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("declaring a publisher on {}", args.key))?;
-    let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.wait_subscriber.max(0.0));
     let peers = || bus.session().info().peers_zid().wait().count();
-    while !publisher
-        .matching_status()
-        .wait()
-        .map(|s| s.matching())
-        .unwrap_or(false)
-        || peers() < args.wait_peers
-    {
-        if std::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "no subscriber on {} (or fewer than {} peers) within {} s",
-                args.key,
-                args.wait_peers,
-                args.wait_subscriber
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let ready = || qubot_bus::has_subscribers(&publisher) && peers() >= args.wait_peers;
+    if !qubot_bus::wait_until(Duration::from_secs_f64(args.wait_subscriber.max(0.0)), ready) {
+        anyhow::bail!(
+            "no subscriber on {} (or fewer than {} peers) within {} s",
+            args.key,
+            args.wait_peers,
+            args.wait_subscriber
+        );
     }
     if args.wait_peers > 0 || args.as_producer {
         // As a producer, our liveliness token (declared at start) must also have reached the

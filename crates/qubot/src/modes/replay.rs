@@ -6,6 +6,7 @@
 //! a liveliness token of its own for each, and stamps moved to the time of playing, so a live
 //! planner binds to it and plans on what the robot saw (docs/ARCHITECTURE.md, "Recording").
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let producers = producers_of(&keys);
         if producers.iter().all(Option::is_none) {
             anyhow::bail!(
-                "{}: --as-producer stands in for sensors and actuators, and the recording holds none of their topics in that window",
+                "{}: --as-producer stands in for sensors and actuators, and the recording holds none of their topics (with those topic filters)",
                 args.file.display()
             );
         }
@@ -73,7 +74,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    if window(&rec.entries, args.start, args.duration).is_empty() {
+    let window = window(&rec.entries, args.start, args.duration);
+    if window.is_empty() {
         anyhow::bail!(
             "{}: no message to replay in that window and those topics",
             args.file.display()
@@ -84,16 +86,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bus = crate::startup::open(&cfg, args.bus.metrics_addr, args.bus.host_label.as_deref())?;
     // Each producer stood in for gets a source id and a token of its own, as if it had
     // (re)started: its consumers bind to it (docs/ARCHITECTURE.md §4a).
+    let mut ids: BTreeMap<&(String, String), qubot_bus::ActorId> = BTreeMap::new();
     let mut tokens = Vec::new();
-    let mut stood_in = Vec::new();
-    let mut ids: Vec<(String, qubot_bus::ActorId)> = Vec::new();
-    for (actor, instance) in producers.iter().flatten() {
-        let name = format!("{actor}/{instance}");
-        if ids.iter().any(|(n, _)| *n == name) {
+    for p in producers.iter().flatten() {
+        if ids.contains_key(p) {
             continue;
         }
         let id = qubot_bus::random_source();
-        let token = qubot_bus::token_key(&robot, actor, instance, id);
+        let token = qubot_bus::token_key(&robot, &p.0, &p.1, id);
         tokens.push(
             bus.session()
                 .liveliness()
@@ -101,41 +101,30 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .wait()
                 .map_err(|e| anyhow::anyhow!("declaring the liveliness token {token}: {e}"))?,
         );
-        stood_in.push(name.clone());
-        ids.push((name, id));
+        ids.insert(p, id);
     }
-    stood_in.sort();
-    let stamping: Vec<Stamping> = (0..keys.len())
-        .map(|k| match producers.get(k) {
-            Some(Some((actor, instance))) => {
-                let name = format!("{actor}/{instance}");
-                let id = ids.iter().find(|(n, _)| *n == name).map(|(_, id)| *id);
-                Stamping::Producer(id.unwrap_or_else(|| bus.source()))
-            }
-            _ if args.keep_sources => Stamping::Keep,
-            _ => Stamping::Source(bus.source()),
-        })
-        .collect();
-    let window = window(&rec.entries, args.start, args.duration);
+    let stood_in: Vec<String> = ids.keys().map(|(a, i)| format!("{a}/{i}")).collect();
     let pubs = keys
         .iter()
-        .zip(stamping)
-        .map(|(k, stamping)| declare(&bus, k, stamping))
+        .enumerate()
+        .map(|(k, key)| {
+            let stamping = match producers.get(k).and_then(Option::as_ref) {
+                Some(p) => Stamping::Producer(ids[p]),
+                None if args.keep_sources => Stamping::Keep,
+                None => Stamping::Source(bus.source()),
+            };
+            declare(&bus, key, stamping)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.wait_subscriber > 0.0 {
-        let deadline = Instant::now() + Duration::from_secs_f64(args.wait_subscriber);
-        while !pubs
-            .iter()
-            .any(|p| p.publisher.matching_status().wait().is_ok_and(|s| s.matching()))
-        {
-            if Instant::now() >= deadline {
-                anyhow::bail!(
-                    "no subscriber on the replayed keys within {} s",
-                    args.wait_subscriber
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    if args.wait_subscriber > 0.0
+        && !qubot_bus::wait_until(Duration::from_secs_f64(args.wait_subscriber), || {
+            pubs.iter().any(|p| qubot_bus::has_subscribers(&p.publisher))
+        })
+    {
+        anyhow::bail!(
+            "no subscriber on the replayed keys within {} s",
+            args.wait_subscriber
+        );
     }
 
     // Played on a thread of its own: the main thread waits for a signal.

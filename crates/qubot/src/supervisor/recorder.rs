@@ -101,17 +101,7 @@ impl Recorder {
         if run == 0 {
             return self.file.clone();
         }
-        let stem = self
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ext = self
-            .file
-            .extension()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mcap".into());
-        self.file.with_file_name(format!("{stem}-{run:03}.{ext}"))
+        qubot_record::numbered(&self.file, run)
     }
 }
 
