@@ -34,3 +34,8 @@ pub const RECORD_DROPPED: &str = "qubot_record_dropped_total";
 pub const RECORD_WRITE_ERRORS: &str = "qubot_record_write_errors_total";
 pub const RECORD_FILES: &str = "qubot_record_files_total";
 pub const RECORD_DISK_LOW: &str = "qubot_record_disk_low_total";
+// The live Foxglove view (`qubot record --live`, `qubot up --foxglove`).
+pub const VIEW_CLIENTS: &str = "qubot_view_clients";
+pub const VIEW_MESSAGES: &str = "qubot_view_messages_total";
+pub const VIEW_DROPPED: &str = "qubot_view_dropped_total";
+pub const VIEW_UNDERIVED: &str = "qubot_view_underived_total";

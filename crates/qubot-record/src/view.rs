@@ -288,6 +288,22 @@ impl View {
         self.world_due = true;
     }
 
+    /// The static world as one `/world` message stamped `now_ns`, for a viewer that joins a
+    /// running robot; `None` without a world.
+    pub fn world_update(&self, now_ns: u64) -> Option<Result<Derived, ViewError>> {
+        let world = self.opts.world.as_ref()?;
+        let mut data = Vec::new();
+        Some(
+            encode(&static_world(world, now_ns), Channel::World, &mut data).map(|()| Derived {
+                channel: Channel::World,
+                log_ns: now_ns,
+                publish_ns: now_ns,
+                sequence: 0,
+                data,
+            }),
+        )
+    }
+
     /// The Foxglove messages derived from `wire`, received on `key` at `recv_ns`: none for a
     /// topic with no Foxglove counterpart (frames, pings).
     pub fn derive(&mut self, key: &str, wire: &[u8], recv_ns: u64) -> Result<&[Derived], ViewError> {

@@ -152,7 +152,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub connect: Vec<String>,
     /// Metrics ports: supervisor N, sensor N+1, planner N+2, actuator N+3, recorder N+4
-    /// (with `--record`).
+    /// (with `--record` or `--foxglove`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65532))]
     pub metrics_port_base: Option<u16>,
     /// Exit 0 as soon as the robot reaches its goal.
@@ -174,6 +174,11 @@ pub struct UpArgs {
     /// The recorder's free-disk guard (`qubot record --min-free-mib`; default: its own).
     #[arg(long, requires = "record")]
     pub record_min_free_mib: Option<u64>,
+    /// Serve the robot live to Foxglove on this address (default 127.0.0.1:8765; from another
+    /// machine, through `ssh -L`): `qubot record --live` runs as the supervised recorder (with
+    /// `--record`, the same process writes the file), metrics on port N+4.
+    #[arg(long, num_args = 0..=1, default_missing_value = qubot_live::DEFAULT_ADDR)]
+    pub foxglove: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -298,9 +303,15 @@ pub struct RecordArgs {
     /// The robot to record (`--robot`) and how to reach its bus (`--connect`).
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The MCAP file to write (replaced if it exists).
-    #[arg(long, short)]
-    pub out: PathBuf,
+    /// The MCAP file to write (replaced if it exists). Optional with `--live`.
+    #[arg(long, short, required_unless_present = "live")]
+    pub out: Option<PathBuf>,
+    /// Serve the Foxglove channels live over Foxglove's WebSocket protocol on this address
+    /// (default 127.0.0.1:8765): open it in Foxglove as a "Foxglove WebSocket" connection.
+    /// Off the robot's loop: a slow client's backlog is bounded and what it misses is counted
+    /// (`qubot_view_dropped_total`).
+    #[arg(long, num_args = 0..=1, default_missing_value = qubot_live::DEFAULT_ADDR, conflicts_with = "no_view")]
+    pub live: Option<SocketAddr>,
     /// Chunk compression.
     #[arg(long, value_enum, default_value_t = RecordCompression::Zstd)]
     pub compression: RecordCompression,

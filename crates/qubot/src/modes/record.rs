@@ -2,7 +2,8 @@
 //! topic, as received, into an MCAP file, with the Foxglove channels derived from them
 //! (docs/ARCHITECTURE.md, "Recording"). zenoh's callback only copies a message into the
 //! writer's bounded queue; derivation, compression and disk I/O run on the writer thread, and
-//! nothing here is on the robot's loop.
+//! nothing here is on the robot's loop. With `--live` the same channels are served to Foxglove
+//! as they come (`qubot_live`), with or without a file.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use qubot_live::{Limits, Live, LiveOptions};
 use qubot_msg::now_ns;
 use qubot_record::{Compression, Filter, Offer, Options, Plan, Rotating, ViewOptions, Writer};
 use qubot_robot::World;
@@ -41,6 +43,22 @@ fn view_options(args: &RecordArgs) -> anyhow::Result<Option<ViewOptions>> {
     }))
 }
 
+/// The live view of `--live`, started before the bus is joined: a taken address is refused
+/// (exit 2) with nothing else started.
+fn live_view(args: &RecordArgs, view: &Option<ViewOptions>) -> anyhow::Result<Option<Live>> {
+    let (Some(addr), Some(view)) = (args.live, view) else {
+        return Ok(None);
+    };
+    let live = Live::start(LiveOptions {
+        addr,
+        view: view.clone(),
+        name: format!("qubot {}", args.common.robot),
+        queue: args.queue as usize,
+        limits: Limits::default(),
+    })?;
+    Ok(Some(live))
+}
+
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let opts = Options {
         compression: match args.compression {
@@ -52,19 +70,31 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     };
     let view = view_options(&args)?;
     // The file first: a path that cannot be written is refused before joining the bus.
-    let rec = Rotating::open(Plan {
-        path: args.out.clone(),
-        opts,
-        robot: args.common.robot.clone(),
-        split_bytes: args.split_kib << 10,
-        split_after: (args.split_s > 0.0).then(|| Duration::from_secs_f64(args.split_s)),
-        max_files: args.max_files as usize,
-        min_free_bytes: args.min_free_mib << 20,
-        view,
-    })?;
-    let writer = Writer::start(rec, args.queue as usize).context("starting the writer thread")?;
+    let writer = match &args.out {
+        Some(out) => {
+            let rec = Rotating::open(Plan {
+                path: out.clone(),
+                opts,
+                robot: args.common.robot.clone(),
+                split_bytes: args.split_kib << 10,
+                split_after: (args.split_s > 0.0).then(|| Duration::from_secs_f64(args.split_s)),
+                max_files: args.max_files as usize,
+                min_free_bytes: args.min_free_mib << 20,
+                view: view.clone(),
+            })?;
+            Some(Writer::start(rec, args.queue as usize).context("starting the writer thread")?)
+        }
+        None => None,
+    };
+    let live = live_view(&args, &view)?;
     let bus = crate::startup::start(&args.common, "record", "main")?;
-    qubot_record::describe_metrics();
+    // Once the exporter is installed (by `startup`).
+    if writer.is_some() {
+        qubot_record::describe_metrics();
+    }
+    if live.is_some() {
+        qubot_live::describe_metrics();
+    }
 
     let filter = Filter {
         include: args.include.clone(),
@@ -75,7 +105,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let done = Arc::new(tokio::sync::Notify::new());
     let key = format!("qubot/{}/**", args.common.robot);
     let sub = {
-        let (offerer, taken, done) = (writer.offerer(), taken.clone(), done.clone());
+        let offerer = writer.as_ref().map(Writer::offerer);
+        let feeder = live.as_ref().map(Live::feeder);
+        let (taken, done) = (taken.clone(), done.clone());
         bus.session()
             .declare_subscriber(key.clone())
             .callback(move |sample| {
@@ -88,11 +120,19 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
                 if n >= limit {
                     return;
                 }
-                offerer.offer(Offer {
-                    key: key.to_owned(),
-                    recv_ns: now_ns(),
-                    wire: sample.payload().to_bytes().into_owned(),
-                });
+                let recv_ns = now_ns();
+                let wire = sample.payload().to_bytes();
+                // The live view copies only what it draws, and never waits.
+                if let Some(f) = &feeder {
+                    f.offer(key, recv_ns, &wire);
+                }
+                if let Some(o) = &offerer {
+                    o.offer(Offer {
+                        key: key.to_owned(),
+                        recv_ns,
+                        wire: wire.into_owned(),
+                    });
+                }
                 if n + 1 == limit {
                     done.notify_one();
                 }
@@ -100,7 +140,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             .wait()
             .map_err(|e| anyhow::anyhow!("subscribing to {key}: {e}"))?
     };
-    tracing::info!(key, file = %args.out.display(), "recording");
+    let file = args.out.as_ref().map(|f| f.display().to_string());
+    let live_addr = live.as_ref().map(|l| l.local_addr().to_string());
+    tracing::info!(key, file, live = live_addr, "recording");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,8 +160,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         // The writer ends on its own when the free-disk guard closes the file (or a write
         // fails): then there is nothing left to record.
         let writer_ended = async {
-            while !writer.stopped() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            match &writer {
+                Some(w) => {
+                    while !w.stopped() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
@@ -133,6 +180,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     // (docs/ARCHITECTURE.md §10), before the writer is told to finish.
     drop(sub);
     bus.close();
+    if let Some(l) = live {
+        l.stop();
+    }
+    let Some(writer) = writer else {
+        println!("{}", serde_json::json!({ "live": live_addr, "stopped_by": why }));
+        return Ok(ExitCode::SUCCESS);
+    };
     let done = writer.finish().context("finishing the recording")?;
     let why = match &done.disk_low {
         Some(low) => {
@@ -144,7 +198,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let summary = done.summary;
     let files: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();
     let line = serde_json::json!({
-        "file": args.out.display().to_string(),
+        "file": file,
         "files": files,
         "files_started": done.started,
         "stopped_by": why,
@@ -152,6 +206,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         "bytes": summary.bytes,
         "by_topic": summary.by_topic,
         "undecodable": summary.undecodable,
+        "live": live_addr,
     });
     println!("{line}");
     // Its own code, so that `qubot up --record` tells a full disk (left stopped) from a crash.

@@ -1,4 +1,4 @@
-//! The recorder of `qubot up --record FILE` (docs/ARCHITECTURE.md §11): a plain `qubot record`
+//! The recorder of `qubot up --record FILE` and `--foxglove` (docs/ARCHITECTURE.md §11): a plain `qubot record`
 //! on the robot's bus, supervised as a child beside the actors. It is a consumer only, so it
 //! never brings the node down: how its ends are taken is in `child`.
 
@@ -23,24 +23,37 @@ pub const METRICS_PORT_OFFSET: u16 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    file: PathBuf,
+    /// The file of `--record`, if any (`--foxglove` alone serves the view and writes nothing).
+    file: Option<PathBuf>,
     /// Its command line, all but `--out`.
     args: Vec<OsString>,
 }
 
 impl Recorder {
-    /// The recorder `--record` asks for, if any: checked with the rest before anything starts
-    /// (exit 2), since a restart would not mend a missing directory or port.
+    /// The recorder `--record` or `--foxglove` asks for, if any: checked with the rest before
+    /// anything starts (exit 2), since a restart would not mend a missing directory or a taken
+    /// address.
     pub fn plan(cfg: &NodeConfig, args: &UpArgs) -> anyhow::Result<Option<Recorder>> {
-        let Some(file) = &args.record else {
+        if args.record.is_none() && args.foxglove.is_none() {
             return Ok(None);
-        };
-        let dir = match file.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
-            anyhow::bail!("--record {}: {} is no directory", file.display(), dir.display());
+        }
+        if let Some(file) = &args.record {
+            let dir = match file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                anyhow::bail!("--record {}: {} is no directory", file.display(), dir.display());
+            }
+        }
+        if let Some(addr) = args.foxglove {
+            // Tried here so that a second robot's view on the same port is refused before any
+            // actor starts; the recorder binds it for good a moment later.
+            std::net::TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "--foxglove {addr}: the live view cannot listen there (another `qubot up --foxglove`?)"
+                )
+            })?;
         }
         let port = cfg
             .supervisor
@@ -48,7 +61,7 @@ impl Recorder {
             .checked_add(METRICS_PORT_OFFSET)
             .with_context(|| {
                 format!(
-                    "--record: the recorder's metrics port would be {} + {METRICS_PORT_OFFSET}",
+                    "the recorder's metrics port would be {} + {METRICS_PORT_OFFSET}",
                     cfg.supervisor.metrics_port
                 )
             })?;
@@ -81,8 +94,11 @@ impl Recorder {
         if let Some(mib) = args.record_min_free_mib {
             a.extend(["--min-free-mib".into(), mib.to_string().into()]);
         }
+        if let Some(addr) = args.foxglove {
+            a.extend(["--live".into(), addr.to_string().into()]);
+        }
         Ok(Some(Recorder {
-            file: file.clone(),
+            file: args.record.clone(),
             args: a,
         }))
     }
@@ -90,18 +106,21 @@ impl Recorder {
     /// The command line of its run `run` (0 the first), `--host-label` aside.
     pub fn args(&self, run: u32) -> Vec<OsString> {
         let mut a = self.args.clone();
-        a.extend(["--out".into(), self.file(run).into()]);
+        if let Some(f) = self.file(run) {
+            a.extend(["--out".into(), f.into()]);
+        }
         a
     }
 
     /// The file of run `run`: FILE first; a restarted recorder must not overwrite what the one
     /// before left, so each restart writes `<stem>-001.<ext>`, `<stem>-002.<ext>`... beside it,
     /// named as `qubot record` names split files.
-    pub fn file(&self, run: u32) -> PathBuf {
-        if run == 0 {
-            return self.file.clone();
-        }
-        qubot_record::numbered(&self.file, run)
+    pub fn file(&self, run: u32) -> Option<PathBuf> {
+        let file = self.file.as_ref()?;
+        Some(match run {
+            0 => file.clone(),
+            _ => qubot_record::numbered(file, run),
+        })
     }
 }
 
@@ -161,8 +180,8 @@ mod tests {
         assert_eq!(args, want);
         // What `qubot record` itself takes.
         Cli::try_parse_from(iter::once("qubot").chain(want)).expect("qubot record's command line");
-        assert_eq!(rec.file(1), dir.join("run-001.mcap"));
-        assert_eq!(rec.file(12), dir.join("run-012.mcap"));
+        assert_eq!(rec.file(1), Some(dir.join("run-001.mcap")));
+        assert_eq!(rec.file(12), Some(dir.join("run-012.mcap")));
 
         assert!(Recorder::plan(&cfg, &up(&[])).expect("valid").is_none());
         let err = Recorder::plan(&cfg, &up(&["--record", "/nonexistent-dir/run.mcap"])).expect_err("refused");
@@ -172,5 +191,33 @@ mod tests {
         );
         cfg.supervisor.metrics_port = u16::MAX - 2;
         assert!(Recorder::plan(&cfg, &up(&["--record", &path])).is_err());
+    }
+
+    #[test]
+    fn the_live_view_alone_writes_no_file_and_a_taken_address_is_refused_before_anything_starts() {
+        let cfg = NodeConfig::default();
+        let rec = Recorder::plan(&cfg, &up(&["--foxglove", "127.0.0.1:0"]))
+            .expect("valid")
+            .expect("asked for");
+        let args: Vec<String> = rec
+            .args(3)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.ends_with(&["--live".to_owned(), "127.0.0.1:0".to_owned()]),
+            "{args:?}"
+        );
+        assert!(!args.iter().any(|a| a == "--out"), "{args:?}");
+        assert_eq!(rec.file(0), None);
+        Cli::try_parse_from(iter::once("qubot".to_owned()).chain(args)).expect("qubot record's command line");
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = taken.local_addr().expect("its address").to_string();
+        let err = Recorder::plan(&cfg, &up(&["--foxglove", &addr])).expect_err("refused");
+        assert!(
+            format!("{err:#}").contains(&format!("--foxglove {addr}")),
+            "{err:#}"
+        );
     }
 }

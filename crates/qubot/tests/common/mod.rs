@@ -4,10 +4,12 @@
 //! - [`pipeline`]: a `qubot up` of the reference robot on ports of its own;
 //! - [`prometheus`]: a real Prometheus with the shipped config;
 //! - [`router`]: a `qubot router`, on loopback or in a network namespace;
+//! - [`foxglove_ws`]: a Foxglove WebSocket client written from the specifications;
 //! - [`lab`]: network-namespace devices with an sshd each (`deploy/lab.sh`), and the deploys.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod counters;
+pub mod foxglove_ws;
 pub mod lab;
 pub mod mcap;
 pub mod pipeline;
