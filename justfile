@@ -53,6 +53,11 @@ record-overhead:
     cargo build --release
     python3 benches/scripts/record_overhead.py
 
+# What the live Foxglove view costs: pipeline CPU and p99 without a view, with `--foxglove` and nobody connected, and with a client reading every channel, three rounds (fixed loopback ports 19800-19890). ~8 min.
+live-overhead:
+    cargo build --release
+    python3 benches/scripts/live_overhead.py
+
 # Criterion micro-benchmarks: codec encode/decode vs size, planner time vs beams (cache on/off).
 bench-micro:
     cargo bench -p qubot-benches

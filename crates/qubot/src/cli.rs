@@ -177,7 +177,8 @@ pub struct UpArgs {
     /// Serve the robot live to Foxglove on this address (default 127.0.0.1:8765; from another
     /// machine, through `ssh -L`): `qubot record --live` runs as the supervised recorder (with
     /// `--record`, the same process writes the file), metrics on port N+4.
-    #[arg(long, num_args = 0..=1, default_missing_value = qubot_live::DEFAULT_ADDR)]
+    /// A deployed board sets it through `QUBOT_FOXGLOVE` (the inventory's `foxglove`).
+    #[arg(long, env = "QUBOT_FOXGLOVE", num_args = 0..=1, default_missing_value = qubot_live::DEFAULT_ADDR)]
     pub foxglove: Option<SocketAddr>,
 }
 

@@ -24,11 +24,12 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
     ) else {
         return;
     };
+    // dev2 (the last host table) asks for the live view, on its loopback.
     let inv = lab.inventory(
         "inventory.toml",
         "[groups]\nlab = [\"dev1\", \"dev2\"]",
         &SPLIT,
-        "",
+        "foxglove = \"127.0.0.1:8765\"\n",
     );
     let (code, out) = lab.deploy(&inv, "lab", 30);
     assert_eq!(code, 0, "deploy failed");
@@ -68,6 +69,32 @@ fn two_device_lab_reaches_the_goal_and_prometheus_scrapes_every_actor() {
         probe(2),
         serde_json::json!(false),
         "scans crossed devices through SHM"
+    );
+
+    // The live view where the inventory asked for it, on the board's loopback (reached
+    // through `ssh -L`), and nowhere else: not on dev2's network address, not on dev1.
+    let handshake = |i: usize| {
+        lab.ssh(
+            i,
+            "curl -s -i -N --max-time 3 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+             -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 13' \
+             -H 'Sec-WebSocket-Protocol: foxglove.sdk.v1' http://127.0.0.1:8765/ | head -c 400",
+        )
+        .1
+    };
+    wait_for("the live view on dev2's loopback", T, || {
+        let out = handshake(2);
+        (out.contains("101 Switching Protocols") && out.contains("\"name\":\"qubot qubot-one\""))
+            .then_some(())
+    });
+    assert!(
+        !handshake(1).contains("101"),
+        "dev1 serves a view it was not asked for"
+    );
+    let outside = std::net::SocketAddr::new(lab.addr(2).parse().expect("an address"), 8765);
+    assert!(
+        std::net::TcpStream::connect_timeout(&outside, Duration::from_secs(2)).is_err(),
+        "the live view answers on dev2's network address"
     );
 
     // The shipped Prometheus config finds every process through the file the deploy wrote.

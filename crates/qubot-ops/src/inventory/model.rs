@@ -123,6 +123,11 @@ pub struct Host {
     /// `RUST_LOG` of the host's processes (e.g. to see zenoh's access-control decisions).
     #[serde(default)]
     pub log: Option<String>,
+    /// Serve the live Foxglove view on this address (`qubot up --foxglove`). Absent: no view.
+    /// A loopback address is reached through `ssh -L`; any other opens the view, which has no
+    /// authentication, on the board's network.
+    #[serde(default)]
+    pub foxglove: Option<std::net::SocketAddr>,
 }
 
 /// Metrics ports per process; the defaults are those of the node config.

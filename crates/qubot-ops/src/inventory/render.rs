@@ -156,10 +156,17 @@ pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, Invento
 }
 
 /// The host's `env` file (sourced by `qubot-service`, systemd's `EnvironmentFile=`), when the
-/// inventory sets `log`.
+/// inventory sets `log` or `foxglove` (`qubot up` reads `QUBOT_FOXGLOVE` as `--foxglove`).
 pub fn env_file(inv: &Inventory, host: &str) -> Result<Option<String>, InventoryError> {
     let h = inv.host(host)?;
-    Ok(h.log.as_ref().map(|log| format!("RUST_LOG={}\n", sh_quote(log))))
+    let mut env = String::new();
+    if let Some(log) = &h.log {
+        env.push_str(&format!("RUST_LOG={}\n", sh_quote(log)));
+    }
+    if let Some(addr) = h.foxglove {
+        env.push_str(&format!("QUBOT_FOXGLOVE={}\n", sh_quote(&addr.to_string())));
+    }
+    Ok((!env.is_empty()).then_some(env))
 }
 
 /// `s` as one word of a POSIX shell (and of a systemd environment file): unchanged when it is
@@ -326,5 +333,17 @@ cmd_timeout_ms = 300
             env_file(&inv, "a").expect("a").as_deref(),
             Some("RUST_LOG='info,qubot[actor{name=planner}]=debug'\n")
         );
+    }
+
+    #[test]
+    fn env_file_opens_the_live_view_only_where_the_inventory_asks() {
+        let inv = Inventory::parse(&INV.replace("root = \"/srv/a\"", "foxglove = \"127.0.0.1:8765\""))
+            .expect("valid");
+        assert_eq!(
+            env_file(&inv, "a").expect("a").as_deref(),
+            Some("QUBOT_FOXGLOVE=127.0.0.1:8765\n")
+        );
+        let bad = Inventory::parse(&INV.replace("root = \"/srv/a\"", "foxglove = \"board:8765\""));
+        assert!(bad.is_err(), "not a socket address");
     }
 }

@@ -197,6 +197,20 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
 
 /// What `qubot inventory check` says on stderr about an inventory with `fleet.tls = false`
 /// (`file` as given): the fleet runs, but nothing on the network is authenticated.
+/// The warning for each host whose live Foxglove view listens beyond loopback: it has no
+/// authentication, so anyone on that network sees the robot.
+pub fn open_view_warnings(inv: &Inventory, file: &str) -> String {
+    let mut out = String::new();
+    for (name, h) in &inv.hosts {
+        if let Some(addr) = h.foxglove.filter(|a| !a.ip().is_loopback()) {
+            out.push_str(&format!(
+                "WARNING: {file}: hosts.{name}.foxglove = {addr}: the live view (no authentication) is open to the board's network;                  a loopback address and `ssh -L` keep it to operators.\n"
+            ));
+        }
+    }
+    out
+}
+
 pub fn unauthenticated_warning(inv: &Inventory, file: &str) -> Option<String> {
     if inv.fleet.tls {
         return None;
@@ -560,5 +574,27 @@ actors = ["actuator"]
         let shipped = crate::inventory::model::tests::shipped("inventory.toml");
         let w = unauthenticated_warning(&shipped, "deploy/inventory.toml").expect("a warning");
         assert!(w.contains("the fleet is UNAUTHENTICATED"), "{w}");
+    }
+
+    #[test]
+    fn only_a_live_view_beyond_loopback_is_warned_about() {
+        let with = |addr: &str| {
+            let text = INV.replace(
+                "actors = [\"sensor\"]",
+                &format!("actors = [\"sensor\"]\nfoxglove = \"{addr}\""),
+            );
+            open_view_warnings(&Inventory::parse(&text).expect("valid"), "inv.toml")
+        };
+        assert_eq!(
+            open_view_warnings(&Inventory::parse(INV).expect("valid"), "inv.toml"),
+            ""
+        );
+        assert_eq!(with("127.0.0.1:8765"), "");
+        assert_eq!(with("[::1]:8765"), "");
+        let w = with("0.0.0.0:8765");
+        assert!(
+            w.contains("hosts.a.foxglove = 0.0.0.0:8765") && w.contains("no authentication"),
+            "{w}"
+        );
     }
 }

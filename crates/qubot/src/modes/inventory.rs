@@ -16,6 +16,10 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
             if let Some(warning) = security::unauthenticated_warning(&inv, &file.display().to_string()) {
                 eprint!("{warning}");
             }
+            eprint!(
+                "{}",
+                security::open_view_warnings(&inv, &file.display().to_string())
+            );
             let robots = inv.robots();
             let plural = if robots.len() == 1 { "" } else { "s" };
             println!(

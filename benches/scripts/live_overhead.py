@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""What the live Foxglove view costs: pipeline CPU and capture -> applied p99 without a view,
+with `qubot up --foxglove` and nobody connected, and with a client reading every channel,
+alternating for three rounds (`just live-overhead`; BENCHMARKS.md, "Live view").
+
+Each run: `qubot up` on the patrol world, 30 s for the robot to reach its steady patrol, then a
+20 s window. CPU is utime + stime from /proc: the three actors (pipeline) and the recorder
+process that serves the view; p99 from the actuator's qubot_pipeline_latency_seconds buckets
+over the window. The client is a plain socket speaking RFC 6455 and Foxglove's WebSocket
+protocol, subscribed to every advertised channel, reading as fast as the frames come.
+Loopback only, bounded in time."""
+import json, os, re, signal, socket, statistics as st, subprocess, threading, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+Q = os.path.join(ROOT, "target/release/qubot")
+WORLD = os.path.join(ROOT, "deploy/chaos/worlds/patrol.toml")
+SETTLE_S, WINDOW_S, ROUNDS = 30, 20, 3
+
+
+def scrape(port):
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except Exception:
+        return ""
+
+
+def buckets(text, name):
+    b = {}
+    for l in text.splitlines():
+        if l.startswith(name + "_bucket"):
+            le = float(re.search(r'le="([^"]+)"', l).group(1))
+            b[le] = b.get(le, 0) + float(l.split()[-1])
+    return b
+
+
+def p99(b0, b1):
+    d = [(le, b1[le] - b0.get(le, 0)) for le in sorted(b1)]
+    total = d[-1][1] if d else 0
+    if total <= 0:
+        return None
+    target, prev_le, prev_c = 0.99 * total, 0.0, 0.0
+    for le, c in d:
+        if c >= target:
+            return prev_le if le == float("inf") else prev_le + (le - prev_le) * (target - prev_c) / max(c - prev_c, 1e-9)
+        prev_le, prev_c = le, c
+
+
+def cpu_s(pids):
+    t = 0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            t += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return t / os.sysconf("SC_CLK_TCK")
+
+
+def kids(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(x) for x in out]
+
+
+def cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline").read().split("\0")
+    except OSError:
+        return []
+
+
+class Reader(threading.Thread):
+    """Connects, subscribes to every channel, and reads until told to stop."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: foxglove.sdk.v1\r\n\r\n").encode())
+        self.buf, self.data, self.bytes, self.stop = b"", 0, 0, False
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.s.recv(65536)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def frame(self):
+        while True:
+            if len(self.buf) >= 2:
+                n, h = self.buf[1] & 0x7F, 2
+                if n == 126 and len(self.buf) >= 4:
+                    n, h = int.from_bytes(self.buf[2:4], "big"), 4
+                elif n == 127 and len(self.buf) >= 10:
+                    n, h = int.from_bytes(self.buf[2:10], "big"), 10
+                if n < 126 or h > 2:
+                    if len(self.buf) >= h + n:
+                        op, payload, self.buf = self.buf[0] & 0x0F, self.buf[h:h + n], self.buf[h + n:]
+                        return op, payload
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+    def send_text(self, text):
+        p, mask = text.encode(), b"\x01\x02\x03\x04"
+        head = bytes([0x81]) + (bytes([0x80 | len(p)]) if len(p) < 126 else bytes([0x80 | 126]) + len(p).to_bytes(2, "big"))
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(p)))
+
+    def run(self):
+        self.s.settimeout(1)
+        while not self.stop:
+            try:
+                op, payload = self.frame()
+            except socket.timeout:
+                continue
+            except (EOFError, OSError):
+                return
+            if op == 1:
+                m = json.loads(payload)
+                if m.get("op") == "advertise":
+                    subs = [{"id": i + 1, "channelId": c["id"]} for i, c in enumerate(m["channels"])]
+                    self.send_text(json.dumps({"op": "subscribe", "subscriptions": subs}))
+            elif op == 2 and payload[:1] == b"\x01":
+                self.data += 1
+                self.bytes += len(payload)
+
+
+def one(mode, base):
+    hub = f"tcp/127.0.0.1:{base + 5}"
+    view_port = base + 8
+    args = [Q, "up", "--robot", "lvo", "--world", WORLD, "--hub", hub, "--metrics-port-base", str(base), "--timeout", "90"]
+    if mode != "no view":
+        args += ["--foxglove", f"127.0.0.1:{view_port}"]
+    up = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(SETTLE_S)
+    client = None
+    if mode == "client":
+        client = Reader(view_port)
+        client.start()
+        time.sleep(2)
+    procs = kids(up.pid)
+    view = [p for p in procs if "record" in cmdline(p)]
+    actors = [p for p in procs if p not in view]
+    m0, w0, a0, v0 = scrape(base + 3), time.time(), cpu_s(actors), cpu_s(view)
+    d0, b0 = (client.data, client.bytes) if client else (0, 0)
+    time.sleep(WINDOW_S)
+    m1, w1, a1, v1 = scrape(base + 3), time.time(), cpu_s(actors), cpu_s(view)
+    d1, b1 = (client.data, client.bytes) if client else (0, 0)
+    drops = 0.0
+    for l in scrape(base + 4).splitlines():
+        if l.startswith("qubot_view_dropped_total"):
+            drops += float(l.split()[-1])
+    if client:
+        client.stop = True
+    up.send_signal(signal.SIGINT)
+    up.wait(timeout=30)
+    w = w1 - w0
+    lat = p99(buckets(m0, "qubot_pipeline_latency_seconds"), buckets(m1, "qubot_pipeline_latency_seconds"))
+    return {
+        "pipeline_cpu": (a1 - a0) / w * 100,
+        "p99_ms": lat * 1e3 if lat else float("nan"),
+        "view_cpu": (v1 - v0) / w * 100,
+        "client_msgs_s": (d1 - d0) / w,
+        "client_kib_s": (b1 - b0) / w / 1024,
+        "dropped": drops,
+    }
+
+
+def main():
+    modes = ["no view", "view, nobody", "client"]
+    res = {m: [] for m in modes}
+    for k in range(ROUNDS):
+        for i, mode in enumerate(modes):
+            r = one(mode, 19800 + k * 30 + i * 10)
+            res[mode].append(r)
+            print(f"{mode:13} pipeline CPU {r['pipeline_cpu']:.2f} %, p99 {r['p99_ms']:.2f} ms, "
+                  f"view CPU {r['view_cpu']:.2f} %, client {r['client_msgs_s']:.0f} msg/s "
+                  f"{r['client_kib_s']:.0f} KiB/s, dropped {r['dropped']:.0f}", flush=True)
+    for mode in modes:
+        rs = res[mode]
+        med = lambda key: st.median(r[key] for r in rs)
+        runs = lambda key: ", ".join(f"{r[key]:.2f}" for r in rs)
+        print(f"{mode}: median pipeline CPU {med('pipeline_cpu'):.2f} % ({runs('pipeline_cpu')}), "
+              f"p99 {med('p99_ms'):.2f} ms ({runs('p99_ms')}), view CPU {med('view_cpu'):.2f} % "
+              f"({runs('view_cpu')}), client {med('client_msgs_s'):.0f} msg/s {med('client_kib_s'):.0f} KiB/s")
+
+
+if __name__ == "__main__":
+    main()
