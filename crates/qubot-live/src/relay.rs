@@ -18,6 +18,9 @@ use tokio::sync::Notify;
 use crate::frame;
 use crate::metrics::{dropped, Clients, DROP_CLIENT_BEHIND, DROP_CLIENT_STUCK};
 
+/// The kernel's send buffer for a client: at the view's ~220 KiB/s, about a second.
+const CLIENT_SEND_BUFFER: usize = 256 << 10;
+
 /// How much one client may have waiting.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -71,6 +74,10 @@ async fn relay(client: TcpStream, upstream: SocketAddr, limits: Limits) -> std::
     let server = TcpStream::connect(upstream).await?;
     // Small messages (a pose, a command) go out as they come.
     client.set_nodelay(true)?;
+    // A fixed send buffer, not the kernel's autotuned megabytes: a client that stops reading
+    // fills the outbox within a few hundred kilobytes, where what it misses is counted, and
+    // its backlog is bounded in memory the relay can see.
+    socket2::SockRef::from(&client).set_send_buffer_size(CLIENT_SEND_BUFFER)?;
     server.set_nodelay(true)?;
     let (mut from_client, client_out) = client.into_split();
     let (from_server, mut to_server) = server.into_split();

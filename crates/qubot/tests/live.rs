@@ -156,7 +156,8 @@ fn corridor_with_view(robot: &str, addr: SocketAddr, stuck: bool) -> (f64, f64) 
             Duration::from_secs(60),
             || {
                 let n = counter(&recorder, VIEW_DROPPED, &[("reason", "client_behind")])?;
-                (n > 0.0).then_some(())
+                // Dropping steadily, not a blip: 50 is about a third of a second of the view.
+                (n >= 50.0).then_some(())
             },
         );
     }
@@ -165,8 +166,9 @@ fn corridor_with_view(robot: &str, addr: SocketAddr, stuck: bool) -> (f64, f64) 
     drop(client);
     assert_eq!(code, 0, "{report:?}");
     assert_clean_run(&report);
+    assert_eq!(report.safe_stops, Some(0.0), "{report:?}");
     let p99 = report.pipeline_latency_p99_ms.expect("the loop's p99");
-    eprintln!("{robot}: loop p99 {p99} ms, {dropped} dropped for the client");
+    eprintln!("{robot}: loop p99 {p99} ms, {dropped:.0} dropped for the client when last read");
     (p99, dropped)
 }
 
@@ -176,11 +178,12 @@ fn a_client_that_never_reads_slows_nothing_and_what_it_misses_is_counted() {
     let addr = live_addr();
     let (idle_p99, _) = corridor_with_view("live-idle", addr, false);
     let (stuck_p99, dropped) = corridor_with_view("live-stuck", live_addr(), true);
-    assert!(dropped > 0.0);
-    // Within noise: the flood scenario's bound for a p99 measured twice on this machine
-    // (docs/ARCHITECTURE.md §9), plus a millisecond for a p99 of a few milliseconds.
+    assert!(dropped >= 50.0, "{dropped}");
+    // Within noise: a p99 of a 20 s run moves between 2.5 and 9.4 ms from run to run on this
+    // machine (BENCHMARKS.md, "Live view"), hence twice the other run's plus 5 ms. A loop the
+    // client had stalled would miss its 300 ms deadlines and safe-stop.
     assert!(
-        stuck_p99 <= 2.0 * idle_p99 + 1.0,
+        stuck_p99 <= 2.0 * idle_p99 + 5.0,
         "loop p99 {stuck_p99} ms with a stuck client, {idle_p99} ms without"
     );
 }

@@ -43,6 +43,9 @@ fn view_options(args: &RecordArgs) -> anyhow::Result<Option<ViewOptions>> {
     }))
 }
 
+/// Wire messages waiting for the live view's thread at most.
+const LIVE_QUEUE: usize = 1024;
+
 /// The live view of `--live`, started before the bus is joined: a taken address is refused
 /// (exit 2) with nothing else started.
 fn live_view(args: &RecordArgs, view: &Option<ViewOptions>) -> anyhow::Result<Option<Live>> {
@@ -53,7 +56,9 @@ fn live_view(args: &RecordArgs, view: &Option<ViewOptions>) -> anyhow::Result<Op
         addr,
         view: view.clone(),
         name: format!("qubot {}", args.common.robot),
-        queue: args.queue as usize,
+        // Seconds of the drawn topics (about 90 messages/s); a live view has no use for an
+        // older backlog, unlike the file's writer (`--queue`).
+        queue: LIVE_QUEUE,
         limits: Limits::default(),
     })?;
     Ok(Some(live))
