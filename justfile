@@ -53,7 +53,7 @@ record-overhead:
     cargo build --release
     python3 benches/scripts/record_overhead.py
 
-# What the live Foxglove view costs: pipeline CPU and p99 without a view, with `--foxglove` and nobody connected, and with a client reading every channel, three rounds (fixed loopback ports 19800-19890). ~8 min.
+# What the live Foxglove view costs: pipeline CPU, p99 and the view process's CPU and RSS without a view, with `--foxglove` and nobody connected, with a client reading every channel, and with one that never reads; three rounds (fixed loopback ports 19800-19920). ~11 min.
 live-overhead:
     cargo build --release
     python3 benches/scripts/live_overhead.py

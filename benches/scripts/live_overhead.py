@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the live Foxglove view costs: pipeline CPU and capture -> applied p99 without a view,
-with `qubot up --foxglove` and nobody connected, and with a client reading every channel,
-alternating for three rounds (`just live-overhead`; BENCHMARKS.md, "Live view").
+with `qubot up --foxglove` and nobody connected, with a client reading every channel, and with
+a client that subscribes to everything and never reads (4 KiB window), alternating for three rounds (`just live-overhead`; BENCHMARKS.md, "Live view").
 
 Each run: `qubot up` on the patrol world, 30 s for the robot to reach its steady patrol, then a
 20 s window. CPU is utime + stime from /proc: the three actors (pipeline) and the recorder
@@ -9,7 +9,7 @@ process that serves the view; p99 from the actuator's qubot_pipeline_latency_sec
 over the window. The client is a plain socket speaking RFC 6455 and Foxglove's WebSocket
 protocol, subscribed to every advertised channel, reading as fast as the frames come.
 Loopback only, bounded in time."""
-import json, os, re, signal, socket, statistics as st, subprocess, threading, time, urllib.request
+import json, os, re, signal, socket, statistics as st, subprocess, sys, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Q = os.path.join(ROOT, "target/release/qubot")
@@ -68,12 +68,30 @@ def cmdline(pid):
         return []
 
 
-class Reader(threading.Thread):
-    """Connects, subscribes to every channel, and reads until told to stop."""
+def rss_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            for l in open(f"/proc/{p}/status"):
+                if l.startswith("VmRSS:"):
+                    total += int(l.split()[1])
+        except OSError:
+            pass
+    return total
 
-    def __init__(self, port):
+
+class Reader(threading.Thread):
+    """Connects, subscribes to every channel, and reads until told to stop; `stuck` stops
+    reading once subscribed, with a 4 KiB receive window."""
+
+    def __init__(self, port, stuck=False):
         super().__init__(daemon=True)
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.stuck = stuck
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if stuck:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.s.settimeout(5)
+        self.s.connect(("127.0.0.1", port))
         self.s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: foxglove.sdk.v1\r\n\r\n").encode())
@@ -119,6 +137,8 @@ class Reader(threading.Thread):
                 if m.get("op") == "advertise":
                     subs = [{"id": i + 1, "channelId": c["id"]} for i, c in enumerate(m["channels"])]
                     self.send_text(json.dumps({"op": "subscribe", "subscriptions": subs}))
+                    if self.stuck:
+                        return
             elif op == 2 and payload[:1] == b"\x01":
                 self.data += 1
                 self.bytes += len(payload)
@@ -133,8 +153,8 @@ def one(mode, base):
     up = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(SETTLE_S)
     client = None
-    if mode == "client":
-        client = Reader(view_port)
+    if mode in ("client", "stuck client"):
+        client = Reader(view_port, stuck=mode == "stuck client")
         client.start()
         time.sleep(2)
     procs = kids(up.pid)
@@ -144,6 +164,7 @@ def one(mode, base):
     d0, b0 = (client.data, client.bytes) if client else (0, 0)
     time.sleep(WINDOW_S)
     m1, w1, a1, v1 = scrape(base + 3), time.time(), cpu_s(actors), cpu_s(view)
+    view_rss = rss_kib(view)
     d1, b1 = (client.data, client.bytes) if client else (0, 0)
     drops = 0.0
     for l in scrape(base + 4).splitlines():
@@ -162,26 +183,29 @@ def one(mode, base):
         "client_msgs_s": (d1 - d0) / w,
         "client_kib_s": (b1 - b0) / w / 1024,
         "dropped": drops,
+        "view_rss_mib": view_rss / 1024,
     }
 
 
 def main():
-    modes = ["no view", "view, nobody", "client"]
+    # `live_overhead.py "stuck client"` runs only the modes named.
+    modes = sys.argv[1:] or ["no view", "view, nobody", "client", "stuck client"]
     res = {m: [] for m in modes}
     for k in range(ROUNDS):
         for i, mode in enumerate(modes):
-            r = one(mode, 19800 + k * 30 + i * 10)
+            r = one(mode, 19800 + k * 40 + i * 10)
             res[mode].append(r)
             print(f"{mode:13} pipeline CPU {r['pipeline_cpu']:.2f} %, p99 {r['p99_ms']:.2f} ms, "
                   f"view CPU {r['view_cpu']:.2f} %, client {r['client_msgs_s']:.0f} msg/s "
-                  f"{r['client_kib_s']:.0f} KiB/s, dropped {r['dropped']:.0f}", flush=True)
+                  f"{r['client_kib_s']:.0f} KiB/s, dropped {r['dropped']:.0f}, view RSS {r['view_rss_mib']:.1f} MiB", flush=True)
     for mode in modes:
         rs = res[mode]
         med = lambda key: st.median(r[key] for r in rs)
         runs = lambda key: ", ".join(f"{r[key]:.2f}" for r in rs)
         print(f"{mode}: median pipeline CPU {med('pipeline_cpu'):.2f} % ({runs('pipeline_cpu')}), "
               f"p99 {med('p99_ms'):.2f} ms ({runs('p99_ms')}), view CPU {med('view_cpu'):.2f} % "
-              f"({runs('view_cpu')}), client {med('client_msgs_s'):.0f} msg/s {med('client_kib_s'):.0f} KiB/s")
+              f"({runs('view_cpu')}), view RSS {med('view_rss_mib'):.1f} MiB, client {med('client_msgs_s'):.0f} msg/s "
+              f"{med('client_kib_s'):.0f} KiB/s, dropped {med('dropped'):.0f}")
 
 
 if __name__ == "__main__":
