@@ -10,22 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foxglove::{Context, FoxgloveError, PartialMetadata, RawChannel, SinkId};
-use qubot_msg::topic;
-use qubot_record::{topic_of, Channel, Derived, View};
+use qubot_record::{topic_of, Channel, Derived, View, DRAWN_TOPICS};
 
 use crate::metrics::{dropped, DROP_VIEW_BEHIND, VIEW_MESSAGES, VIEW_UNDERIVED};
 
 /// How long the thread waits for a wire message before it looks at its other inbox (late
 /// joiners' requests) and whether it is to stop.
 const POLL: Duration = Duration::from_millis(20);
-
-/// The wire topics the view draws: only these are handed to its thread.
-const DRAWN: [&str; 4] = [
-    topic::SCAN.name(),
-    topic::STATE.name(),
-    topic::CMD.name(),
-    topic::MEMORY.name(),
-];
 
 /// A wire message, as received.
 pub struct Wire {
@@ -42,7 +33,7 @@ impl Feeder {
     /// Offers a message received on `key`: copied only if the view draws its topic; dropped
     /// and counted if the thread is behind. Never blocks.
     pub fn offer(&self, key: &str, recv_ns: u64, wire: &[u8]) {
-        if !DRAWN.contains(&topic_of(key)) {
+        if !DRAWN_TOPICS.contains(&topic_of(key)) {
             return;
         }
         let w = Wire {
@@ -109,17 +100,6 @@ impl Channels {
     }
 }
 
-/// The wire topic a channel is drawn from (the world is drawn from none).
-fn source(c: Channel) -> Option<&'static str> {
-    match c {
-        Channel::Scan | Channel::Movers => Some(topic::SCAN.name()),
-        Channel::Tf | Channel::Pose => Some(topic::STATE.name()),
-        Channel::Cmd | Channel::Loop => Some(topic::CMD.name()),
-        Channel::Memory => Some(topic::MEMORY.name()),
-        Channel::World => None,
-    }
-}
-
 pub struct Feed {
     pub view: View,
     pub channels: Arc<Channels>,
@@ -137,7 +117,7 @@ impl Feed {
                     if self.channels.watched() {
                         self.draw(&w, None, None);
                     }
-                    if let Some(t) = DRAWN.iter().find(|t| **t == topic_of(&w.key)) {
+                    if let Some(t) = DRAWN_TOPICS.iter().find(|t| **t == topic_of(&w.key)) {
                         latest.insert(t, w);
                     }
                 }
@@ -170,7 +150,7 @@ impl Feed {
     /// What a client that has just subscribed to `j.channel` is owed: the world, or the
     /// channel's latest message.
     fn greet(&mut self, j: &Joined, latest: &HashMap<&'static str, Wire>) {
-        match source(j.channel) {
+        match j.channel.drawn_from() {
             None => match self.view.world_update(qubot_msg::now_ns()) {
                 Some(Ok(d)) => self.channels.log(&d, j.sink),
                 Some(Err(e)) => tracing::warn!("live view: {e}"),

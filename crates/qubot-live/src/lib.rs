@@ -124,13 +124,12 @@ impl Live {
             )
             .map_err(|e| start(&e))?;
         let upstream = SocketAddr::from(([127, 0, 0, 1], server.port()));
-        let clients = metrics::Clients::default();
         let limits = opts.limits;
         let listener = {
             let _in = runtime.enter();
             tokio::net::TcpListener::from_std(listener).map_err(|e| start(&e))?
         };
-        runtime.spawn(relay::serve(listener, upstream, limits, clients));
+        runtime.spawn(relay::serve(listener, upstream, limits));
 
         let (tx, wires) = mpsc::sync_channel(opts.queue.max(1));
         let stop = Arc::new(AtomicBool::new(false));

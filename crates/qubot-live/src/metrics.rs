@@ -1,8 +1,5 @@
 //! The live view's series on `/metrics` (docs/ARCHITECTURE.md §6 lists them with the rest).
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
 // Gauge VIEW_CLIENTS: clients connected. Counters VIEW_MESSAGES by `channel` (handed to the
 // server while a client subscribed), VIEW_DROPPED by `reason`, VIEW_UNDERIVED by `topic` and
 // `reason` (wire messages it could not draw).
@@ -40,24 +37,16 @@ pub fn describe() {
     metrics::gauge!(VIEW_CLIENTS).set(0.0);
 }
 
-/// The connected clients, counted into the gauge.
-#[derive(Clone, Default)]
-pub struct Clients(Arc<AtomicI64>);
-
-impl Clients {
-    /// One more client until the guard is dropped.
-    pub fn connected(&self) -> Connected {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!(VIEW_CLIENTS).set(n as f64);
-        Connected(self.0.clone())
-    }
+/// One more connected client on the gauge until the guard is dropped.
+pub fn connected() -> Connected {
+    metrics::gauge!(VIEW_CLIENTS).increment(1.0);
+    Connected
 }
 
-pub struct Connected(Arc<AtomicI64>);
+pub struct Connected;
 
 impl Drop for Connected {
     fn drop(&mut self) {
-        let n = self.0.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!(VIEW_CLIENTS).set(n as f64);
+        metrics::gauge!(VIEW_CLIENTS).decrement(1.0);
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::frame;
-use crate::metrics::{dropped, Clients, DROP_CLIENT_BEHIND, DROP_CLIENT_STUCK};
+use crate::metrics::{connected, dropped, DROP_CLIENT_BEHIND, DROP_CLIENT_STUCK};
 
 /// The kernel's send buffer for a client: at the view's ~220 KiB/s, about a second.
 const CLIENT_SEND_BUFFER: usize = 256 << 10;
@@ -45,13 +45,12 @@ impl Default for Limits {
 
 /// Accepts clients on `listener` and relays each to the server at `upstream`, until the
 /// runtime stops.
-pub async fn serve(listener: TcpListener, upstream: SocketAddr, limits: Limits, clients: Clients) {
+pub async fn serve(listener: TcpListener, upstream: SocketAddr, limits: Limits) {
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                let clients = clients.clone();
                 tokio::spawn(async move {
-                    let _connected = clients.connected();
+                    let _connected = connected();
                     tracing::info!(%peer, "live view: client connected");
                     if let Err(e) = relay(client, upstream, limits).await {
                         tracing::info!(%peer, "live view: client gone: {e}");

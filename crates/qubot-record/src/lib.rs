@@ -18,7 +18,7 @@ pub use file::{Compression, Options, RecordError, Recording, Summary, METADATA, 
 pub use filter::{topic_of, Filter};
 pub use load::{load, Entry, LoadError, Loaded};
 pub use rotate::{numbered, Finished, Plan, Rotating, Written};
-pub use view::{Channel, Derived, View, ViewError, ViewOptions, BASE_FRAME, MAP_FRAME};
+pub use view::{Channel, Derived, View, ViewError, ViewOptions, BASE_FRAME, DRAWN_TOPICS, MAP_FRAME};
 pub use writer::{
     describe_metrics, Offer, Offerer, Writer, RECORD_DERIVED, RECORD_DERIVED_BYTES, RECORD_UNDERIVED,
 };

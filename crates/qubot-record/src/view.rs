@@ -50,6 +50,15 @@ const GOAL: Color = Color {
     a: 0.4,
 };
 
+/// The wire topics some channel is drawn from ([`Channel::drawn_from`]): [`View::derive`] gives
+/// nothing for any other.
+pub const DRAWN_TOPICS: [&str; 4] = [
+    topic::SCAN.name(),
+    topic::STATE.name(),
+    topic::CMD.name(),
+    topic::MEMORY.name(),
+];
+
 /// A derived channel. Topics carry no robot name: a recording is one robot's (the recorder
 /// subscribes to `qubot/<robot>/**`), and fixed names let one layout open every file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +111,17 @@ impl Channel {
             Channel::Cmd => "/cmd",
             Channel::Loop => "/loop",
             Channel::Memory => "/memory",
+        }
+    }
+
+    /// The wire topic its messages are derived from; `None` for the world (from `--world`).
+    pub fn drawn_from(self) -> Option<&'static str> {
+        match self {
+            Channel::Scan | Channel::Movers => Some(topic::SCAN.name()),
+            Channel::Tf | Channel::Pose => Some(topic::STATE.name()),
+            Channel::Cmd | Channel::Loop => Some(topic::CMD.name()),
+            Channel::Memory => Some(topic::MEMORY.name()),
+            Channel::World => None,
         }
     }
 
@@ -893,6 +913,10 @@ mod tests {
     fn every_channel_has_its_schema() {
         for c in Channel::ALL {
             assert_eq!(Channel::ALL[c.index()], c);
+            match c.drawn_from() {
+                Some(t) => assert!(DRAWN_TOPICS.contains(&t), "{c:?}"),
+                None => assert_eq!(c, Channel::World),
+            }
             let s = c.schema().expect("schema");
             match c.message_encoding() {
                 "protobuf" => assert!(

@@ -132,6 +132,14 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
 
+    /// The command line of run `run`, as strings.
+    fn args_of(rec: &Recorder, run: u32) -> Vec<String> {
+        rec.args(run)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn the_recorder_joins_the_robot_as_the_actors_do_and_restarts_into_new_files() {
         let mut cfg = NodeConfig {
@@ -149,11 +157,7 @@ mod tests {
         let rec = Recorder::plan(&cfg, &up(&["--record", &path, "--record-min-free-mib", "8"]))
             .expect("valid")
             .expect("asked for");
-        let args: Vec<String> = rec
-            .args(0)
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args = args_of(&rec, 0);
         let want = [
             "record",
             "--robot",
@@ -199,11 +203,7 @@ mod tests {
         let rec = Recorder::plan(&cfg, &up(&["--foxglove", "127.0.0.1:0"]))
             .expect("valid")
             .expect("asked for");
-        let args: Vec<String> = rec
-            .args(3)
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args = args_of(&rec, 3);
         assert!(
             args.ends_with(&["--live".to_owned(), "127.0.0.1:0".to_owned()]),
             "{args:?}"
