@@ -9,56 +9,14 @@ process that serves the view; p99 from the actuator's qubot_pipeline_latency_sec
 over the window. The client is a plain socket speaking RFC 6455 and Foxglove's WebSocket
 protocol, subscribed to every advertised channel, reading as fast as the frames come.
 Loopback only, bounded in time."""
-import json, os, re, signal, socket, statistics as st, subprocess, sys, threading, time, urllib.request
+import json, os, signal, socket, statistics as st, subprocess, sys, threading, time
+
+from probe import buckets, cpu_seconds, kids, p99, scrape, total
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Q = os.path.join(ROOT, "target/release/qubot")
 WORLD = os.path.join(ROOT, "deploy/chaos/worlds/patrol.toml")
 SETTLE_S, WINDOW_S, ROUNDS = 30, 20, 3
-
-
-def scrape(port):
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except Exception:
-        return ""
-
-
-def buckets(text, name):
-    b = {}
-    for l in text.splitlines():
-        if l.startswith(name + "_bucket"):
-            le = float(re.search(r'le="([^"]+)"', l).group(1))
-            b[le] = b.get(le, 0) + float(l.split()[-1])
-    return b
-
-
-def p99(b0, b1):
-    d = [(le, b1[le] - b0.get(le, 0)) for le in sorted(b1)]
-    total = d[-1][1] if d else 0
-    if total <= 0:
-        return None
-    target, prev_le, prev_c = 0.99 * total, 0.0, 0.0
-    for le, c in d:
-        if c >= target:
-            return prev_le if le == float("inf") else prev_le + (le - prev_le) * (target - prev_c) / max(c - prev_c, 1e-9)
-        prev_le, prev_c = le, c
-
-
-def cpu_s(pids):
-    t = 0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            t += int(f[11]) + int(f[12])
-        except OSError:
-            pass
-    return t / os.sysconf("SC_CLK_TCK")
-
-
-def kids(pid):
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(x) for x in out]
 
 
 def cmdline(pid):
@@ -160,16 +118,13 @@ def one(mode, base):
     procs = kids(up.pid)
     view = [p for p in procs if "record" in cmdline(p)]
     actors = [p for p in procs if p not in view]
-    m0, w0, a0, v0 = scrape(base + 3), time.time(), cpu_s(actors), cpu_s(view)
+    m0, w0, a0, v0 = scrape(base + 3), time.time(), cpu_seconds(actors), cpu_seconds(view)
     d0, b0 = (client.data, client.bytes) if client else (0, 0)
     time.sleep(WINDOW_S)
-    m1, w1, a1, v1 = scrape(base + 3), time.time(), cpu_s(actors), cpu_s(view)
+    m1, w1, a1, v1 = scrape(base + 3), time.time(), cpu_seconds(actors), cpu_seconds(view)
     view_rss = rss_kib(view)
     d1, b1 = (client.data, client.bytes) if client else (0, 0)
-    drops = 0.0
-    for l in scrape(base + 4).splitlines():
-        if l.startswith("qubot_view_dropped_total"):
-            drops += float(l.split()[-1])
+    drops = total(scrape(base + 4), "qubot_view_dropped_total")
     if client:
         client.stop = True
     up.send_signal(signal.SIGINT)

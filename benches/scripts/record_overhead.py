@@ -6,42 +6,11 @@ Each run: `qubot up` on the patrol world, 30 s for the robot to reach its steady
 20 s window. CPU is utime + stime of the three actor processes from /proc (the exporter's
 process_cpu_seconds_total only moves in whole seconds); p99 from the actuator's
 qubot_pipeline_latency_seconds buckets over the window. Loopback only, bounded in time."""
-import subprocess, time, urllib.request, re, os, signal
+import subprocess, time, os, signal
+from probe import buckets, cpu_seconds, kids, p99, scrape, total
 ROOT=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Q=os.path.join(ROOT,"target/release/qubot"); WORLD=os.path.join(ROOT,"deploy/chaos/worlds/patrol.toml")
 OUT=os.path.join(ROOT,"target/record-overhead.mcap")
-def scrape(port):
-    try: return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",timeout=2).read().decode()
-    except Exception: return None
-def val(text,name,filt=""):
-    s=0.0
-    for l in text.splitlines():
-        if l.startswith(name) and filt in l: s+=float(l.split()[-1])
-    return s
-def buckets(text,name):
-    b={}
-    for l in text.splitlines():
-        if l.startswith(name+"_bucket"):
-            le=re.search(r'le="([^"]+)"',l).group(1); b[float(le)]=b.get(float(le),0)+float(l.split()[-1])
-    return b
-def p99(b0,b1):
-    les=sorted(b1); d=[(le,b1[le]-b0.get(le,0)) for le in les]; tot=d[-1][1]
-    if tot<=0: return None
-    target=0.99*tot; prev_le=0; prev_c=0
-    for le,c in d:
-        if c>=target:
-            if le==float('inf'): return prev_le
-            return prev_le+(le-prev_le)*(target-prev_c)/max(c-prev_c,1e-9)
-        prev_le,prev_c=le,c
-def jiffies(pids):
-    t=0
-    for p in pids:
-        try: f=open(f"/proc/{p}/stat").read().rsplit(")",1)[1].split(); t+=int(f[11])+int(f[12])
-        except Exception: pass
-    return t/os.sysconf("SC_CLK_TCK")
-def kids(pid):
-    out=subprocess.run(["pgrep","-P",str(pid)],capture_output=True,text=True).stdout.split()
-    return [int(x) for x in out]
 def one(rec, base, hub):
     up=subprocess.Popen([Q,"up","--robot","ovh","--world",WORLD,"--hub",hub,"--metrics-port-base",str(base),"--timeout","90"],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)
     time.sleep(30)  # past patrol's discovery of the walled-in goal (BENCHMARKS, flood-10x control)
@@ -50,13 +19,13 @@ def one(rec, base, hub):
         r=subprocess.Popen([Q,"record","--robot","ovh","--connect",hub,"--out",OUT,"--metrics-addr",f"127.0.0.1:{base+9}"],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)
         time.sleep(2)
     actors=kids(up.pid)
-    t0=[scrape(base+i) for i in range(1,4)]; rc0=scrape(base+9) if rec else None; w0=time.time(); j0=jiffies(actors); r0=jiffies([r.pid]) if rec else 0
+    t0=[scrape(base+i) for i in range(1,4)]; rc0=scrape(base+9) if rec else None; w0=time.time(); j0=cpu_seconds(actors); r0=cpu_seconds([r.pid]) if rec else 0
     time.sleep(20)
-    t1=[scrape(base+i) for i in range(1,4)]; rc1=scrape(base+9) if rec else None; w1=time.time(); j1=jiffies(actors); r1=jiffies([r.pid]) if rec else 0
+    t1=[scrape(base+i) for i in range(1,4)]; rc1=scrape(base+9) if rec else None; w1=time.time(); j1=cpu_seconds(actors); r1=cpu_seconds([r.pid]) if rec else 0
     cpu=(j1-j0)/(w1-w0)*100
     lat=p99(buckets(t0[2],"qubot_pipeline_latency_seconds"),buckets(t1[2],"qubot_pipeline_latency_seconds"))
     rcpu=(r1-r0)/(w1-w0)*100
-    msgs=(val(rc1,"qubot_record_messages_total")-val(rc0,"qubot_record_messages_total")) if rec else 0
+    msgs=(total(rc1,"qubot_record_messages_total")-total(rc0,"qubot_record_messages_total")) if rec else 0
     if r: r.send_signal(signal.SIGINT); r.wait(timeout=30)
     up.send_signal(signal.SIGINT); up.wait(timeout=30)
     return cpu, lat*1e3 if lat else None, rcpu, msgs/(w1-w0)
