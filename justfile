@@ -213,7 +213,7 @@ soak SCALE="1.0":
 build-system-alloc:
     cargo build --release --workspace --features qubot/system-alloc
 
-# N network-namespace edge devices (dev1..devN at 10.77.0.I, an sshd each); needs root.
+# N network-namespace edge devices (dev1..devN at 10.77.0.I, an sshd each) and the site router's device dev100 (10.77.0.100); needs root.
 lab N="2":
     bash deploy/lab.sh up {{N}}
 
@@ -221,11 +221,11 @@ lab N="2":
 lab-down:
     bash deploy/lab.sh down
 
-# Build once, copy to HOSTS (group, robot, "all" or host names) over SSH: a canary, then waves (ARGS: --inventory FILE, --wave K), each health-gated, a failed wave rolled back.
+# Build once, copy to HOSTS (group, robot, "all", host or router names) over SSH: each site router alone, then a canary, then waves (ARGS: --inventory FILE, --wave K), each health-gated, a failed wave rolled back.
 deploy HOSTS *ARGS:
     bash deploy/deploy.sh {{ARGS}} {{HOSTS}}
 
-# Fleet CA and per-host certificates for zenoh mutual TLS (target/certs).
+# Fleet CA and per-host and per-router certificates for zenoh mutual TLS (target/certs).
 certs:
     bash deploy/certs.sh
 

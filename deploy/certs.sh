@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `just certs`: a fleet CA and one certificate per inventory host, for zenoh mutual TLS.
+# `just certs`: a fleet CA and one certificate per inventory host and per site router, for
+# zenoh mutual TLS.
 #
 #   deploy/certs.sh [INVENTORY]        (default deploy/inventory.toml)
 #
-# Writes into QUBOT_CERTS (default target/certs, gitignored): ca.key, ca.crt, and per host
-# <host>.key, <host>.crt with common name = host name (the access-control rules match it) and
-# the host's address as subjectAltName (peers verify the name they connect to). An existing CA
-# and existing host certificates are kept, so adding a host does not re-key the fleet.
+# Writes into QUBOT_CERTS (default target/certs, gitignored): ca.key, ca.crt, and per host or
+# router <name>.key, <name>.crt with common name = its name (the access-control rules match
+# it) and its address and name as subjectAltName (peers verify the name they connect to). An
+# existing CA and existing certificates are kept, so adding a host does not re-key the fleet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 inv=${1:-deploy/inventory.toml}
@@ -14,7 +15,11 @@ out=${QUBOT_CERTS:-target/certs}
 command -v openssl >/dev/null || { echo "certs: openssl is missing: apt-get install openssl" >&2; exit 1; }
 bin=${QUBOT_BIN:-target/release/qubot}
 [ -x "$bin" ] || cargo build --release -p qubot
-mapfile -t hosts < <("$bin" inventory hosts "$inv" all)
+# Boards and routers alike: name and address first. In this shell, so an inventory error
+# stops the script before any key is made.
+listed=$("$bin" inventory hosts "$inv" all)
+listed+=$'\n'$("$bin" inventory routers "$inv" all)
+mapfile -t hosts < <(sed '/^$/d' <<<"$listed")
 
 mkdir -p "$out"
 chmod 700 "$out"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Network-namespace "edge devices" on this host, for `just deploy lab` and the deploy tests.
 #
-#   deploy/lab.sh up N     N devices: namespace <name>-devI, address <net>.I/24 on a bridge
-#                          (the root namespace is <net>.254), an sshd in each on port 22
+#   deploy/lab.sh up N     N board devices dev1..devN (N <= 50) and the site router's device
+#                          dev100: namespace <name>-devI, address <net>.I/24 on a bridge (the
+#                          root namespace is <net>.254), an sshd in each on port 22
 #   deploy/lab.sh down     stop everything started in the devices and remove them
+#
+# dev100 is there whatever N is: deploy/fleet.toml's site router is 10.77.0.100, so `just lab
+# 4` then `just deploy all --inventory deploy/fleet.toml` deploys the router too.
 #
 # Environment: LAB_NAME (default qblab, at most 10 characters), LAB_NET (default 10.77.0),
 # LAB_DIR (default /var/lib/qubot-lab: keys, sshd configs, and each device's filesystem
@@ -45,7 +49,11 @@ CFG
   ip link add "$br" type bridge
   ip addr add "$net.254/24" dev "$br"
   ip link set "$br" up
-  for i in $(seq 1 "$n"); do
+  # The boards, then the site router's device: <net>.100, fleet.toml's router address (N <= 50
+  # keeps the boards below it).
+  local ids
+  ids="$(seq 1 "$n") 100"
+  for i in $ids; do
     local ns="$name-dev$i" veth="${name}v$i"
     ip netns add "$ns"
     ip link add "$veth" type veth peer name eth0 netns "$ns"
@@ -73,20 +81,23 @@ CFG
       sh -c "mount -t tmpfs -o size=256m,mode=1777 qubot-lab-shm /dev/shm && echo dev$i >/proc/sys/kernel/hostname && exec $sshd -f '$dir/ssh/sshd-dev$i.conf'"
   done
   # Ready when every device answers over SSH (deadline, not a fixed sleep).
-  for i in $(seq 1 "$n"); do
+  for i in $ids; do
     local t=0
     until ssh -F "$dir/ssh/config" "root@$net.$i" true 2>/dev/null; do
       t=$((t + 1))
       [ $t -le 100 ] || die "dev$i ($net.$i) does not answer over SSH"
       sleep 0.1
     done
-    echo "lab: dev$i  $net.$i  (netns $name-dev$i, root $dir/dev$i)"
+    local role=""
+    [ "$i" != 100 ] || role="  the site router's device"
+    echo "lab: dev$i  $net.$i  (netns $name-dev$i, root $dir/dev$i)$role"
   done
   echo "lab: deploy key $dir/ssh/id_ed25519, ssh config $dir/ssh/config"
 }
 
 down() {
   local ns pid
+  # Every device, the boards and dev100 alike.
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$name-dev[0-9]+$" || true); do
     # Everything running in a device (its sshd, qubot processes) goes with it.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done

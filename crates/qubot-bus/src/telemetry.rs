@@ -153,6 +153,27 @@ pub fn describe_all() {
         ROUTER_SESSIONS,
         "zenoh sessions a site router holds, by the kind of node at the other end (peer, router)."
     );
+    describe_gauge!(
+        ROUTER_LINKS,
+        "Links (TCP or TLS connections) a site router holds."
+    );
+    describe_gauge!(
+        ROUTER_BOARDS,
+        "Boards of a robot holding at least one link to the site router, by robot."
+    );
+    describe_gauge!(
+        ROUTER_EXPECTED_BOARDS,
+        "Boards of a robot the inventory connects to this site router, by robot."
+    );
+    describe_counter!(
+        ROUTER_IO_BYTES,
+        Unit::Bytes,
+        "Bytes the site router read and wrote through system calls (its links, almost all of it), by direction."
+    );
+    describe_counter!(
+        ROUTER_DENIED,
+        "Messages the site router's access control refused, by action and flow (ingress, egress)."
+    );
     describe_counter!(RECORD_MESSAGES, "Messages written to the recording, by topic.");
     describe_counter!(
         RECORD_BYTES,

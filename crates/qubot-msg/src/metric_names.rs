@@ -27,6 +27,13 @@ pub const REALTIME_REFUSED: &str = "qubot_realtime_refused_total";
 pub const REBINDS: &str = "qubot_rebinds_total";
 pub const SEQ_EVICTIONS: &str = "qubot_sequence_sources_evicted_total";
 pub const ROUTER_SESSIONS: &str = "qubot_router_sessions";
+pub const ROUTER_LINKS: &str = "qubot_router_links";
+pub const ROUTER_BOARDS: &str = "qubot_router_boards";
+pub const ROUTER_EXPECTED_BOARDS: &str = "qubot_router_expected_boards";
+pub const ROUTER_IO_BYTES: &str = "qubot_router_io_bytes_total";
+pub const ROUTER_DENIED: &str = "qubot_router_denied_total";
+/// The label of the robot a router series is about (`robot` is the router's own site).
+pub const FLEET_ROBOT_LABEL: &str = "fleet_robot";
 // The recorder (`qubot record`).
 pub const RECORD_MESSAGES: &str = "qubot_record_messages_total";
 pub const RECORD_BYTES: &str = "qubot_record_bytes_total";

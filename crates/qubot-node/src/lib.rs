@@ -7,8 +7,10 @@
 //! config or world file: tools that never join the bus use it too.
 
 pub mod config;
+pub mod router;
 
 pub use config::{
     cpus_present, world_time_s, ConfigError, LinkProfile, NodeConfig, RealtimeSection, RoleSection,
 };
 pub use qubot_msg::{Flow, Role, SUPERVISOR};
+pub use router::RouterConfig;

@@ -1,6 +1,6 @@
 //! `qubot top`'s views from the processes' `/metrics` pages: one row per actor (rates from two
 //! scrapes, handler latency, mailbox, periodic ticks, restarts, drops by reason), or with
-//! `--fleet` one row per robot. The binary refreshes them.
+//! `--fleet` one row per robot and a line per site router. The binary refreshes them.
 //!
 //! The tick columns are the actor's periodic timers (the sensor's capture, the actuator's
 //! control), all of its timers together: `LATE p99` is how late its ticks ran after their
@@ -23,6 +23,17 @@ use crate::promtext::{self, Quantile, Sample};
 /// Commands the actuator received, and scans the planner received: the loop's two rates.
 const APPLIED: [(&str, &str); 2] = [("actor", Role::Actuator.name()), ("topic", topic::CMD.name())];
 const PLANNED: [(&str, &str); 2] = [("actor", Role::Planner.name()), ("topic", topic::SCAN.name())];
+
+/// Series only a site router exports. Its global `robot` label is the site, so a page with any
+/// of them is the router's and must not count as a robot.
+const ROUTER_SERIES: [&str; 6] = [
+    names::ROUTER_SESSIONS,
+    names::ROUTER_LINKS,
+    names::ROUTER_BOARDS,
+    names::ROUTER_EXPECTED_BOARDS,
+    names::ROUTER_IO_BYTES,
+    names::ROUTER_DENIED,
+];
 
 /// Every endpoint's page, or `None` for one that did not answer.
 pub type Scrapes = Vec<(SocketAddr, Option<Vec<Sample>>)>;
@@ -263,7 +274,8 @@ struct RobotRow {
 
 /// The fleet view: one row per robot (the `robot` label of the series), with its loop rate
 /// (commands applied at its actuator per second), scan rate at its planner, pipeline latency
-/// p50/p99, safe stops, restarts and drops; then the endpoints that did not answer.
+/// p50/p99, safe stops, restarts and drops; then a line per site router ([`router_line`]);
+/// then the endpoints that did not answer.
 pub fn render_fleet(
     endpoints: &[SocketAddr],
     prev: &[(SocketAddr, Option<Vec<Sample>>)],
@@ -273,7 +285,9 @@ pub fn render_fleet(
     let mut rows: BTreeMap<String, RobotRow> = BTreeMap::new();
     let robot_of = |page: &[Sample]| page.iter().find_map(|s| s.label("robot")).map(str::to_owned);
     for (_, page) in now {
-        let Some(page) = page else { continue };
+        let Some(page) = page.as_deref().filter(|p| !is_router(p)) else {
+            continue;
+        };
         let Some(robot) = robot_of(page) else { continue };
         let row = rows.entry(robot).or_default();
         row.processes += 1;
@@ -289,7 +303,9 @@ pub fn render_fleet(
         );
     }
     for (_, page) in prev {
-        let Some(page) = page else { continue };
+        let Some(page) = page.as_deref().filter(|p| !is_router(p)) else {
+            continue;
+        };
         let Some(row) = robot_of(page).and_then(|r| rows.get_mut(&r)) else {
             continue;
         };
@@ -326,8 +342,118 @@ pub fn render_fleet(
             r.drops,
         );
     }
+    for (endpoint, page) in now {
+        let Some(page) = page.as_deref().filter(|p| is_router(p)) else {
+            continue;
+        };
+        let before = prev
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .and_then(|(_, p)| p.as_deref());
+        let _ = writeln!(out, "{}", router_line(*endpoint, page, before, dt));
+    }
     note_unreachable(&mut out, endpoints, now);
     out
+}
+
+fn is_router(page: &[Sample]) -> bool {
+    page.iter().any(|s| ROUTER_SERIES.contains(&s.name.as_str()))
+}
+
+/// A site router's line of the fleet view, from its page and (for the rates) its page at the
+/// earlier scrape, `dt` seconds before:
+/// `ROUTER <host>  sessions peer=4 router=0  links 4  robots 1/2 boards r1=2/2 r2=0/2  read
+/// 1.2kB/s written 3.4kB/s  denied 3 (0.50/s) put/ingress=3`. `robots` counts the robots the
+/// router expects whose every expected board holds a link; a rate is `-` without an earlier
+/// page; the denials by action/flow follow only when there are any.
+fn router_line(endpoint: SocketAddr, page: &[Sample], before: Option<&[Sample]>, dt: f64) -> String {
+    let name = page
+        .iter()
+        .find_map(|s| s.label("host"))
+        .map_or_else(|| endpoint.to_string(), str::to_owned);
+    let of = |metric: &'static str| page.iter().filter(move |s| s.name == metric);
+    // Sorted by label, so the line does not move with the exporter's order.
+    let mut sessions: BTreeMap<&str, f64> = BTreeMap::new();
+    for s in of(names::ROUTER_SESSIONS) {
+        *sessions.entry(s.label("kind").unwrap_or("?")).or_default() += s.value;
+    }
+    let mut boards: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for s in page {
+        let Some(robot) = s.label(names::FLEET_ROBOT_LABEL) else {
+            continue;
+        };
+        match s.name.as_str() {
+            names::ROUTER_BOARDS => boards.entry(robot).or_default().0 += s.value,
+            names::ROUTER_EXPECTED_BOARDS => boards.entry(robot).or_default().1 += s.value,
+            _ => {}
+        }
+    }
+    let mut denied: BTreeMap<String, f64> = BTreeMap::new();
+    for s in of(names::ROUTER_DENIED) {
+        let key = format!(
+            "{}/{}",
+            s.label("action").unwrap_or("?"),
+            s.label("flow").unwrap_or("?")
+        );
+        *denied.entry(key).or_default() += s.value;
+    }
+    // Per second between the two scrapes; a series the earlier page lacks counts from 0.
+    let rate = |name: &str, filter: &[(&str, &str)]| {
+        before.map(|b| {
+            // fold from +0: an empty `sum()` of f64 is -0, which would print as "-0".
+            promtext::increase(page, b, name, filter)
+                .iter()
+                .fold(0.0, |a, s| a + s.value)
+                / dt
+        })
+    };
+
+    let mut line = format!("ROUTER {name}  sessions ");
+    if sessions.is_empty() {
+        line.push('-');
+    } else {
+        let kinds: Vec<String> = sessions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        line.push_str(&kinds.join(" "));
+    }
+    match of(names::ROUTER_LINKS).next() {
+        Some(_) => {
+            let _ = write!(line, "  links {}", promtext::sum(page, names::ROUTER_LINKS, &[]));
+        }
+        None => line.push_str("  links -"),
+    }
+    if boards.is_empty() {
+        line.push_str("  robots -");
+    } else {
+        let expected = boards.values().filter(|(_, e)| *e > 0.0).count();
+        let whole = boards.values().filter(|(b, e)| *e > 0.0 && b >= e).count();
+        let each: Vec<String> = boards.iter().map(|(r, (b, e))| format!("{r}={b}/{e}")).collect();
+        let _ = write!(line, "  robots {whole}/{expected} boards {}", each.join(" "));
+    }
+    let per_s = |v: Option<f64>| v.map_or("-".to_owned(), bytes_per_s);
+    let _ = write!(
+        line,
+        "  read {} written {}",
+        per_s(rate(names::ROUTER_IO_BYTES, &[("direction", "read")])),
+        per_s(rate(names::ROUTER_IO_BYTES, &[("direction", "written")])),
+    );
+    let total = denied.values().fold(0.0, |a, v| a + v);
+    let denied_rate = rate(names::ROUTER_DENIED, &[]).map_or("-".to_owned(), |r| format!("{r:.2}/s"));
+    let _ = write!(line, "  denied {total} ({denied_rate})");
+    for (k, v) in denied.iter().filter(|(_, v)| **v > 0.0) {
+        let _ = write!(line, " {k}={v}");
+    }
+    line
+}
+
+/// A byte rate with a decimal (SI) prefix, one decimal: `830.0B/s`, `1.2kB/s`, `45.6MB/s`.
+fn bytes_per_s(v: f64) -> String {
+    let (v, unit) = match v {
+        v if v < 1e3 => (v, "B"),
+        v if v < 1e6 => (v / 1e3, "kB"),
+        v if v < 1e9 => (v / 1e6, "MB"),
+        v => (v / 1e9, "GB"),
+    };
+    format!("{v:.1}{unit}/s")
 }
 
 /// The endpoints whose page did not come, as the last line of a view.
@@ -469,6 +595,98 @@ mod tests {
         // The fleet view reads the same pages as before.
         let fleet = render_fleet(&[at(1), at(2)], &prev, &now, 1.0);
         assert!(fleet.starts_with("ROBOT"), "{fleet}");
+    }
+
+    /// A robot's actuator page with its global labels and `applied` commands.
+    fn actuator(robot: &str, applied: u32) -> String {
+        format!(
+            "qubot_messages_received_total{{robot=\"{robot}\",host=\"{robot}-a\",actor=\"actuator\",topic=\"cmd\"}} {applied}\n"
+        )
+    }
+
+    /// Site router `edge`'s page (its `robot` label is the site): robot r1 has both its boards
+    /// on it, r2 none (no boards series at all), `denied` puts refused on ingress so far.
+    fn router(read: u64, written: u64, denied: u32) -> String {
+        let g = "robot=\"site\",host=\"edge\"";
+        let mut page = format!(
+            "qubot_router_sessions{{{g},kind=\"router\"}} 0\n\
+             qubot_router_sessions{{{g},kind=\"peer\"}} 4\n\
+             qubot_router_links{{{g}}} 4\n\
+             qubot_router_boards{{{g},fleet_robot=\"r1\"}} 2\n\
+             qubot_router_expected_boards{{{g},fleet_robot=\"r1\"}} 2\n\
+             qubot_router_expected_boards{{{g},fleet_robot=\"r2\"}} 2\n\
+             qubot_router_io_bytes_total{{{g},direction=\"read\"}} {read}\n\
+             qubot_router_io_bytes_total{{{g},direction=\"written\"}} {written}\n\
+             qubot_build_info{{{g},version=\"0\"}} 1\n"
+        );
+        if denied > 0 {
+            page += &format!("qubot_router_denied_total{{{g},action=\"put\",flow=\"ingress\"}} {denied}\n");
+        }
+        page
+    }
+
+    #[test]
+    fn the_fleet_view_shows_a_router_on_its_own_line_after_the_robots() {
+        let prev = scrapes(&[(9, Some(&router(1000, 2000, 1))), (1, Some(&actuator("r1", 100)))]);
+        let now = scrapes(&[(9, Some(&router(3000, 6000, 5))), (1, Some(&actuator("r1", 140)))]);
+        let view = render_fleet(&[at(9), at(1)], &prev, &now, 2.0);
+        let lines: Vec<&str> = view.lines().collect();
+        assert_eq!(lines.len(), 3, "header, r1, the router:\n{view}");
+        assert!(lines[0].starts_with("ROBOT"), "{view}");
+        let r1: Vec<&str> = lines[1].split_whitespace().collect();
+        // The site is no robot: r1 is the only row, its loop rate from its own page.
+        assert_eq!((r1[0], r1[1], r1[2]), ("r1", "1", "20.0"), "{view}");
+        assert_eq!(
+            lines[2],
+            "ROUTER edge  sessions peer=4 router=0  links 4  robots 1/2 boards r1=2/2 r2=0/2  \
+             read 1.0kB/s written 2.0kB/s  denied 5 (2.00/s) put/ingress=5",
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn a_router_without_an_earlier_page_or_boards_shows_dashes() {
+        // Up since the last scrape, no denial yet, no inventory (so no boards gauges).
+        let bare = "qubot_router_sessions{robot=\"site\",kind=\"peer\"} 0\n";
+        let now = scrapes(&[(9, Some(bare)), (8, Some(&router(10, 20, 0))), (7, None)]);
+        let prev = scrapes(&[(9, None), (8, None), (7, None)]);
+        let view = render_fleet(&[at(9), at(8), at(7)], &prev, &now, 1.0);
+        let lines: Vec<&str> = view.lines().collect();
+        assert_eq!(
+            lines[1..],
+            [
+                // No host label: named by its endpoint.
+                "ROUTER 127.0.0.1:9  sessions peer=0  links -  robots -  read - written -  denied 0 (-)",
+                "ROUTER edge  sessions peer=4 router=0  links 4  robots 1/2 boards r1=2/2 r2=0/2  \
+                 read - written -  denied 0 (-)",
+                "unreachable: 127.0.0.1:7",
+            ],
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn a_router_without_denials_shows_a_zero_rate() {
+        let page = scrapes(&[(8, Some(&router(10, 20, 0)))]);
+        let view = render_fleet(&[at(8)], &page, &page, 1.0);
+        assert!(
+            view.lines().any(|l| l.starts_with("ROUTER edge ")
+                && l.ends_with("read 0.0B/s written 0.0B/s  denied 0 (0.00/s)")),
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn byte_rates_take_an_si_prefix() {
+        for (v, text) in [
+            (0.0, "0.0B/s"),
+            (830.0, "830.0B/s"),
+            (1234.0, "1.2kB/s"),
+            (4.56e7, "45.6MB/s"),
+            (2e9, "2.0GB/s"),
+        ] {
+            assert_eq!(bytes_per_s(v), text);
+        }
     }
 
     #[test]

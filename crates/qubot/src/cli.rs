@@ -48,6 +48,10 @@ pub enum Mode {
 
 #[derive(Debug, Args)]
 pub struct RouterArgs {
+    /// The router's config (`qubot inventory render` writes it for a deploy); the other
+    /// arguments then must not be given.
+    #[arg(long, conflicts_with_all = ["site", "name", "metrics_addr", "host_label", "zenoh_config", "listen", "connect"])]
+    pub config: Option<PathBuf>,
     /// Site name: the `robot` label of the router's own series.
     #[arg(long, default_value = "site", value_parser = parse_segment)]
     pub site: String,
@@ -79,7 +83,8 @@ pub enum InventoryCmd {
         #[arg(default_value = "all")]
         selector: String,
     },
-    /// Write one host's node.toml (and zenoh.json5, env when needed) into a directory.
+    /// Write one host's node.toml (and zenoh.json5, env when needed) into a directory; for a
+    /// router, its router.toml (and zenoh.json5).
     Render {
         file: PathBuf,
         #[arg(long)]
@@ -92,6 +97,14 @@ pub enum InventoryCmd {
     /// Print the `qubot router` arguments of router NAME (listen, metrics, site), generated
     /// from the inventory.
     Router { file: PathBuf, name: String },
+    /// Print the selected site routers, one per line: name, address, user, root, arch
+    /// (tab-separated). "all" selects every router; otherwise the router names it lists (a
+    /// group, a robot or a board selects none).
+    Routers {
+        file: PathBuf,
+        #[arg(default_value = "all")]
+        selector: String,
+    },
     /// Print the host that runs the actuator of HOST's robot, as `hosts` prints a host.
     Actuator { file: PathBuf, host: String },
     /// Print Prometheus file-SD targets (JSON) for the selected hosts.
@@ -104,7 +117,8 @@ pub enum InventoryCmd {
 
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// Node config of the host (the one `qubot up` runs with).
+    /// Node config of the host (the one `qubot up` runs with), or with `--router` the
+    /// router's config (the one `qubot router --config` runs with).
     #[arg(long)]
     pub config: PathBuf,
     /// Give up after this many seconds (exit 1).
@@ -113,8 +127,19 @@ pub struct HealthArgs {
     /// Also require the robot's loop to close, when this host runs its actuator: commands
     /// applied there keep coming (from the planner bound to the robot's own sensor), with no
     /// foreign message dropped meanwhile.
-    #[arg(long = "loop")]
+    #[arg(long = "loop", conflicts_with = "router")]
     pub closed_loop: bool,
+    /// Check a site router: it listens, serves /metrics, and (`--expect-robots`) every board
+    /// of those robots holds a link to it.
+    #[arg(long)]
+    pub router: bool,
+    /// With `--router`: robots (comma-separated) every board of which must be linked to it.
+    #[arg(long, requires = "router", value_delimiter = ',')]
+    pub expect_robots: Vec<String>,
+    /// With `--router`: print the robots every board of which is linked to it now
+    /// (comma-separated, maybe none) and exit 0; exit 1 when the router does not answer.
+    #[arg(long, requires = "router", conflicts_with = "expect_robots")]
+    pub served: bool,
 }
 
 #[derive(Debug, Args)]

@@ -56,13 +56,17 @@ pub fn main() -> ExitCode {
     // can read it.
     zenoh_runtime_defaults();
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn")),
-        )
-        .with_writer(term::LogWriter)
-        .init();
+    {
+        use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, Layer};
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn"));
+        let log = tracing_subscriber::fmt::layer()
+            .with_writer(term::LogWriter)
+            .with_filter(filter);
+        // Only a router counts its access control's refusals (see modes::router::denials).
+        let denials = matches!(cli.mode, cli::Mode::Router(_)).then(modes::router::denials::layer);
+        tracing_subscriber::registry().with(log).with(denials).init();
+    }
     if let Err(e) = simulated_clock_offset() {
         eprintln!("qubot: error: {e:#}");
         return ExitCode::from(2);
@@ -101,6 +105,7 @@ fn dispatch(mode: Mode) -> anyhow::Result<ExitCode> {
         Mode::Inject(a) => modes::inject::run(a),
         Mode::Top(a) => modes::top::run(a),
         Mode::Inventory(a) => modes::inventory::run(a),
+        Mode::Health(a) if a.router => modes::router::health::run(&a),
         Mode::Health(a) => modes::health::run(a),
         Mode::Router(a) => modes::router::run(a),
         Mode::Chaos(a) => qubot_ops::chaos::run(&qubot_ops::chaos::ChaosOptions {

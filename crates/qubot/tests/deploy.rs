@@ -442,17 +442,21 @@ fn systemd_unit_verifies_clean() {
     let dir = TempDir::new("unit");
     std::fs::create_dir_all(dir.join("current")).expect("dir");
     std::fs::copy(QUBOT, dir.join("current/qubot")).expect("copy binary");
-    let unit = std::fs::read_to_string(format!("{REPO}/deploy/systemd/qubot.service")).expect("unit");
-    let f = dir.join("qubot.service");
-    std::fs::write(&f, unit.replace("/opt/qubot", &dir.path().display().to_string())).expect("write unit");
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&f)
-        .output()
-        .expect("systemd-analyze");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "systemd-analyze verify: {err}"
-    );
+    // The board's unit and the site router's.
+    for name in ["qubot.service", "qubot-router.service"] {
+        let unit = std::fs::read_to_string(format!("{REPO}/deploy/systemd/{name}")).expect("unit");
+        let f = dir.join(name);
+        std::fs::write(&f, unit.replace("/opt/qubot", &dir.path().display().to_string()))
+            .expect("write unit");
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&f)
+            .output()
+            .expect("systemd-analyze");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "systemd-analyze verify {name}: {err}"
+        );
+    }
 }

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use common::{lab::*, *};
 
@@ -86,26 +83,6 @@ fn hostile_inventory_values_are_rejected_before_any_host_is_touched() {
     }
     // The device was reachable all along: the refusals are the inventory check's.
     assert_eq!(lab.ssh(1, "true").0, 0, "dev1 does not answer over SSH");
-}
-
-/// A zenoh config for a process outside the fleet's deploy: `tls` is the json5 body of
-/// `transport/link/tls`.
-fn peer_config(dir: &Path, name: &str, tls: &str) -> String {
-    let p = dir.join(format!("{name}.json5"));
-    let text = format!(
-        "{{ mode: \"peer\", scouting: {{ multicast: {{ enabled: false }} }}, listen: {{ endpoints: [] }},\n  transport: {{ link: {{ tls: {{ {tls} }} }} }} }}\n"
-    );
-    std::fs::write(&p, text).expect("write zenoh config");
-    p.display().to_string()
-}
-
-fn member_tls(certs: &Path, host: &str) -> String {
-    let c = certs.display();
-    format!(
-        "root_ca_certificate: \"{c}/ca.crt\", enable_mtls: true, \
-         connect_certificate: \"{c}/{host}.crt\", connect_private_key: \"{c}/{host}.key\", \
-         listen_certificate: \"{c}/{host}.crt\", listen_private_key: \"{c}/{host}.key\""
-    )
 }
 
 #[test]

@@ -66,6 +66,13 @@ pub struct Router {
     pub port: u16,
     #[serde(default = "default_router_metrics_port")]
     pub metrics_port: u16,
+    /// SSH user, deploy root and arch, as a host's: `just deploy` ships the router too.
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    #[serde(default = "default_arch")]
+    pub arch: String,
 }
 
 fn default_router_port() -> u16 {
@@ -218,12 +225,7 @@ impl Inventory {
                 return Err(err(f("user"), "must name the SSH user"));
             }
             check_user(&h.user).map_err(|r| err(f("user"), r))?;
-            if !ARCHES.contains(&h.arch.as_str()) {
-                return Err(err(
-                    f("arch"),
-                    format!("unknown arch {:?} (known: {})", h.arch, ARCHES.join(", ")),
-                ));
-            }
+            check_arch(&h.arch).map_err(|e| err(f("arch"), e))?;
             if !h.root.is_absolute() {
                 return Err(err(f("root"), format!("{:?} must be an absolute path", h.root)));
             }
@@ -325,18 +327,18 @@ impl Inventory {
             if r.port == 0 || r.metrics_port == 0 || r.port == r.metrics_port {
                 return Err(err(f("port"), "port and metrics_port: two different fixed ports"));
             }
+            check_user(&r.user).map_err(|e| err(f("user"), e))?;
+            check_arch(&r.arch).map_err(|e| err(f("arch"), e))?;
+            if !r.root.is_absolute() {
+                return Err(err(f("root"), format!("{:?} must be an absolute path", r.root)));
+            }
+            check_root(&r.root).map_err(|e| err(f("root"), e))?;
         }
         if let Some(router) = &self.fleet.router {
             if !self.routers.contains_key(router) {
                 return Err(err(
                     "fleet.router",
                     format!("{router:?} is not defined under [routers]"),
-                ));
-            }
-            if self.fleet.tls {
-                return Err(err(
-                    "fleet.router",
-                    "a site router with fleet.tls = true is not supported yet (the router has no fleet certificate)",
                 ));
             }
         }
@@ -391,12 +393,18 @@ impl Inventory {
             return Ok(self.hosts_of(sel).into_iter().map(str::to_owned).collect());
         }
         let mut out = Vec::new();
+        let mut routers = false;
         for h in sel.split([',', ' ']).filter(|s| !s.is_empty()) {
+            // Routers are deployed too (`select_routers`); they are no board.
+            if self.routers.contains_key(h) {
+                routers = true;
+                continue;
+            }
             if !self.hosts.contains_key(h) {
                 return Err(err(
                     "HOSTS",
                     format!(
-                        "{h:?} is neither a host, a group nor a robot of the inventory (\"all\" selects every host)"
+                        "{h:?} is neither a host, a router, a group nor a robot of the inventory (\"all\" selects every host and router)"
                     ),
                 ));
             }
@@ -404,10 +412,42 @@ impl Inventory {
                 out.push(h.to_owned());
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && !routers {
             return Err(err("HOSTS", "selects no host"));
         }
         Ok(out)
+    }
+
+    /// Routers named by `selector`: every router for "all", else those it names among
+    /// comma/space-separated names (a group, a robot or a board selects none).
+    pub fn select_routers(&self, selector: &str) -> Vec<String> {
+        let sel = selector.trim();
+        if sel == "all" {
+            return self.routers.keys().cloned().collect();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for r in sel.split([',', ' ']).filter(|s| self.routers.contains_key(*s)) {
+            if !out.iter().any(|x| x == r) {
+                out.push(r.to_owned());
+            }
+        }
+        out
+    }
+
+    pub fn router(&self, name: &str) -> Result<&Router, InventoryError> {
+        self.routers
+            .get(name)
+            .ok_or_else(|| err("ROUTER", format!("{name:?} is not defined under [routers]")))
+    }
+
+    /// The boards that connect to router `name`: every board of the fleet when it is the
+    /// fleet's router, else none.
+    pub fn boards_of_router(&self, name: &str) -> Vec<&str> {
+        if self.fleet.router.as_deref() == Some(name) {
+            self.hosts.keys().map(String::as_str).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     pub fn host(&self, name: &str) -> Result<&Host, InventoryError> {
@@ -462,6 +502,14 @@ fn check_word(s: &str, max: usize, first: fn(char) -> bool, what: &str, starts: 
         Err(format!(
             "{s:?} is not a valid {what} (at most {max} of A-Z a-z 0-9 . _ -, starting with {starts})"
         ))
+    }
+}
+
+fn check_arch(arch: &str) -> Result<(), String> {
+    if ARCHES.contains(&arch) {
+        Ok(())
+    } else {
+        Err(format!("unknown arch {arch:?} (known: {})", ARCHES.join(", ")))
     }
 }
 
@@ -707,8 +755,25 @@ actors = ["planner", "actuator"]
             "robot = \"r;2\"\naddress = \"10.0.0.3\"",
         ));
         assert_eq!(e.field, "hosts.c.robot", "{e}");
-        let e = fails(&FLEET.replace("[fleet]", "[fleet]\ntls = true"));
-        assert_eq!(e.field, "fleet.router", "{e}");
+        // A secure fleet with its router.
+        Inventory::parse(&FLEET.replace("[fleet]", "[fleet]\ntls = true")).expect("tls with a router");
+        let e = fails(&FLEET.replace(
+            "address = \"10.0.0.100\"",
+            "address = \"10.0.0.100\"\nroot = \"opt\"",
+        ));
+        assert_eq!(e.field, "routers.site.root", "{e}");
+        let e = fails(&FLEET.replace(
+            "address = \"10.0.0.100\"",
+            "address = \"10.0.0.100\"\nuser = \"-x\"",
+        ));
+        assert_eq!(e.field, "routers.site.user", "{e}");
+        // Routers are selected by "all" or by name; board selectors select none.
+        assert_eq!(inv.select_routers("all"), ["site"]);
+        assert_eq!(inv.select_routers("a,site"), ["site"]);
+        assert!(inv.select_routers("r1").is_empty() && inv.select_routers("a").is_empty());
+        assert_eq!(inv.select("a,site").expect("a board and a router"), ["a"]);
+        assert!(inv.select("site").expect("a router alone").is_empty());
+        assert_eq!(inv.boards_of_router("site"), ["a", "b", "c", "d"]);
         assert_eq!(inv.fleet.wave, 1, "one host at a time unless the inventory says");
         let e = fails(&FLEET.replace("[fleet]", "[fleet]\nwave = 0"));
         assert_eq!(e.field, "fleet.wave", "{e}");

@@ -2,9 +2,16 @@
 //! the other hosts, metrics on the host's address) and the Prometheus file-SD targets. Nobody
 //! edits a host's config by hand.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
-use qubot_node::{NodeConfig, Role, SUPERVISOR};
+use qubot_node::{
+    router::{Board, RouterConfig},
+    NodeConfig, Role, SUPERVISOR,
+};
 
 use super::model::{Inventory, InventoryError};
 
@@ -36,6 +43,44 @@ pub fn hub(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
 pub fn router_endpoint(inv: &Inventory) -> Option<String> {
     let r = &inv.routers[inv.fleet.router.as_ref()?];
     Some(endpoint(inv, &r.address, r.port))
+}
+
+/// The config of router `name` (`qubot router --config`): it listens on its address and port,
+/// serves metrics there, and knows the boards that connect to it (for its health check and
+/// its robots-seen gauges). With `fleet.tls` it reads its release's `zenoh.json5`.
+pub fn router_config(inv: &Inventory, name: &str) -> Result<RouterConfig, InventoryError> {
+    let r = inv.router(name)?;
+    let ip = |field: String, a: &str| {
+        a.parse().map_err(|_| InventoryError {
+            field,
+            reason: format!("{a:?} is not an IP address"),
+        })
+    };
+    let mut boards = BTreeMap::new();
+    for b in inv.boards_of_router(name) {
+        let h = inv.host(b)?;
+        boards.insert(
+            b.to_owned(),
+            Board {
+                robot: inv.robot_of(b).to_owned(),
+                address: ip(format!("hosts.{b}.address"), &h.address)?,
+            },
+        );
+    }
+    let cfg = RouterConfig {
+        name: name.to_owned(),
+        site: RouterConfig::default_site(),
+        listen: vec![endpoint(inv, &r.address, r.port)],
+        connect: Vec::new(),
+        metrics_addr: SocketAddr::new(ip(format!("routers.{name}.address"), &r.address)?, r.metrics_port),
+        zenoh_config: inv.fleet.tls.then(|| current_dir(&r.root).join("zenoh.json5")),
+        boards,
+    };
+    cfg.validate().map_err(|e| InventoryError {
+        field: format!("routers.{name}"),
+        reason: e.to_string(),
+    })?;
+    Ok(cfg)
 }
 
 /// The command-line arguments of `qubot router` for router `name`: it listens on its address
@@ -136,10 +181,17 @@ fn merge(into: &mut toml::Table, over: &toml::Table) {
     }
 }
 
-/// Prometheus file-SD target groups (`deploy/targets/README.md`) for `hosts`: one group per
-/// process, labelled only with `process`.
-pub fn targets_json(inv: &Inventory, hosts: &[String]) -> Result<String, InventoryError> {
+/// Prometheus file-SD target groups (`deploy/targets/README.md`) for `routers` and `hosts`:
+/// one group per process, labelled only with `process` (`router` for a site router).
+pub fn targets_json(inv: &Inventory, routers: &[String], hosts: &[String]) -> Result<String, InventoryError> {
     let mut groups = Vec::new();
+    for name in routers {
+        let r = inv.router(name)?;
+        groups.push(serde_json::json!({
+            "targets": [format!("{}:{}", r.address, r.metrics_port)],
+            "labels": { "process": "router" },
+        }));
+    }
     for name in hosts {
         let h = inv.host(name)?;
         let procs =
@@ -258,6 +310,33 @@ cmd_timeout_ms = 300
     }
 
     #[test]
+    fn a_router_config_lists_the_boards_it_serves_and_its_target() {
+        let fleet = crate::inventory::model::tests::FLEET;
+        let inv = Inventory::parse(&fleet.replace("[fleet]", "[fleet]\ntls = true")).expect("valid");
+        let r = router_config(&inv, "site").expect("site");
+        assert_eq!(r.listen, ["tls/10.0.0.100:7500"]);
+        assert_eq!(r.metrics_addr.to_string(), "10.0.0.100:9899");
+        assert_eq!(r.zenoh_config, Some("/opt/qubot/current/zenoh.json5".into()));
+        assert_eq!(
+            r.expected_boards().into_iter().collect::<Vec<_>>(),
+            [("r1", 2), ("r2", 2)]
+        );
+        assert_eq!(r.boards["c"].address.to_string(), "10.0.0.3");
+        let plain = router_config(&Inventory::parse(fleet).expect("valid"), "site").expect("site");
+        assert_eq!(
+            (plain.listen[0].as_str(), plain.zenoh_config),
+            ("tcp/10.0.0.100:7500", None)
+        );
+        assert_eq!(router_config(&inv, "nope").expect_err("unknown").field, "ROUTER");
+        let j = targets_json(&inv, &["site".into()], &[]).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&j).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!([{"targets": ["10.0.0.100:9899"], "labels": {"process": "router"}}])
+        );
+    }
+
+    #[test]
     fn tls_switches_every_endpoint_and_points_at_the_zenoh_file() {
         let inv =
             Inventory::parse(&INV.replace("[hosts.a]", "[fleet]\ntls = true\n[hosts.a]")).expect("valid");
@@ -270,7 +349,7 @@ cmd_timeout_ms = 300
     #[test]
     fn targets_list_each_process_of_each_host() {
         let inv = Inventory::parse(INV).expect("valid");
-        let j = targets_json(&inv, &["a".into(), "b".into()]).expect("json");
+        let j = targets_json(&inv, &[], &["a".into(), "b".into()]).expect("json");
         let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}: {j}"));
         let group = |t: &str, p: &str| serde_json::json!({"targets": [t], "labels": {"process": p}});
         assert_eq!(

@@ -1,9 +1,10 @@
-//! The zenoh config of a fleet host with `fleet.tls = true`: mutual TLS on every link (the
-//! fleet CA signs one certificate per host, common name = host name) and access control keyed
-//! on those common names, derived from which host runs which actor. A process without a fleet
-//! certificate cannot even open a link; a fleet host puts only its own actors' data keys
-//! (`qubot/<robot>/<actor>/**`), declares only their liveliness tokens and clock queryables
-//! (plus its supervisor's); every fleet host may subscribe to and read everything.
+//! The zenoh config of a fleet host or site router with `fleet.tls = true`: mutual TLS on
+//! every link (the fleet CA signs one certificate per host and per router, common name = its
+//! name) and access control keyed on those common names, derived from which host runs which
+//! actor of which robot. A process without a fleet certificate cannot even open a link; a host
+//! puts only its own actors' data keys (`qubot/<robot>/<actor>/**`), declares only their
+//! liveliness tokens and clock queryables (plus its supervisor's), and reads only its own
+//! robot's keys. Routers hold every host to the same rules and relay for each other.
 
 use qubot_node::{Role, SUPERVISOR};
 use serde_json::{json, Value};
@@ -60,53 +61,35 @@ fn clock_keys(robot: &str, process: &str) -> String {
     format!("qubot/{robot}/@clock/{process}/**")
 }
 
-/// The access-control section of the zenoh config, the same on every fleet host. zenoh
-/// evaluates it per link against the certificate of the host at the other end: ingress rules
-/// say what that host may send into this process (so they carry the roles), egress rules what
-/// this process may send to it (any fleet host may receive anything). Default deny: a
-/// certificate that names no fleet host matches no subject, and anything no rule allows (a put
-/// on another role's keys, a token of another host's actor, a queryable) is dropped.
-pub fn access_control(inv: &Inventory) -> Value {
-    let robots = inv.robots();
-    let fleet: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
-    // `qubot/**` does not reach into the verbatim `@live` and `@clock` chunks: each robot's
-    // are named.
-    let everything: Vec<String> = std::iter::once("qubot/**".to_owned())
-        .chain(
-            robots
-                .iter()
-                .flat_map(|r| [format!("qubot/{r}/@live/**"), format!("qubot/{r}/@clock/**")]),
-        )
-        .collect();
-    let clocks: Vec<String> = robots.iter().map(|r| format!("qubot/{r}/@clock/**")).collect();
-    let mut rules = vec![
-        json!({
-            "id": "fleet-send",
-            "permission": "allow",
-            "flows": ["egress"],
-            "messages": SEND,
-            "key_exprs": everything,
-        }),
-        json!({
-            "id": "fleet-clock",
-            "permission": "allow",
-            "flows": ["egress"],
-            "messages": ["declare_queryable", "reply"],
-            "key_exprs": clocks,
-        }),
-        json!({
-            "id": "fleet-read",
-            "permission": "allow",
-            "flows": ["ingress"],
-            "messages": READ,
-            "key_exprs": everything,
-        }),
-    ];
-    let mut subjects = vec![json!({ "id": "fleet", "cert_common_names": fleet })];
-    let mut policies = vec![json!({
-        "rules": ["fleet-send", "fleet-clock", "fleet-read"],
-        "subjects": ["fleet"],
-    })];
+/// Everything of `robot`: `qubot/**` does not reach into the verbatim `@live` and `@clock`
+/// chunks, so those are named.
+fn robot_keys(robot: &str) -> [String; 3] {
+    [
+        format!("qubot/{robot}/**"),
+        format!("qubot/{robot}/@live/**"),
+        format!("qubot/{robot}/@clock/**"),
+    ]
+}
+
+/// Every message a router relays: what a board sends plus clock queryables and replies.
+fn relayed() -> Vec<&'static str> {
+    SEND.into_iter().chain(["declare_queryable", "reply"]).collect()
+}
+
+fn allow(id: &str, flow: &str, messages: &[&str], key_exprs: &[String]) -> Value {
+    json!({
+        "id": id,
+        "permission": "allow",
+        "flows": [flow],
+        "messages": messages,
+        "key_exprs": key_exprs,
+    })
+}
+
+/// The rules every process that checks a host's certificate applies to it, a board or a
+/// router alike: the host puts only its own actors' data keys, declares only its own processes'
+/// liveliness tokens and clock queryables (its supervisor's included).
+fn host_rules(inv: &Inventory, rules: &mut Vec<Value>, subjects: &mut Vec<Value>, policies: &mut Vec<Value>) {
     for (name, h) in &inv.hosts {
         let robot = inv.robot_of(name);
         let actors: Vec<&str> = Role::ALL
@@ -120,34 +103,22 @@ pub fn access_control(inv: &Inventory) -> Value {
             format!("clock:{name}"),
             format!("host:{name}"),
         );
-        rules.push(json!({
-            "id": put,
-            "permission": "allow",
-            "flows": ["ingress"],
-            "messages": ["put", "delete"],
-            "key_exprs": actors.iter().map(|a| data_keys(robot, a)).collect::<Vec<_>>(),
-        }));
+        let data: Vec<String> = actors.iter().map(|a| data_keys(robot, a)).collect();
+        rules.push(allow(&put, "ingress", &["put", "delete"], &data));
         // Every host runs a supervisor (`qubot up`) next to its actors.
         let processes: Vec<&str> = std::iter::once(SUPERVISOR)
             .chain(actors.iter().copied())
             .collect();
-        rules.push(json!({
-            "id": live,
-            "permission": "allow",
-            "flows": ["ingress"],
-            "messages": ["liveliness_token"],
-            "key_exprs": processes.iter().map(|p| live_keys(robot, p)).collect::<Vec<_>>(),
-        }));
-        rules.push(json!({
-            "id": clock,
-            "permission": "allow",
-            "flows": ["ingress"],
-            "messages": ["declare_queryable", "reply"],
-            "key_exprs": processes.iter().map(|p| clock_keys(robot, p)).collect::<Vec<_>>(),
-        }));
+        let tokens: Vec<String> = processes.iter().map(|p| live_keys(robot, p)).collect();
+        rules.push(allow(&live, "ingress", &["liveliness_token"], &tokens));
+        let clocks: Vec<String> = processes.iter().map(|p| clock_keys(robot, p)).collect();
+        rules.push(allow(&clock, "ingress", &["declare_queryable", "reply"], &clocks));
         subjects.push(json!({ "id": subject, "cert_common_names": [name] }));
         policies.push(json!({ "rules": [put, live, clock], "subjects": [subject] }));
     }
+}
+
+fn acl(rules: Vec<Value>, subjects: Vec<Value>, policies: Vec<Value>) -> Value {
     json!({
         "enabled": true,
         "default_permission": "deny",
@@ -157,14 +128,113 @@ pub fn access_control(inv: &Inventory) -> Value {
     })
 }
 
+/// The access-control section of a board's zenoh config, the same on every board. zenoh
+/// evaluates it per link against the certificate at the other end: ingress rules say what
+/// that end may send into this process, egress rules what this process may send to it. A
+/// robot's hosts read and receive only their own robot's keys; each puts only its own actors'
+/// keys ([`host_rules`]). The fleet's routers relay for every robot: each router enforces the
+/// per-host rules itself ([`router_access_control`]). Default deny: a certificate that names
+/// no host or router matches no subject, and anything no rule allows (a put on another role's
+/// keys, a token of another host's actor, a queryable on data keys) is dropped.
+pub fn access_control(inv: &Inventory) -> Value {
+    let (mut rules, mut subjects, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+    for robot in inv.robots() {
+        let keys = robot_keys(robot);
+        let (send, clock, read, subject) = (
+            format!("send:{robot}"),
+            format!("clock-out:{robot}"),
+            format!("read:{robot}"),
+            format!("robot:{robot}"),
+        );
+        rules.push(allow(&send, "egress", &SEND, &keys));
+        rules.push(allow(
+            &clock,
+            "egress",
+            &["declare_queryable", "reply"],
+            &[keys[2].clone()],
+        ));
+        rules.push(allow(&read, "ingress", &READ, &keys));
+        subjects.push(json!({ "id": subject, "cert_common_names": inv.hosts_of(robot) }));
+        policies.push(json!({ "rules": [send, clock, read], "subjects": [subject] }));
+    }
+    host_rules(inv, &mut rules, &mut subjects, &mut policies);
+    if !inv.routers.is_empty() {
+        let every: Vec<String> = inv.robots().into_iter().flat_map(robot_keys).collect();
+        rules.push(allow("relay-in", "ingress", &relayed(), &every));
+        rules.push(allow("relay-out", "egress", &relayed(), &every));
+        let names: Vec<&str> = inv.routers.keys().map(String::as_str).collect();
+        subjects.push(json!({ "id": "routers", "cert_common_names": names }));
+        policies.push(json!({ "rules": ["relay-in", "relay-out"], "subjects": ["routers"] }));
+    }
+    acl(rules, subjects, policies)
+}
+
+/// The access-control section of a site router's zenoh config. The router is where robots
+/// meet, so it holds each host to the boards' own rules ([`host_rules`]), and per robot: that
+/// robot's hosts may subscribe and query within their robot only, and the router passes them
+/// nothing of another robot's. Routers relay everything to each other.
+pub fn router_access_control(inv: &Inventory) -> Value {
+    let (mut rules, mut subjects, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+    for robot in inv.robots() {
+        let keys = robot_keys(robot);
+        let (read, pass, subject) = (
+            format!("read:{robot}"),
+            format!("pass:{robot}"),
+            format!("robot:{robot}"),
+        );
+        rules.push(allow(&read, "ingress", &READ, &keys));
+        rules.push(allow(&pass, "egress", &relayed(), &keys));
+        subjects.push(json!({ "id": subject, "cert_common_names": inv.hosts_of(robot) }));
+        policies.push(json!({ "rules": [read, pass], "subjects": [subject] }));
+    }
+    host_rules(inv, &mut rules, &mut subjects, &mut policies);
+    let every: Vec<String> = inv.robots().into_iter().flat_map(robot_keys).collect();
+    rules.push(allow("router-in", "ingress", &relayed(), &every));
+    rules.push(allow("router-out", "egress", &relayed(), &every));
+    let names: Vec<&str> = inv.routers.keys().map(String::as_str).collect();
+    subjects.push(json!({ "id": "routers", "cert_common_names": names }));
+    policies.push(json!({ "rules": ["router-in", "router-out"], "subjects": ["routers"] }));
+    acl(rules, subjects, policies)
+}
+
+/// The TLS section of a release at `root`: the fleet CA, the release's own certificate and
+/// key, mutual TLS, and the name checked on connect.
+fn tls(root: &std::path::Path) -> Value {
+    let cur = current_dir(root);
+    let p = |rel: &str| cur.join(rel).display().to_string();
+    json!({
+        "root_ca_certificate": p(CA),
+        "listen_certificate": p(CERT),
+        "listen_private_key": p(KEY),
+        "connect_certificate": p(CERT),
+        "connect_private_key": p(KEY),
+        "enable_mtls": true,
+        "verify_name_on_connect": true,
+    })
+}
+
+/// The zenoh json5 file of router `name` (`fleet.tls`): mutual TLS with its own certificate
+/// and [`router_access_control`]. Router mode and its gossip come from `qubot router` itself.
+pub fn router_zenoh_json5(inv: &Inventory, name: &str) -> Result<String, InventoryError> {
+    let r = inv.router(name)?;
+    let config = json!({
+        "mode": "router",
+        "scouting": { "multicast": { "enabled": false } },
+        "transport": { "link": { "tls": tls(&r.root) } },
+        "access_control": router_access_control(inv),
+    });
+    Ok(format!(
+        "// Generated by `qubot inventory render` for router {}; do not edit (edit the inventory).\n{config:#}\n",
+        json!(name)
+    ))
+}
+
 /// The zenoh json5 file of `host`. It replaces zenoh's defaults entirely, so it repeats
 /// Qubot's own (peer mode, no multicast scouting, one opener per gossip link, no implicit SHM
 /// copy). Built as JSON (a
 /// subset of json5), so every name and path is escaped.
 pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError> {
     let h = inv.host(host)?;
-    let cur = current_dir(&h.root);
-    let p = |rel: &str| cur.join(rel).display().to_string();
     let config = json!({
         "mode": "peer",
         "scouting": {
@@ -175,15 +245,7 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
         "transport": {
             "shared_memory": { "transport_optimization": { "enabled": false } },
             "link": {
-                "tls": {
-                    "root_ca_certificate": p(CA),
-                    "listen_certificate": p(CERT),
-                    "listen_private_key": p(KEY),
-                    "connect_certificate": p(CERT),
-                    "connect_private_key": p(KEY),
-                    "enable_mtls": true,
-                    "verify_name_on_connect": true,
-                },
+                "tls": tls(&h.root),
             },
         },
         "access_control": access_control(inv),
@@ -195,8 +257,6 @@ pub fn zenoh_json5(inv: &Inventory, host: &str) -> Result<String, InventoryError
     ))
 }
 
-/// What `qubot inventory check` says on stderr about an inventory with `fleet.tls = false`
-/// (`file` as given): the fleet runs, but nothing on the network is authenticated.
 /// The warning for each host whose live Foxglove view listens beyond loopback: it has no
 /// authentication, so anyone on that network sees the robot.
 pub fn open_view_warnings(inv: &Inventory, file: &str) -> String {
@@ -211,6 +271,8 @@ pub fn open_view_warnings(inv: &Inventory, file: &str) -> String {
     out
 }
 
+/// What `qubot inventory check` says on stderr about an inventory with `fleet.tls = false`
+/// (`file` as given): the fleet runs, but nothing on the network is authenticated.
 pub fn unauthenticated_warning(inv: &Inventory, file: &str) -> Option<String> {
     if inv.fleet.tls {
         return None;
@@ -390,11 +452,20 @@ actors = ["actuator"]
                 let other = format!("qubot/r2/@clock/{process}/main/00a1b2c3d4e5f607");
                 assert!(!allowed(&acl, host, "ingress", "reply", &other), "{other}");
             }
+            // Reading within the robot only: a wildcard over robots is another robot's too.
+            for flow in ["ingress", "egress"] {
+                for key in ["qubot/*/sensor/*/scan", "qubot/r2/sensor/*/scan", "qubot/**"] {
+                    assert!(
+                        !allowed(&acl, host, flow, "declare_subscriber", key),
+                        "{host} {flow} {key}"
+                    );
+                }
+            }
             // Reading: subscriptions (also with wildcards, as `qubot listen` does), queries,
             // liveliness subscribers and queries (`qubot health`), both ways.
             for (msg, key) in [
                 ("declare_subscriber", "qubot/r1/sensor/*/scan"),
-                ("declare_subscriber", "qubot/*/sensor/*/scan"),
+                ("declare_subscriber", "qubot/r1/*/*/scan"),
                 ("declare_subscriber", "qubot/r1/actuator/*/state"),
                 ("query", "qubot/r1/planner/main/cmd"),
                 ("declare_liveliness_subscriber", "qubot/r1/@live/**"),
@@ -473,7 +544,7 @@ actors = ["actuator"]
         assert_eq!(
             acl["subjects"],
             json!([
-                { "id": "fleet", "cert_common_names": ["a", "b"] },
+                { "id": "robot:r1", "cert_common_names": ["a", "b"] },
                 { "id": "host:a", "cert_common_names": ["a"] },
                 { "id": "host:b", "cert_common_names": ["b"] },
             ])
@@ -481,7 +552,7 @@ actors = ["actuator"]
         assert_eq!(
             acl["policies"],
             json!([
-                { "rules": ["fleet-send", "fleet-clock", "fleet-read"], "subjects": ["fleet"] },
+                { "rules": ["send:r1", "clock-out:r1", "read:r1"], "subjects": ["robot:r1"] },
                 { "rules": ["put:a", "live:a", "clock:a"], "subjects": ["host:a"] },
                 { "rules": ["put:b", "live:b", "clock:b"], "subjects": ["host:b"] },
             ])
@@ -518,8 +589,8 @@ actors = ["actuator"]
         assert_eq!(rule("live:a")["flows"], json!(["ingress"]));
         assert_eq!(rule("clock:a")["flows"], json!(["ingress"]));
         assert_eq!(
-            rule("fleet-read")["key_exprs"],
-            json!(["qubot/**", "qubot/r1/@live/**", "qubot/r1/@clock/**"])
+            rule("read:r1")["key_exprs"],
+            json!(["qubot/r1/**", "qubot/r1/@live/**", "qubot/r1/@clock/**"])
         );
         // Allow rules only: with a deny-by-default policy, what no rule allows is denied.
         assert!(acl["rules"]
@@ -527,6 +598,143 @@ actors = ["actuator"]
             .expect("rules")
             .iter()
             .all(|r| r["permission"] == "allow"));
+    }
+
+    /// A secure fleet of two robots behind a router: at the router, each board does what it
+    /// may do on its own robot and nothing on the other's, and receives nothing of the other's;
+    /// the router relays anything to other routers; a stranger does nothing. Boards trust the
+    /// fleet's routers to relay.
+    #[test]
+    fn the_router_keeps_each_robot_to_its_own_keys() {
+        let fleet = crate::inventory::model::tests::FLEET.replace("[fleet]", "[fleet]\ntls = true");
+        let inv = Inventory::parse(&fleet).expect("valid");
+        let at_router = router_access_control(&inv);
+        let text = router_zenoh_json5(&inv, "site").expect("json5");
+        let v = body(&text);
+        assert_eq!(v["access_control"], at_router);
+        assert_eq!(v["mode"], "router");
+        assert_eq!(
+            v["transport"]["link"]["tls"]["listen_certificate"],
+            "/opt/qubot/current/tls/host.crt"
+        );
+        for (host, own, other) in [("a", "r1", "r2"), ("d", "r2", "r1")] {
+            let sensor = |r: &str| format!("qubot/{r}/sensor/lidar0/scan");
+            let ingress = |msg: &str, key: &str| allowed(&at_router, host, "ingress", msg, key);
+            let egress = |msg: &str, key: &str| allowed(&at_router, host, "egress", msg, key);
+            assert!(ingress("declare_subscriber", &sensor(own)), "{host}");
+            assert!(!ingress("declare_subscriber", &sensor(other)), "{host}");
+            assert!(!ingress("declare_subscriber", "qubot/*/sensor/*/scan"), "{host}");
+            assert!(
+                !ingress("liveliness_query", &format!("qubot/{other}/@live/**")),
+                "{host}"
+            );
+            assert!(!ingress("put", &sensor(other)), "{host}");
+            assert!(
+                !ingress("liveliness_token", &format!("qubot/{other}/@live/sensor/main")),
+                "{host}"
+            );
+            assert!(
+                !ingress(
+                    "liveliness_token",
+                    &format!("qubot/{other}/@live/supervisor/main")
+                ),
+                "{host}"
+            );
+            assert!(ingress(
+                "liveliness_token",
+                &format!("qubot/{own}/@live/supervisor/main/00a1b2c3d4e5f607")
+            ));
+            // Relayed to it: its own robot's traffic only.
+            for msg in [
+                "put",
+                "declare_subscriber",
+                "liveliness_token",
+                "reply",
+                "declare_queryable",
+            ] {
+                assert!(!egress(msg, &sensor(other)), "to {host}: {msg}");
+            }
+            assert!(egress("put", &sensor(own)), "to {host}");
+            assert!(
+                egress("liveliness_token", &format!("qubot/{own}/@live/sensor/main")),
+                "to {host}"
+            );
+            assert!(
+                egress("reply", &format!("qubot/{own}/@clock/sensor/main")),
+                "to {host}"
+            );
+        }
+        // Only the sensor's host puts scans, at the router as on the boards.
+        assert!(allowed(
+            &at_router,
+            "a",
+            "ingress",
+            "put",
+            "qubot/r1/sensor/lidar0/scan"
+        ));
+        assert!(!allowed(
+            &at_router,
+            "b",
+            "ingress",
+            "put",
+            "qubot/r1/sensor/lidar0/scan"
+        ));
+        for flow in ["ingress", "egress"] {
+            assert!(allowed(
+                &at_router,
+                "site",
+                flow,
+                "put",
+                "qubot/r2/sensor/lidar0/scan"
+            ));
+            assert!(allowed(
+                &at_router,
+                "site",
+                flow,
+                "liveliness_token",
+                "qubot/r1/@live/sensor/main"
+            ));
+            for stranger in ["x", "qubot-fleet-ca", ""] {
+                assert!(!allowed(
+                    &at_router,
+                    stranger,
+                    flow,
+                    "declare_subscriber",
+                    "qubot/r1/sensor/*/scan"
+                ));
+            }
+        }
+        // A board lets the fleet's routers relay; without routers there is no such subject.
+        let board = access_control(&inv);
+        assert!(allowed(
+            &board,
+            "site",
+            "ingress",
+            "put",
+            "qubot/r1/sensor/lidar0/scan"
+        ));
+        assert!(allowed(
+            &board,
+            "site",
+            "egress",
+            "declare_subscriber",
+            "qubot/r1/sensor/*/scan"
+        ));
+        assert!(!allowed(
+            &board,
+            "c",
+            "ingress",
+            "declare_subscriber",
+            "qubot/r1/sensor/*/scan"
+        ));
+        let alone = Inventory::parse(INV).expect("valid");
+        assert!(!allowed(
+            &access_control(&alone),
+            "site",
+            "ingress",
+            "put",
+            "qubot/r1/sensor/lidar0/scan"
+        ));
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
                 out.push(SocketAddr::new(addr, h.ports.of(p)));
             }
         }
+        // The site routers too, after the boards: `--fleet` shows each on its own line.
+        for r in inv.routers.values() {
+            let addr: std::net::IpAddr = r.address.parse()?;
+            out.push(SocketAddr::new(addr, r.metrics_port));
+        }
         out
     } else if args.endpoints.is_empty() {
         let cfg = NodeConfig::load(args.config.as_deref())?;

@@ -1,6 +1,6 @@
-//! Edge devices, for real: `deploy/lab.sh` makes network-namespace devices with an sshd each,
-//! `deploy/deploy.sh` bundles, copies over SSH, switches, restarts, waits for health and rolls
-//! back. Needs root, `ip netns` and sshd: a test gets its lab from [`lab_or_skip`], which says
+//! Edge devices, for real: `deploy/lab.sh` makes network-namespace devices with an sshd each
+//! (one more for the site router, [`ROUTER`]), `deploy/deploy.sh` bundles, copies over SSH,
+//! switches, restarts, waits for health and rolls back. Needs root, `ip netns` and sshd: a test gets its lab from [`lab_or_skip`], which says
 //! `SKIPPED: ...` elsewhere (a failure under `CI=true`). Each lab has names and a /24 unique
 //! to the run and is removed on drop, also when its test fails.
 
@@ -14,9 +14,7 @@ use std::{
 use super::{
     bounded_in,
     counters::{counter, RECEIVED},
-    json,
-    router::Router,
-    run, runs, skip_or_fail, wait_for, QUBOT, REPO,
+    json, runs, skip_or_fail, wait_for, QUBOT, REPO,
 };
 
 /// Deadline of one step of a lab test (a deploy's effect, a metric reaching a value).
@@ -25,6 +23,30 @@ pub const T: Duration = Duration::from_secs(90);
 /// A robot on two devices: the sensor on the first, the planner and the actuator on the
 /// second (the actors of [`Lab::inventory`]).
 pub const SPLIT: [&str; 2] = ["\"sensor\"", "\"planner\", \"actuator\""];
+
+/// The device `deploy/lab.sh` always makes for the site router, at `<net>.100`.
+pub const ROUTER: usize = 100;
+
+/// A zenoh config for a process outside the fleet's deploy: `tls` is the json5 body of
+/// `transport/link/tls`.
+pub fn peer_config(dir: &Path, name: &str, tls: &str) -> String {
+    let p = dir.join(format!("{name}.json5"));
+    let text = format!(
+        "{{ mode: \"peer\", scouting: {{ multicast: {{ enabled: false }} }}, listen: {{ endpoints: [] }},\n  transport: {{ link: {{ tls: {{ {tls} }} }} }} }}\n"
+    );
+    std::fs::write(&p, text).expect("write zenoh config");
+    p.display().to_string()
+}
+
+/// The TLS section of a process that holds `host`'s certificate from `certs`.
+pub fn member_tls(certs: &Path, host: &str) -> String {
+    let c = certs.display();
+    format!(
+        "root_ca_certificate: \"{c}/ca.crt\", enable_mtls: true, \
+         connect_certificate: \"{c}/{host}.crt\", connect_private_key: \"{c}/{host}.key\", \
+         listen_certificate: \"{c}/{host}.crt\", listen_private_key: \"{c}/{host}.key\""
+    )
+}
 
 /// Why the namespace tests cannot run here, if they cannot.
 pub fn unavailable() -> Option<String> {
@@ -207,15 +229,6 @@ impl Lab {
     /// stdout and stderr.
     pub fn bounded_on(&self, i: usize, secs: u32, args: &[&str]) -> (String, String) {
         bounded_in(&["ip", "netns", "exec", &self.netns(i)], secs, args)
-    }
-
-    /// `qubot router` in device I's namespace, with the arguments the inventory `inv`
-    /// generates for router `name` (`qubot inventory router`).
-    pub fn router(&self, i: usize, inv: &Path, name: &str) -> Router {
-        let (code, args, err) = run(&["inventory", "router", &inv.display().to_string(), name], T);
-        assert_eq!(code, 0, "{err}");
-        let args: Vec<&str> = args.split_whitespace().collect();
-        Router::spawn(Some(&self.netns(i)), &args)
     }
 
     /// Drops every packet device I sends and receives, both ends of its link: `netem loss

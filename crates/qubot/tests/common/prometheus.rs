@@ -78,6 +78,33 @@ impl Prometheus {
     }
 
     /// An instant query: `Some(number of series)` when Prometheus answered.
+    /// The dashboard `queries` (as [`dashboard_queries`] gives them) that return no series
+    /// within 30 s each, with `$robot` set to `robot`, every host and a 10 s rate window.
+    #[allow(dead_code)] // each test binary uses its own subset
+    pub fn panels_without_data(&self, queries: &[(String, String, String)], robot: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        for (file, title, expr) in queries {
+            let q = expr
+                .replace("$__rate_interval", "10s")
+                .replace("${robot}", robot)
+                .replace("$robot", robot)
+                .replace("${host}", ".*")
+                .replace("$host", ".*");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let series = loop {
+                let n = self.query(&q).unwrap_or(0);
+                if n > 0 || std::time::Instant::now() >= deadline {
+                    break n;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            };
+            if series == 0 {
+                missing.push(format!("{file} / {title}: {q}"));
+            }
+        }
+        missing
+    }
+
     pub fn query(&self, expr: &str) -> Option<usize> {
         let path = format!("/api/v1/query?query={}", url_encode(expr));
         let body = qubot_ops::promtext::http_get(&self.addr, &path)?;
@@ -100,4 +127,65 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The prefix of the site router's series: its dashboard panels need a router to have data.
+pub const ROUTER_SERIES: &str = "qubot_router_";
+
+/// Every panel target of every dashboard in `dashboards/`: (file, panel title, expr).
+pub fn dashboard_queries() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let dir = format!("{REPO}/dashboards");
+    for entry in std::fs::read_dir(&dir)
+        .expect("dashboards dir")
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read dashboard");
+        let d: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .expect("templating.list")
+            .iter()
+            .filter(|v| v["type"] == "datasource")
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert!(!vars.is_empty(), "{path:?}: the datasource must be a variable");
+        let panels = d["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty(), "{path:?}: no panels");
+        for panel in panels
+            .iter()
+            .flat_map(|p| std::iter::once(p).chain(p["panels"].as_array().into_iter().flatten()))
+        {
+            if panel["type"] == "row" {
+                continue;
+            }
+            let title = panel["title"].as_str().unwrap_or("?").to_owned();
+            let uid = panel["datasource"]["uid"].as_str().unwrap_or("");
+            assert!(
+                vars.iter()
+                    .any(|v| uid == format!("${{{v}}}") || uid == format!("${v}")),
+                "{path:?} panel {title:?}: datasource {uid:?} is not a datasource variable"
+            );
+            let targets = panel["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("panel {title:?} has no targets"));
+            assert!(!targets.is_empty(), "panel {title:?} has no targets");
+            for t in targets {
+                let expr = t["expr"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("panel {title:?}: target without expr"));
+                out.push((
+                    path.file_name().expect("name").to_string_lossy().into_owned(),
+                    title.clone(),
+                    expr.to_owned(),
+                ));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no dashboard queries found");
+    out
 }
