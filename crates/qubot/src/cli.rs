@@ -215,7 +215,7 @@ pub struct TopArgs {
     /// Read these endpoints instead (host:port, repeatable).
     #[arg(long = "endpoint")]
     pub endpoints: Vec<SocketAddr>,
-    /// Read every process of every host of this fleet inventory instead.
+    /// Read every process of every host, and every site router, of this fleet inventory instead.
     #[arg(long, conflicts_with_all = ["config", "endpoints"])]
     pub inventory: Option<PathBuf>,
     /// One line per robot (loop rate, latency, safe stops...) instead of one per actor.

@@ -149,6 +149,9 @@ fn only_fleet_certificates_connect_and_only_the_planner_commands() {
                 "--print",
                 "--count",
                 "1",
+                // Its own robot's: a wildcard over robots reaches into another's, refused.
+                "--key",
+                "qubot/qubot-one/sensor/*/scan",
                 "--zenoh-config",
                 cfg,
                 "--connect",

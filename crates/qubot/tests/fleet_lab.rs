@@ -339,3 +339,101 @@ fn a_secure_fleet_is_deployed_router_first_and_keeps_each_robot_to_itself() {
         "the rolled-back router does not serve both robots: {report}"
     );
 }
+
+/// The default lab (`just lab`), removed on drop.
+struct DefaultLab;
+
+impl Drop for DefaultLab {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("just")
+            .arg("lab-down")
+            .current_dir(REPO)
+            .output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("just lab-down failed: {out:?}");
+        }
+    }
+}
+
+/// README's fleet commands, as written: `just lab 4`, then `just deploy all --inventory
+/// deploy/fleet.toml` (the shipped fleet, no TLS). The lab makes the inventory's router device
+/// too, the deploy starts the router first, and both robots reach their goals through it.
+/// Only the binary under test, the bundle's staging and the targets' directory are set from
+/// outside, so nothing is built and nothing lands in the repository's `target/`.
+#[test]
+fn the_readme_fleet_commands_work_as_written_router_included() {
+    let _g = serial();
+    let test = "the_readme_fleet_commands_work_as_written_router_included";
+    if let Some(why) = unavailable() {
+        return skip_or_fail(test, &format!("network-namespace deploy test: {why}"));
+    }
+    if !runs("just", &["--version"]) {
+        return skip_or_fail(test, "`just` is not installed (cargo install just; .ci/run does)");
+    }
+    if runs("ip", &["link", "show", "qblabbr"]) {
+        return skip_or_fail(
+            test,
+            "the default lab is up (just lab-down first): this test makes its own",
+        );
+    }
+    let scratch = TempDir::new("readme-fleet");
+    let just = |args: &[&str]| {
+        let out = std::process::Command::new("just")
+            .args(args)
+            .current_dir(REPO)
+            .env_remove("LAB_NAME")
+            .env_remove("LAB_NET")
+            .env_remove("LAB_DIR")
+            .env_remove("QUBOT_SSH_CONFIG")
+            .env_remove("QUBOT_CERTS")
+            .env("QUBOT_BIN", QUBOT)
+            .env("QUBOT_STAGE", scratch.join("stage"))
+            .env("QUBOT_TARGETS", scratch.join("targets"))
+            .output()
+            .expect("just");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{text}");
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = just(&["lab", "4"]);
+    let _lab = DefaultLab;
+    assert_eq!(code, 0, "just lab 4: {out}");
+    assert!(out.contains("dev100  10.77.0.100"), "no router device: {out}");
+    let (code, out) = just(&["deploy", "all", "--inventory", "deploy/fleet.toml"]);
+    assert_eq!(code, 0, "just deploy all --inventory deploy/fleet.toml");
+    assert!(out.contains("deploy: router: site"), "{out}");
+    switched_to(&out, "site");
+    let root = |i: usize| format!("/var/lib/qubot-lab/dev{i}/opt/qubot");
+    let ssh = |i: usize, cmd: &str| {
+        let out = std::process::Command::new("ssh")
+            .args([
+                "-F",
+                "/var/lib/qubot-lab/ssh/config",
+                &format!("root@10.77.0.{i}"),
+                cmd,
+            ])
+            .output()
+            .expect("ssh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (board, robot) in ROBOTS {
+        wait_for(&format!("{robot} to reach its goal"), T, || {
+            let n = ssh(
+                board,
+                &format!("grep -c 'goal reached' {}/qubot.log || true", root(board)),
+            );
+            (n.trim() != "0").then_some(())
+        });
+    }
+    let served = format!(
+        "{r}/current/qubot health --router --config {r}/current/router.toml --served --timeout 30",
+        r = root(100)
+    );
+    wait_for("the router serving both robots", T, || {
+        (ssh(100, &served).trim() == "qubot-one,qubot-two").then_some(())
+    });
+}

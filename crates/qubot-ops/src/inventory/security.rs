@@ -118,6 +118,22 @@ fn host_rules(inv: &Inventory, rules: &mut Vec<Value>, subjects: &mut Vec<Value>
     }
 }
 
+/// The fleet's routers (subject `routers`) may send and receive anything of every robot: a
+/// router relays for the boards and the other routers, and holds each host to its own rules.
+fn relay_rules(
+    inv: &Inventory,
+    rules: &mut Vec<Value>,
+    subjects: &mut Vec<Value>,
+    policies: &mut Vec<Value>,
+) {
+    let every: Vec<String> = inv.robots().into_iter().flat_map(robot_keys).collect();
+    rules.push(allow("relay-in", "ingress", &relayed(), &every));
+    rules.push(allow("relay-out", "egress", &relayed(), &every));
+    let names: Vec<&str> = inv.routers.keys().map(String::as_str).collect();
+    subjects.push(json!({ "id": "routers", "cert_common_names": names }));
+    policies.push(json!({ "rules": ["relay-in", "relay-out"], "subjects": ["routers"] }));
+}
+
 fn acl(rules: Vec<Value>, subjects: Vec<Value>, policies: Vec<Value>) -> Value {
     json!({
         "enabled": true,
@@ -159,12 +175,7 @@ pub fn access_control(inv: &Inventory) -> Value {
     }
     host_rules(inv, &mut rules, &mut subjects, &mut policies);
     if !inv.routers.is_empty() {
-        let every: Vec<String> = inv.robots().into_iter().flat_map(robot_keys).collect();
-        rules.push(allow("relay-in", "ingress", &relayed(), &every));
-        rules.push(allow("relay-out", "egress", &relayed(), &every));
-        let names: Vec<&str> = inv.routers.keys().map(String::as_str).collect();
-        subjects.push(json!({ "id": "routers", "cert_common_names": names }));
-        policies.push(json!({ "rules": ["relay-in", "relay-out"], "subjects": ["routers"] }));
+        relay_rules(inv, &mut rules, &mut subjects, &mut policies);
     }
     acl(rules, subjects, policies)
 }
@@ -188,12 +199,7 @@ pub fn router_access_control(inv: &Inventory) -> Value {
         policies.push(json!({ "rules": [read, pass], "subjects": [subject] }));
     }
     host_rules(inv, &mut rules, &mut subjects, &mut policies);
-    let every: Vec<String> = inv.robots().into_iter().flat_map(robot_keys).collect();
-    rules.push(allow("router-in", "ingress", &relayed(), &every));
-    rules.push(allow("router-out", "egress", &relayed(), &every));
-    let names: Vec<&str> = inv.routers.keys().map(String::as_str).collect();
-    subjects.push(json!({ "id": "routers", "cert_common_names": names }));
-    policies.push(json!({ "rules": ["router-in", "router-out"], "subjects": ["routers"] }));
+    relay_rules(inv, &mut rules, &mut subjects, &mut policies);
     acl(rules, subjects, policies)
 }
 
