@@ -94,14 +94,6 @@ impl RouterConfig {
         }
         out
     }
-
-    /// The robot of the board at `ip`, if one of the expected boards has that address.
-    pub fn board_at(&self, ip: IpAddr) -> Option<(&str, &Board)> {
-        self.boards
-            .iter()
-            .find(|(_, b)| b.address == ip)
-            .map(|(n, b)| (n.as_str(), b))
-    }
 }
 
 #[cfg(test)]
@@ -133,11 +125,6 @@ address = "10.0.0.3"
             cfg.expected_boards().into_iter().collect::<Vec<_>>(),
             [("r1", 2), ("r2", 1)]
         );
-        assert_eq!(
-            cfg.board_at("10.0.0.3".parse().expect("ip")).map(|(n, _)| n),
-            Some("c")
-        );
-        assert_eq!(cfg.board_at("10.0.0.9".parse().expect("ip")), None);
         let back: RouterConfig = toml::from_str(&cfg.to_toml()).expect("round trip");
         assert_eq!(back, cfg);
     }

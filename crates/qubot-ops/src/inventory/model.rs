@@ -226,9 +226,6 @@ impl Inventory {
             }
             check_user(&h.user).map_err(|r| err(f("user"), r))?;
             check_arch(&h.arch).map_err(|e| err(f("arch"), e))?;
-            if !h.root.is_absolute() {
-                return Err(err(f("root"), format!("{:?} must be an absolute path", h.root)));
-            }
             check_root(&h.root).map_err(|r| err(f("root"), r))?;
             if let Some(log) = &h.log {
                 check_log(log).map_err(|r| err(f("log"), r))?;
@@ -329,9 +326,6 @@ impl Inventory {
             }
             check_user(&r.user).map_err(|e| err(f("user"), e))?;
             check_arch(&r.arch).map_err(|e| err(f("arch"), e))?;
-            if !r.root.is_absolute() {
-                return Err(err(f("root"), format!("{:?} must be an absolute path", r.root)));
-            }
             check_root(&r.root).map_err(|e| err(f("root"), e))?;
         }
         if let Some(router) = &self.fleet.router {
@@ -531,6 +525,9 @@ fn check_user(s: &str) -> Result<(), String> {
 
 /// The deploy root: an absolute path of `[A-Za-z0-9._/-]` without a `..` component.
 fn check_root(p: &Path) -> Result<(), String> {
+    if !p.is_absolute() {
+        return Err(format!("{p:?} must be an absolute path"));
+    }
     let s = p.to_str().ok_or_else(|| format!("{p:?} is not valid UTF-8"))?;
     if !s
         .chars()

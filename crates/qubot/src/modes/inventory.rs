@@ -64,7 +64,8 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
         }
         InventoryCmd::Render { file, host, out } => {
             let inv = Inventory::load(&file)?;
-            if !inv.routers.contains_key(&host) {
+            let router = inv.routers.contains_key(&host);
+            if !router {
                 inv.host(&host)?;
             }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -72,7 +73,7 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
                 let p = out.join(name);
                 std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
             };
-            if inv.routers.contains_key(&host) {
+            if router {
                 let cfg = render::router_config(&inv, &host)?;
                 write(
                     "router.toml",

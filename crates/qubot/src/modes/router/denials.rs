@@ -11,7 +11,7 @@
 //! message the router routes, which only the router pays.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap},
     fmt::{self, Write as _},
     sync::Mutex,
 };
@@ -39,12 +39,12 @@ struct Denials;
 /// another's handling, so the layer only notes them and [`say_new`] logs them, from the
 /// router's one-second tick.
 static NOTED: Mutex<Noted> = Mutex::new(Noted {
-    seen: None,
+    seen: BTreeSet::new(),
     pending: Vec::new(),
 });
 
 struct Noted {
-    seen: Option<HashSet<String>>,
+    seen: BTreeSet<String>,
     /// (what was refused, the zenoh id of the link's other end).
     pending: Vec<(String, String)>,
 }
@@ -175,8 +175,7 @@ impl<S: Subscriber> Layer<S> for Denials {
             "access control denied {} ({}) on {} to {}",
             d.action, d.flow, d.key, d.who
         );
-        let seen = noted.seen.get_or_insert_with(HashSet::new);
-        if seen.len() < LOGGED && seen.insert(line.clone()) {
+        if noted.seen.len() < LOGGED && noted.seen.insert(line.clone()) {
             let zid = d.who.split(' ').next().unwrap_or_default().to_owned();
             noted.pending.push((line, zid));
         }

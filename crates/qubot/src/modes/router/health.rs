@@ -7,7 +7,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -133,12 +133,6 @@ fn look(cfg: &RouterConfig) -> Look {
 /// handshake is not attempted: it needs a fleet certificate, and zenoh answers it or not
 /// whatever the probe proves.
 fn accepts(endpoint: &str) -> bool {
-    let Some(addr) = endpoint
-        .split_once('/')
-        .and_then(|(_, a)| a.split(['?', '#']).next())
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-    else {
-        return false;
-    };
-    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+    super::socket_addr(endpoint)
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
 }

@@ -40,6 +40,13 @@ pub fn run(a: RouterArgs) -> anyhow::Result<ExitCode> {
     serve(&cfg, metrics, host.as_deref(), watched)
 }
 
+/// The socket address of a zenoh endpoint or locator such as `tls/10.77.0.1:7500` (metadata
+/// after `?` or `#` ignored); `None` for one that is no IP socket (a Unix socket).
+fn socket_addr(endpoint: &str) -> Option<SocketAddr> {
+    let (_, addr) = endpoint.split_once('/')?;
+    addr.split(['?', '#']).next()?.parse().ok()
+}
+
 fn serve(
     cfg: &BusConfig,
     metrics: Option<SocketAddr>,

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
 };
 
 use qubot_bus::telemetry as names;
@@ -67,11 +67,9 @@ impl Watch {
     }
 }
 
-/// The IP address of a zenoh locator such as `tls/10.77.0.1:45678` (metadata after `?`).
+/// The IP address of a zenoh locator such as `tls/10.77.0.1:45678`.
 fn ip_of(locator: &str) -> Option<IpAddr> {
-    let (_, addr) = locator.split_once('/')?;
-    let addr = addr.split(['?', '#']).next()?;
-    addr.parse::<SocketAddr>().ok().map(|a| a.ip())
+    super::socket_addr(locator).map(|a| a.ip())
 }
 
 /// Bytes this process read and wrote through system calls (`rchar`, `wchar` of
